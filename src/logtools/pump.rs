@@ -1,0 +1,331 @@
+//! The line pump shared by dlog, drlog and dslog.
+//!
+//! One iteration is one `read(2)` of up to [`CHUNK`] bytes. The complete lines it
+//! finishes go to the sink as one [`Batch`], and the sink stores all of them
+//! (retrying failed writes for as long as it takes) before the next read. So:
+//!
+//! * durability costs one sync per read, not per line;
+//! * a line is never split: an unfinished tail waits in memory for the rest of its
+//!   bytes, however long the line gets, and only whole lines reach the sink;
+//! * on INT or TERM the pump stops reading chunks. If it holds part of a line, it
+//!   reads the rest of that line one byte at a time (so it cannot take a byte past
+//!   the newline), hands it over, and returns. Everything after that newline stays
+//!   unread in the pipe for the next reader. A second INT or TERM while it waits
+//!   for that newline gives up waiting: the part it has is stored as a line of its
+//!   own (the rest will reach the next reader as another line) rather than lost;
+//! * at end of input an unfinished last line is stored with a newline added.
+//!
+//! Signals arrive through a signalfd that the loop polls beside the input, so no
+//! code runs in a signal handler and a signal never interrupts a half-done write.
+
+use std::fs::File;
+use std::io::{self, IoSlice, Write};
+use std::os::fd::RawFd;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::sys::{self, Signal, SignalFd};
+
+/// The most one read takes. It bounds how much may sit between "read" and "synced".
+pub const CHUNK: usize = 1 << 20;
+
+/// The pause between two attempts of an operation that failed (a write on a full
+/// disk, a reopen of a removed directory, a syslog socket with nobody behind it).
+pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Complete lines, each ending in `\n`, in two runs: the line that an earlier read
+/// had started (or nothing), then the lines wholly inside the latest read.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub parts: [&'a [u8]; 2],
+}
+
+impl<'a> Batch<'a> {
+    pub fn new(first: &'a [u8], rest: &'a [u8]) -> Batch<'a> {
+        debug_assert!(first.is_empty() || first.ends_with(b"\n"));
+        debug_assert!(rest.is_empty() || rest.ends_with(b"\n"));
+        Batch { parts: [first, rest] }
+    }
+
+    /// The lines, without their newlines.
+    pub fn lines(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let [a, b] = self.parts;
+        split_lines(a).chain(split_lines(b))
+    }
+
+    pub fn len(&self) -> usize {
+        self.parts[0].len() + self.parts[1].len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The lines of `run` (whole lines, each ending in `\n`), without their newlines.
+pub fn split_lines(mut run: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let end = sys::memchr(b'\n', run)?;
+        let line = &run[..end];
+        run = &run[end + 1..];
+        Some(line)
+    })
+}
+
+/// Where the lines go.
+pub trait Sink {
+    /// Stores every line of `batch` before returning, retrying through
+    /// [`Control::retry`] whatever fails.
+    fn write(&mut self, batch: &Batch<'_>, control: &mut Control);
+
+    /// HUP: close and reopen the output.
+    fn reopen(&mut self, _control: &mut Control) {}
+
+    /// A moment at which [`Sink::tick`] should run even without input.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    fn tick(&mut self, _control: &mut Control) {}
+
+    /// The end: make what was written durable and close.
+    fn finish(&mut self, _control: &mut Control) {}
+}
+
+/// What a sink can ask of the loop while it works: pause without missing a signal,
+/// and retry a failing operation with reports on stderr.
+pub struct Control {
+    signals: SignalFd,
+    stop: u32,
+    hangup: bool,
+}
+
+static PROGRAM: OnceLock<String> = OnceLock::new();
+
+/// Names the program in messages (`dlog: ...`).
+pub fn set_program(name: &str) {
+    let _ = PROGRAM.set(name.to_string());
+}
+
+pub fn program() -> &'static str {
+    PROGRAM.get().map_or("dmon-log", String::as_str)
+}
+
+impl Control {
+    pub fn new() -> io::Result<Control> {
+        Ok(Control { signals: SignalFd::new()?, stop: 0, hangup: false })
+    }
+
+    /// Whether INT or TERM has arrived.
+    pub fn stopping(&self) -> bool {
+        self.stop > 0
+    }
+
+    fn drain(&mut self) {
+        while let Some(signal) = self.signals.next() {
+            match signal {
+                Signal::Hangup => self.hangup = true,
+                Signal::Stop => self.stop += 1,
+            }
+        }
+    }
+
+    /// Sleeps for `pause`, noting (not acting on) the signals that arrive.
+    pub fn pause(&mut self, pause: Duration) {
+        let until = Instant::now() + pause;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if sys::poll(self.signals.raw(), None, Some(left)).is_err() {
+                std::thread::sleep(left);
+            }
+            self.drain();
+        }
+    }
+
+    /// Runs `op` until it succeeds. The first failure, and any failure with a
+    /// different error, is reported as `PROGRAM: WHAT: ERROR (retrying)`; the
+    /// recovery is reported too. Nothing is ever given up: the input simply waits.
+    pub fn retry<T>(&mut self, what: impl Fn() -> String, mut op: impl FnMut() -> io::Result<T>) -> T {
+        let mut last: Option<String> = None;
+        loop {
+            match op() {
+                Ok(value) => {
+                    if last.is_some() {
+                        eprintln!("{}: {}: succeeded after retrying", program(), what());
+                    }
+                    return value;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let text = e.to_string();
+                    if last.as_deref() != Some(text.as_str()) {
+                        eprintln!("{}: {}: {text} (retrying every {:?})", program(), what(), RETRY_PAUSE);
+                        last = Some(text);
+                    }
+                    self.pause(RETRY_PAUSE);
+                }
+            }
+        }
+    }
+}
+
+/// Writes all of `parts` to `file`, in order, continuing after short writes and
+/// retrying failed ones (a full disk, EIO) until everything is written. A write
+/// to a pipe nobody reads any more (EPIPE) cannot ever succeed: that ends the
+/// program with status 1.
+pub fn write_all(control: &mut Control, what: &dyn Fn() -> String, file: &File, parts: &[&[u8]]) {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut done = 0;
+    while done < total {
+        let n = control.retry(what, || {
+            let mut skip = done;
+            let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len());
+            for part in parts {
+                if skip >= part.len() {
+                    skip -= part.len();
+                } else {
+                    slices.push(IoSlice::new(&part[skip..]));
+                    skip = 0;
+                }
+            }
+            match (&*file).write_vectored(&slices) {
+                Ok(0) => Err(io::Error::new(io::ErrorKind::WriteZero, "wrote nothing")),
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    eprintln!("{}: {}: {e}; nothing reads the output any more", program(), what());
+                    std::process::exit(1);
+                }
+                other => other,
+            }
+        });
+        done += n;
+    }
+}
+
+/// `fdatasync` with retries: the data and the size that reading it back needs.
+pub fn sync(control: &mut Control, what: &dyn Fn() -> String, file: &File) {
+    control.retry(what, || file.sync_data());
+}
+
+/// A failure that ends the program: input that cannot be read.
+#[derive(Debug)]
+pub struct PumpError(pub String);
+
+/// Moves lines from `input` to `sink` until end of input or INT/TERM.
+pub fn run(input: RawFd, sink: &mut impl Sink, control: &mut Control) -> Result<(), PumpError> {
+    if !sys::is_open(input) {
+        return Err(PumpError(format!("input descriptor {input} is not open")));
+    }
+    // A bigger pipe lets the writer go on while a batch is synced; see CHUNK.
+    sys::grow_pipe(input, CHUNK);
+    let mut buf = vec![0u8; CHUNK];
+    let mut carry: Vec<u8> = Vec::new();
+    let result = loop {
+        control.drain();
+        if control.hangup {
+            control.hangup = false;
+            sink.reopen(control);
+        }
+        if control.stopping() {
+            finish_line(input, &mut carry, sink, control);
+            break Ok(());
+        }
+        let deadline = sink.deadline();
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let ready = match sys::poll(control.signals.raw(), Some(input), timeout) {
+            Ok(ready) => ready,
+            Err(e) => break Err(PumpError(format!("poll: {e}"))),
+        };
+        if ready.signal {
+            continue;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            sink.tick(control);
+        }
+        if !ready.input {
+            continue;
+        }
+        let n = match sys::read(input, &mut buf) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => continue,
+            Err(e) => {
+                finish_line(input, &mut carry, sink, control);
+                break Err(PumpError(format!("reading input: {e}")));
+            }
+        };
+        if n == 0 {
+            finish_line(input, &mut carry, sink, control);
+            break Ok(());
+        }
+        take(&buf[..n], &mut carry, sink, control);
+    };
+    sink.finish(control);
+    result
+}
+
+/// Hands the complete lines of `chunk` (with the line `carry` had started) to the
+/// sink, and leaves the unfinished tail in `carry`.
+fn take(chunk: &[u8], carry: &mut Vec<u8>, sink: &mut impl Sink, control: &mut Control) {
+    let Some(last) = sys::memrchr(b'\n', chunk) else {
+        carry.extend_from_slice(chunk);
+        return;
+    };
+    let (whole, tail) = chunk.split_at(last + 1);
+    if carry.is_empty() {
+        sink.write(&Batch::new(&[], whole), control);
+    } else {
+        let first = sys::memchr(b'\n', whole).map_or(whole.len(), |i| i + 1);
+        carry.extend_from_slice(&whole[..first]);
+        sink.write(&Batch::new(carry, &whole[first..]), control);
+        carry.clear();
+    }
+    carry.extend_from_slice(tail);
+}
+
+/// Completes the line in hand, if any, without reading past its newline, and
+/// hands it over. See the module documentation for a second INT or TERM.
+fn finish_line(input: RawFd, carry: &mut Vec<u8>, sink: &mut impl Sink, control: &mut Control) {
+    if carry.is_empty() {
+        return;
+    }
+    let stops = control.stop;
+    let mut byte = [0u8; 1];
+    while !carry.ends_with(b"\n") {
+        // Poll first: the signals are blocked, so a read waiting for the writer
+        // could not be interrupted by a second TERM.
+        let ready = sys::poll(control.signals.raw(), Some(input), None).unwrap_or_default();
+        control.drain();
+        if stops > 0 && control.stop > stops {
+            break;
+        }
+        if !ready.input {
+            continue;
+        }
+        match sys::read(input, &mut byte) {
+            Ok(0) => break,
+            Ok(_) => carry.push(byte[0]),
+            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => {}
+            Err(_) => break,
+        }
+    }
+    if !carry.ends_with(b"\n") {
+        carry.push(b'\n');
+    }
+    sink.write(&Batch::new(carry, &[]), control);
+    carry.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_lines() {
+        let batch = Batch::new(b"one\n", b"\ntwo\nthree\n");
+        let lines: Vec<&[u8]> = batch.lines().collect();
+        assert_eq!(lines, [&b"one"[..], b"", b"two", b"three"]);
+        assert_eq!(Batch::new(&[], &[]).lines().count(), 0);
+    }
+}
