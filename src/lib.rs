@@ -1,0 +1,29 @@
+//! dmon: run a command, restart it when it dies, and pipe its output into a log
+//! command that is restarted too, without losing output in between. Every
+//! supervised command tree lives in its own cgroup when one can be had, so pausing,
+//! timeouts and shutdown reach every process of the tree.
+//!
+//! The binaries are thin: `src/main.rs` for dmon, `src/bin/*` for the companion
+//! tools. Everything they do lives here, so integration tests and fuzz targets can
+//! reach the same code.
+
+pub mod cli;
+pub mod conf;
+pub mod creds;
+pub mod daemon;
+pub mod limits;
+pub mod logtools;
+pub mod status;
+pub mod supervisor;
+pub mod task;
+pub mod tree;
+pub mod units;
+
+/// An I/O error as a short reason, without Rust's "(os error N)" tail:
+/// "No such file or directory".
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}

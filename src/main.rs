@@ -1,0 +1,122 @@
+//! dmon's entry point: parse, validate and open everything, detach, supervise.
+//! Every error before the supervision starts is one line on stderr and exit 2.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+
+use dmon::cli::{self, Options, Parsed};
+use dmon::creds::Credentials;
+use dmon::daemon::{self, PidFile};
+use dmon::status::StatusFile;
+use dmon::supervisor::{Proc, Supervisor};
+use dmon::task::Policy;
+use dmon::tree::{Tree, signals::SignalTree};
+
+/// Bad options or files: nothing was started.
+const EXIT_USAGE: u8 = 2;
+/// Supervision itself failed.
+const EXIT_FAILURE: u8 = 1;
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let options = match cli::parse(&args, std::env::var_os("DMON_OPTIONS").as_deref()) {
+        Ok(Parsed::Run(options)) => options,
+        Ok(Parsed::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("dmon: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    daemon::init_logging(options.verbose);
+    match run(*options) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(Failure::Usage(message)) => {
+            eprintln!("dmon: {message}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(Failure::Runtime(message)) => {
+            tracing::error!("{message}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+enum Failure {
+    Usage(String),
+    Runtime(String),
+}
+
+fn run(opts: Options) -> Result<i32, Failure> {
+    let usage = Failure::Usage;
+    let resolve = |name: &str, spec: &Option<dmon::creds::UserSpec>| {
+        spec.as_ref().map(Credentials::resolve).transpose().map_err(|e| Failure::Usage(format!("{name}: {e}")))
+    };
+    let cmd_creds = resolve("-u/--cmd-user", &opts.cmd_user)?;
+    let log_creds = resolve("-U/--log-user", &opts.log_user)?;
+    if let Some(dir) = &opts.work_dir {
+        if !dir.is_dir() {
+            return Err(usage(format!("-W/--work-dir: '{}' is not a directory", dir.display())));
+        }
+    }
+    let mut pid_file = opts.pid_file.as_deref().map(PidFile::lock).transpose().map_err(usage)?;
+    let status = match &opts.status_file {
+        Some(path) => Some(StatusFile::open(path).map_err(|e| {
+            usage(format!("-I/--write-info: cannot open '{}': {}", path.display(), dmon::io_reason(&e)))
+        })?),
+        None => None,
+    };
+
+    for (name, value) in &opts.environ {
+        // SAFETY: dmon is still single-threaded.
+        unsafe {
+            match value {
+                Some(value) => std::env::set_var(name, value),
+                None => std::env::remove_var(name),
+            }
+        }
+    }
+
+    if opts.daemon {
+        daemon::detach(pid_file.as_mut()).map_err(Failure::Runtime)?;
+        if opts.work_dir.is_none() {
+            let _ = std::env::set_current_dir("/");
+        }
+    } else if let Some(pid_file) = pid_file.as_mut() {
+        pid_file.write(std::process::id()).map_err(|e| usage(format!("-p/--pid-file: cannot write: {}", dmon::io_reason(&e))))?;
+    }
+    if let Some(dir) = &opts.work_dir {
+        std::env::set_current_dir(dir)
+            .map_err(|e| Failure::Runtime(format!("-W/--work-dir: cannot change to '{}': {}", dir.display(), dmon::io_reason(&e))))?;
+    }
+
+    let stdin = File::options().read(true).open("/dev/stdin").ok();
+    let tty = match (&stdin, opts.daemon) {
+        (Some(file), false) if dmon::supervisor::is_tty(file) => Some(std::io::stdin().as_raw_fd()),
+        _ => None,
+    };
+
+    let policy = Policy {
+        once: opts.once,
+        max_respawns: opts.max_respawns,
+        interval: opts.interval,
+        timeout: opts.timeout,
+        grace: opts.grace,
+        backoff_max: opts.backoff_max,
+    };
+    let cmd = Proc::new("cmd", opts.command.clone(), policy, Tree::Signals(SignalTree::new(true)), cmd_creds, opts.cmd_sigs);
+    let log = opts.log_command.clone().map(|argv| {
+        let policy = Policy::forever(opts.grace, opts.backoff_max);
+        Proc::new("log", argv, policy, Tree::Signals(SignalTree::new(false)), log_creds, opts.log_sigs)
+    });
+    let supervisor = Supervisor::new(cmd, log, status, &opts, tty).map_err(|e| Failure::Runtime(dmon::io_reason(&e)))?;
+    let code = supervisor.run().map_err(|e| Failure::Runtime(format!("supervision failed: {}", dmon::io_reason(&e))))?;
+    if let Some(pid_file) = pid_file {
+        pid_file.remove();
+    }
+    Ok(code)
+}

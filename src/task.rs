@@ -1,0 +1,599 @@
+//! The life of one supervised process (the command, or the log command) as a pure
+//! state machine: events in, actions out, no system calls. The event loop in
+//! `supervisor` turns kernel notifications into [`Event`]s and carries out the
+//! returned [`Action`]s on the process tree.
+//!
+//! ```text
+//!            Spawn                 leader exits, tree empty
+//!   Idle ──────────▶ Running ───────────────────────────────▶ (next run)
+//!                     │  │ timeout / stop / exit with leftovers
+//!                     │  ▼
+//!                     │ Stopping ── tree empty ──▶ (next run) or Done
+//!                     │  (TERM+CONT sent; KILL at the deadline, repeated)
+//!                     ▼
+//!                  Draining (log command after the command is gone:
+//!                  reads the pipe to its end, stopped after the grace period)
+//!
+//!   (next run) = Waiting until a backoff or -i deadline, then Spawn; or Done
+//!   for -1 after a zero exit, or when -m's respawns are used up.
+//! ```
+//!
+//! Pausing is orthogonal to the state: a paused task's tree is frozen while it
+//! runs, its timeout clock is stopped, and a respawn while paused starts frozen.
+
+use std::time::{Duration, Instant};
+
+/// After a run this long, a failure counts as the first again (no backoff).
+pub const HEALTHY_RUN: Duration = Duration::from_secs(10);
+/// The second quick failure in a row waits this long; each further one doubles it.
+pub const BACKOFF_START: Duration = Duration::from_millis(100);
+/// While the tree will not die after KILL (it is still being walked, or the kernel
+/// is slow), KILL is sent again this often.
+pub const KILL_REPEAT: Duration = Duration::from_secs(1);
+
+/// How a task is restarted.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// `-1`: done after a zero exit.
+    pub once: bool,
+    /// `-m`: at most this many respawns.
+    pub max_respawns: Option<u64>,
+    /// `-i`: wait this long after a zero exit.
+    pub interval: Option<Duration>,
+    /// `-t`: stop runs that last longer (paused time does not count).
+    pub timeout: Option<Duration>,
+    /// Between TERM and KILL.
+    pub grace: Duration,
+    /// The longest backoff between quick failures.
+    pub backoff_max: Duration,
+}
+
+impl Policy {
+    /// The log command's policy: restarted for as long as dmon runs.
+    pub fn forever(grace: Duration, backoff_max: Duration) -> Policy {
+        Policy { once: false, max_respawns: None, interval: None, timeout: None, grace, backoff_max }
+    }
+}
+
+/// Why a tree is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// The leader exited and left processes behind.
+    Exited,
+    /// `-t` ran out.
+    Timeout,
+    /// dmon is shutting down.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Idle,
+    Running { pid: i32, started: Instant },
+    /// TERM and CONT were sent to the tree; `leader` is the pid not yet reaped.
+    Stopping { leader: Option<i32>, started: Instant, why: Why, kill_at: Instant },
+    /// The log command reads the rest of the pipe; stopped at `stop_at`.
+    Draining { pid: i32, started: Instant, stop_at: Instant },
+    Waiting { until: Instant },
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Start the first run.
+    Start,
+    /// The loop started the process asked for by `Action::Spawn`.
+    Spawned { pid: i32 },
+    /// The process could not be started (`status` as a wait status, e.g. 127 << 8).
+    SpawnFailed { status: i32 },
+    /// The leader was reaped; `tree_empty` tells whether anything of its tree is left.
+    Exited { status: i32, tree_empty: bool },
+    /// Nothing of the tree is left (after `Exited` with leftovers).
+    TreeEmpty,
+    /// The deadline given by [`Task::deadline`] has come.
+    Tick,
+    /// Stop the tree and finish (dmon is shutting down).
+    Stop,
+    /// The log command's input has ended: let it read the rest, then stop it.
+    Drain,
+    Pause,
+    Resume,
+}
+
+/// A status line of DMon's `-I` format, without the task's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Start(i32),
+    Exit(i32, i32),
+    Stop(i32),
+    Timeout(i32),
+    Pause(i32),
+    Resume(i32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Start the process; `frozen` when it must start paused.
+    Spawn { frozen: bool },
+    /// TERM and CONT to every process of the tree.
+    Terminate,
+    /// KILL to every process of the tree.
+    Kill,
+    Freeze,
+    Thaw,
+    Report(Status),
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    policy: Policy,
+    state: State,
+    paused: bool,
+    /// While paused, what is left of the timeout; while running, its deadline.
+    timeout_left: Option<Duration>,
+    timeout_at: Option<Instant>,
+    respawns: u64,
+    quick_failures: u32,
+    last_status: Option<i32>,
+    draining: bool,
+    /// Set by the loop for the log command: whether the pipe still holds data.
+    pub input_left: bool,
+}
+
+impl Task {
+    pub fn new(policy: Policy) -> Task {
+        Task {
+            policy,
+            state: State::Idle,
+            paused: false,
+            timeout_left: None,
+            timeout_at: None,
+            respawns: 0,
+            quick_failures: 0,
+            last_status: None,
+            draining: false,
+            input_left: false,
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The wait status of the last run, if any run ended.
+    pub fn last_status(&self) -> Option<i32> {
+        self.last_status
+    }
+
+    /// The pid of the running leader, if there is one.
+    pub fn pid(&self) -> Option<i32> {
+        match self.state {
+            State::Running { pid, .. } | State::Draining { pid, .. } => Some(pid),
+            State::Stopping { leader, .. } => leader,
+            _ => None,
+        }
+    }
+
+    /// When the loop must deliver `Event::Tick` next, if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Running { .. } => self.timeout_at,
+            State::Stopping { kill_at, .. } => Some(kill_at),
+            State::Draining { stop_at, .. } => Some(stop_at),
+            State::Waiting { until } => Some(until),
+            State::Idle | State::Done => None,
+        }
+    }
+
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        match (self.state.clone(), event) {
+            (State::Idle, Event::Start) => out.push(Action::Spawn { frozen: self.paused }),
+            (State::Idle | State::Waiting { .. }, Event::Spawned { pid }) => {
+                self.state = State::Running { pid, started: now };
+                out.push(Action::Report(Status::Start(pid)));
+                match (self.paused, self.policy.timeout) {
+                    (true, timeout) => {
+                        self.timeout_left = timeout;
+                        self.timeout_at = None;
+                        out.push(Action::Report(Status::Pause(pid)));
+                    }
+                    (false, timeout) => self.timeout_at = timeout.map(|t| now + t),
+                }
+                if self.draining {
+                    self.state = State::Draining { pid, started: now, stop_at: now + self.policy.grace };
+                }
+            }
+            (State::Idle | State::Waiting { .. }, Event::SpawnFailed { status }) => {
+                self.last_status = Some(status);
+                self.next_run(now, Duration::ZERO, &mut out);
+            }
+            (State::Running { pid, started }, Event::Exited { status, tree_empty }) => {
+                self.last_status = Some(status);
+                out.push(Action::Report(Status::Exit(pid, status)));
+                if tree_empty {
+                    self.next_run(now, now - started, &mut out);
+                } else {
+                    self.stop_tree(None, started, Why::Exited, now, &mut out);
+                }
+            }
+            (State::Draining { pid, started, .. }, Event::Exited { status, tree_empty }) => {
+                self.last_status = Some(status);
+                out.push(Action::Report(Status::Exit(pid, status)));
+                if tree_empty {
+                    self.next_run(now, now - started, &mut out);
+                } else {
+                    self.stop_tree(None, started, Why::Exited, now, &mut out);
+                }
+            }
+            (State::Stopping { leader: Some(pid), started, why, kill_at }, Event::Exited { status, tree_empty }) => {
+                self.last_status = Some(status);
+                out.push(Action::Report(Status::Exit(pid, status)));
+                if tree_empty {
+                    self.finish_stop(why, now - started, now, &mut out);
+                } else {
+                    self.state = State::Stopping { leader: None, started, why, kill_at };
+                }
+            }
+            (State::Stopping { leader: None, started, why, .. }, Event::TreeEmpty) => {
+                self.finish_stop(why, now - started, now, &mut out);
+            }
+            (State::Running { pid, started }, Event::Tick) if self.timeout_at.is_some_and(|t| t <= now) => {
+                out.push(Action::Report(Status::Timeout(pid)));
+                self.stop_tree(Some(pid), started, Why::Timeout, now, &mut out);
+            }
+            (State::Stopping { leader, started, why, kill_at }, Event::Tick) if kill_at <= now => {
+                out.push(Action::Kill);
+                self.state = State::Stopping { leader, started, why, kill_at: now + KILL_REPEAT };
+            }
+            (State::Draining { pid, started, stop_at }, Event::Tick) if stop_at <= now => {
+                out.push(Action::Report(Status::Stop(pid)));
+                self.stop_tree(Some(pid), started, Why::Shutdown, now, &mut out);
+            }
+            (State::Waiting { until }, Event::Tick) if until <= now => {
+                self.respawns += 1;
+                out.push(Action::Spawn { frozen: self.paused });
+            }
+            (State::Idle | State::Waiting { .. }, Event::Stop | Event::Drain) => self.state = State::Done,
+            (State::Running { pid, started } | State::Draining { pid, started, .. }, Event::Stop) => {
+                out.push(Action::Report(Status::Stop(pid)));
+                self.stop_tree(Some(pid), started, Why::Shutdown, now, &mut out);
+            }
+            (State::Stopping { leader, started, kill_at, .. }, Event::Stop | Event::Drain) => {
+                self.state = State::Stopping { leader, started, why: Why::Shutdown, kill_at };
+            }
+            (State::Running { pid, started }, Event::Drain) => {
+                self.draining = true;
+                self.state = State::Draining { pid, started, stop_at: now + self.policy.grace };
+            }
+            (_, Event::Pause) if !self.paused => {
+                self.paused = true;
+                if let State::Running { pid, .. } = self.state {
+                    self.timeout_left = self.timeout_at.map(|t| t.saturating_duration_since(now));
+                    self.timeout_at = None;
+                    out.push(Action::Freeze);
+                    out.push(Action::Report(Status::Pause(pid)));
+                }
+            }
+            (_, Event::Resume) if self.paused => {
+                self.paused = false;
+                if let State::Running { pid, .. } = self.state {
+                    self.timeout_at = self.timeout_left.take().map(|left| now + left);
+                    out.push(Action::Thaw);
+                    out.push(Action::Report(Status::Resume(pid)));
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn stop_tree(&mut self, leader: Option<i32>, started: Instant, why: Why, now: Instant, out: &mut Vec<Action>) {
+        out.push(Action::Terminate);
+        if self.paused {
+            // A frozen tree cannot act on TERM; it stays paused for the next run.
+            out.push(Action::Thaw);
+        }
+        self.timeout_at = None;
+        self.state = State::Stopping { leader, started, why, kill_at: now + self.policy.grace };
+    }
+
+    fn finish_stop(&mut self, why: Why, ran: Duration, now: Instant, out: &mut Vec<Action>) {
+        if why == Why::Shutdown {
+            self.state = State::Done;
+        } else {
+            self.next_run(now, ran, out);
+        }
+    }
+
+    /// After a run ended and its tree is empty: start again now, later, or never.
+    fn next_run(&mut self, now: Instant, ran: Duration, out: &mut Vec<Action>) {
+        let success = self.last_status == Some(0);
+        let respawns_used = self.policy.max_respawns.is_some_and(|max| self.respawns >= max);
+        if (self.policy.once && success) || respawns_used || (self.draining && !self.input_left) {
+            self.state = State::Done;
+            return;
+        }
+        if ran >= HEALTHY_RUN {
+            self.quick_failures = 0;
+        }
+        self.quick_failures = self.quick_failures.saturating_add(1);
+        let mut delay = match self.quick_failures {
+            1 => Duration::ZERO,
+            n => BACKOFF_START.saturating_mul(1 << (n - 2).min(20)).min(self.policy.backoff_max),
+        };
+        if let (true, Some(interval)) = (success, self.policy.interval) {
+            delay = interval;
+        }
+        if delay.is_zero() {
+            self.respawns += 1;
+            self.state = State::Idle;
+            out.push(Action::Spawn { frozen: self.paused });
+        } else {
+            self.state = State::Waiting { until: now + delay };
+        }
+    }
+}
+
+/// dmon's exit code for a wait status: the exit code, or 128+N for signal N.
+pub fn exit_code(status: i32) -> i32 {
+    if libc::WIFSIGNALED(status) { 128 + libc::WTERMSIG(status) } else { libc::WEXITSTATUS(status) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXIT_0: i32 = 0;
+    const EXIT_1: i32 = 1 << 8;
+
+    fn policy() -> Policy {
+        Policy {
+            once: false,
+            max_respawns: None,
+            interval: None,
+            timeout: None,
+            grace: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+
+    /// A task started and running as pid 100 at `t0`.
+    fn running(policy: Policy, t0: Instant) -> Task {
+        let mut task = Task::new(policy);
+        assert_eq!(task.handle(Event::Start, t0), [Action::Spawn { frozen: false }]);
+        assert_eq!(task.handle(Event::Spawned { pid: 100 }, t0), [Action::Report(Status::Start(100))]);
+        task
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn restarts_at_once_after_a_long_run() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        let out = task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(60));
+        assert_eq!(out, [Action::Report(Status::Exit(100, EXIT_1)), Action::Spawn { frozen: false }]);
+        assert_eq!(task.last_status(), Some(EXIT_1));
+    }
+
+    #[test]
+    fn quick_failures_back_off_growing_to_the_cap() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.backoff_max = Duration::from_millis(350);
+        let mut task = running(p, t0);
+        let mut now = t0;
+        let mut delays = Vec::new();
+        for pid in 101..107 {
+            let out = task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, now);
+            match task.state() {
+                State::Waiting { until } => {
+                    delays.push(*until - now);
+                    now = *until;
+                    assert_eq!(task.handle(Event::Tick, now), [Action::Spawn { frozen: false }]);
+                }
+                State::Idle => {
+                    delays.push(Duration::ZERO);
+                    assert_eq!(out.last(), Some(&Action::Spawn { frozen: false }));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            task.handle(Event::Spawned { pid }, now);
+        }
+        let ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [0, 100, 200, 350, 350, 350]);
+    }
+
+    #[test]
+    fn a_healthy_run_resets_the_backoff() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
+        task.handle(Event::Spawned { pid: 101 }, t0);
+        task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
+        assert!(matches!(task.state(), State::Waiting { .. }));
+        task.handle(Event::Tick, t0 + secs(1));
+        task.handle(Event::Spawned { pid: 102 }, t0 + secs(1));
+        let out = task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(30));
+        assert_eq!(out.last(), Some(&Action::Spawn { frozen: false }));
+    }
+
+    #[test]
+    fn once_stops_after_success_only() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.once = true;
+        let mut task = running(p, t0);
+        task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(20));
+        assert_eq!(task.state(), &State::Idle);
+        task.handle(Event::Spawned { pid: 101 }, t0 + secs(20));
+        task.handle(Event::Exited { status: EXIT_0, tree_empty: true }, t0 + secs(40));
+        assert!(task.is_done());
+        assert_eq!(exit_code(task.last_status().unwrap()), 0);
+    }
+
+    #[test]
+    fn max_respawns_counts_restarts() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.max_respawns = Some(2);
+        let mut task = running(p, t0);
+        let mut now = t0;
+        for pid in 101..=102 {
+            now += secs(30);
+            task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, now);
+            task.handle(Event::Spawned { pid }, now);
+        }
+        now += secs(30);
+        task.handle(Event::Exited { status: 9, tree_empty: true }, now);
+        assert!(task.is_done());
+        assert_eq!(exit_code(task.last_status().unwrap()), 128 + 9);
+    }
+
+    #[test]
+    fn interval_waits_after_success() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.interval = Some(secs(30));
+        let mut task = running(p, t0);
+        task.handle(Event::Exited { status: EXIT_0, tree_empty: true }, t0 + secs(20));
+        assert_eq!(task.deadline(), Some(t0 + secs(50)));
+        assert_eq!(task.handle(Event::Tick, t0 + secs(49)), []);
+        assert_eq!(task.handle(Event::Tick, t0 + secs(50)), [Action::Spawn { frozen: false }]);
+    }
+
+    #[test]
+    fn spawn_failure_backs_off_like_a_quick_exit() {
+        let t0 = Instant::now();
+        let mut task = Task::new(policy());
+        task.handle(Event::Start, t0);
+        assert_eq!(task.handle(Event::SpawnFailed { status: 127 << 8 }, t0), [Action::Spawn { frozen: false }]);
+        assert_eq!(task.handle(Event::SpawnFailed { status: 127 << 8 }, t0), []);
+        assert_eq!(task.deadline(), Some(t0 + BACKOFF_START));
+        assert_eq!(exit_code(task.last_status().unwrap()), 127);
+    }
+
+    #[test]
+    fn timeout_terminates_then_kills_then_waits_for_an_empty_tree() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.timeout = Some(secs(10));
+        let mut task = running(p, t0);
+        assert_eq!(task.deadline(), Some(t0 + secs(10)));
+        let out = task.handle(Event::Tick, t0 + secs(10));
+        assert_eq!(out, [Action::Report(Status::Timeout(100)), Action::Terminate]);
+        assert_eq!(task.deadline(), Some(t0 + secs(15)));
+        assert_eq!(task.handle(Event::Tick, t0 + secs(15)), [Action::Kill]);
+        assert_eq!(task.deadline(), Some(t0 + secs(15) + KILL_REPEAT));
+        let out = task.handle(Event::Exited { status: 9, tree_empty: false }, t0 + secs(15));
+        assert_eq!(out, [Action::Report(Status::Exit(100, 9))]);
+        // The next run starts only once the tree is empty.
+        assert_eq!(task.handle(Event::TreeEmpty, t0 + secs(16)), [Action::Spawn { frozen: false }]);
+    }
+
+    #[test]
+    fn leftovers_of_an_exited_leader_are_stopped_before_the_next_run() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        let out = task.handle(Event::Exited { status: EXIT_0, tree_empty: false }, t0 + secs(30));
+        assert_eq!(out, [Action::Report(Status::Exit(100, EXIT_0)), Action::Terminate]);
+        assert_eq!(task.handle(Event::TreeEmpty, t0 + secs(31)), [Action::Spawn { frozen: false }]);
+    }
+
+    #[test]
+    fn stop_ends_in_done() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        assert_eq!(task.handle(Event::Stop, t0), [Action::Report(Status::Stop(100)), Action::Terminate]);
+        assert_eq!(task.handle(Event::Exited { status: 15, tree_empty: true }, t0).len(), 1);
+        assert!(task.is_done());
+        let mut waiting = running(policy(), t0);
+        waiting.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
+        waiting.handle(Event::Spawned { pid: 101 }, t0);
+        waiting.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
+        assert_eq!(waiting.handle(Event::Stop, t0), []);
+        assert!(waiting.is_done());
+    }
+
+    #[test]
+    fn stop_during_a_timeout_becomes_a_shutdown() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.timeout = Some(secs(1));
+        let mut task = running(p, t0);
+        task.handle(Event::Tick, t0 + secs(1));
+        task.handle(Event::Stop, t0 + secs(2));
+        task.handle(Event::Exited { status: 15, tree_empty: true }, t0 + secs(2));
+        assert!(task.is_done());
+    }
+
+    #[test]
+    fn pause_freezes_and_stops_the_timeout_clock() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.timeout = Some(secs(10));
+        let mut task = running(p, t0);
+        assert_eq!(task.handle(Event::Pause, t0 + secs(4)), [Action::Freeze, Action::Report(Status::Pause(100))]);
+        assert_eq!(task.handle(Event::Pause, t0 + secs(5)), []);
+        assert_eq!(task.deadline(), None);
+        assert_eq!(task.handle(Event::Resume, t0 + secs(100)), [Action::Thaw, Action::Report(Status::Resume(100))]);
+        assert_eq!(task.deadline(), Some(t0 + secs(106)));
+        assert_eq!(task.handle(Event::Resume, t0 + secs(101)), []);
+    }
+
+    #[test]
+    fn a_respawn_while_paused_starts_frozen() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        task.handle(Event::Pause, t0);
+        let out = task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(30));
+        assert_eq!(out.last(), Some(&Action::Spawn { frozen: true }));
+        let out = task.handle(Event::Spawned { pid: 101 }, t0 + secs(30));
+        assert_eq!(out, [Action::Report(Status::Start(101)), Action::Report(Status::Pause(101))]);
+        assert_eq!(task.handle(Event::Resume, t0 + secs(31)), [Action::Thaw, Action::Report(Status::Resume(101))]);
+    }
+
+    #[test]
+    fn stopping_a_paused_tree_thaws_it() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        task.handle(Event::Pause, t0);
+        assert_eq!(task.handle(Event::Stop, t0), [Action::Report(Status::Stop(100)), Action::Terminate, Action::Thaw]);
+    }
+
+    #[test]
+    fn draining_log_reads_to_the_end_then_is_stopped() {
+        let t0 = Instant::now();
+        let mut task = running(Policy::forever(secs(5), secs(60)), t0);
+        assert_eq!(task.handle(Event::Drain, t0), []);
+        assert_eq!(task.deadline(), Some(t0 + secs(5)));
+        // It ends by itself at end of input: done.
+        task.handle(Event::Exited { status: EXIT_0, tree_empty: true }, t0 + secs(1));
+        assert!(task.is_done());
+
+        let mut slow = running(Policy::forever(secs(5), secs(60)), t0);
+        slow.handle(Event::Drain, t0);
+        assert_eq!(slow.handle(Event::Tick, t0 + secs(5)), [Action::Report(Status::Stop(100)), Action::Terminate]);
+    }
+
+    #[test]
+    fn a_log_command_that_dies_while_input_is_left_is_restarted() {
+        let t0 = Instant::now();
+        let mut task = running(Policy::forever(secs(5), secs(60)), t0);
+        task.handle(Event::Drain, t0);
+        task.input_left = true;
+        let out = task.handle(Event::Exited { status: 9, tree_empty: true }, t0 + secs(20));
+        assert_eq!(out.last(), Some(&Action::Spawn { frozen: false }));
+    }
+}
