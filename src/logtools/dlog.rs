@@ -138,11 +138,9 @@ pub fn run(args: Args) -> i32 {
     };
     let file = match &args.file {
         Some(path) => open_append(path).map_err(|e| format!("cannot open {}: {e}", path.display())),
-        None => std::io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(File::from)
-            .map_err(|e| format!("standard output: {e}")),
+        None => {
+            std::io::stdout().as_fd().try_clone_to_owned().map(File::from).map_err(|e| format!("standard output: {e}"))
+        }
     };
     let file = match file {
         Ok(f) => f,
@@ -159,8 +157,7 @@ pub fn run(args: Args) -> i32 {
         }
     };
     let syncable = sys::is_regular_file(std::os::fd::AsRawFd::as_raw_fd(&file));
-    let mut sink =
-        FileSink { file, path: args.file, syncable, durable: !args.buffered, format, buf: Vec::new() };
+    let mut sink = FileSink { file, path: args.file, syncable, durable: !args.buffered, format, buf: Vec::new() };
     match pump::run(args.input_fd, &mut sink, &mut control) {
         Ok(()) => 0,
         Err(e) => {

@@ -1,1 +1,418 @@
-//! drlog
+//! drlog: append lines to `DIR/current` and rotate it by size and age.
+//!
+//! Rotation happens only between lines: a batch is cut at the last newline that
+//! still fits, `current` is synced (even with `-b`), renamed to
+//! `log-YYYY-mm-dd-HH:MM:SS` (UTC) without ever replacing a file, a new `current`
+//! is opened, the directory is synced, and the oldest rotated files beyond `-m`
+//! are removed. A line is thus in exactly one file. A file holds at most `-s`
+//! bytes unless a single line is longer, in which case that line gets a file of its
+//! own rather than being cut.
+//!
+//! Names sort by time and never collide: when a name for the current second is
+//! taken (or the clock went back), the next one after the newest rotated name is
+//! used, with a six-digit suffix (`log-2024-05-01-12:00:00.000001`, `.000002`, …),
+//! which still sorts after it.
+//!
+//! The time `current` was started is kept in `DIR/.timestamp` (seconds since the
+//! epoch), as DMon did, so `-T` counts across restarts.
+
+use std::ffi::{CString, OsString};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+
+use super::args;
+use super::clock::Civil;
+use super::format::Format;
+use super::pump::{self, Batch, Control, Sink};
+use super::sys;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "drlog",
+    version,
+    about = "Append each line of the input to DIR/current, rotating it by size and age.",
+    after_help = "Signals: HUP reopens DIR/current; INT and TERM finish the line in hand and exit.\n\
+                  Options in DRLOG_OPTIONS come before the command line.",
+    args_override_self = true
+)]
+pub struct Args {
+    /// Keep at most N rotated files (0: keep all)
+    #[arg(short = 'm', long = "max-files", value_name = "N", default_value = "10", value_parser = args::parse_count)]
+    pub max_files: u64,
+    /// Rotate once current has been in use for TIME (0: never by age)
+    #[arg(short = 'T', long = "max-time", value_name = "TIME", default_value = "5d", value_parser = args::parse_time)]
+    pub max_time: Duration,
+    /// Rotate before current would grow over SIZE (0: never by size)
+    #[arg(short = 's', long = "max-size", value_name = "SIZE", default_value = "150k", value_parser = args::parse_size)]
+    pub max_size: u64,
+    /// Read from descriptor FD instead of standard input
+    #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
+    pub input_fd: i32,
+    /// Buffered: do not sync to disk after each read (rotation still syncs)
+    #[arg(short = 'b', long)]
+    pub buffered: bool,
+    /// Put a UTC timestamp YYYY-mm-dd/HH:MM:SS in front of each line
+    #[arg(short = 't', long)]
+    pub timestamp: bool,
+    /// Put an RFC 3339 UTC timestamp with microseconds in front of each line
+    #[arg(short = 'R', long)]
+    pub rfc3339: bool,
+    /// Put PREFIX and a space in front of each line (after the timestamp)
+    #[arg(short = 'p', long, value_name = "PREFIX")]
+    pub prefix: Option<OsString>,
+    /// Skip empty lines
+    #[arg(short = 'e', long = "skip-empty")]
+    pub skip_empty: bool,
+    /// The log directory; it must exist
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+const CURRENT: &str = "current";
+const STARTED: &str = ".timestamp";
+const PREFIX: &str = "log-";
+
+/// Whether `name` is a rotated file's name: `log-YYYY-mm-dd-HH:MM:SS` with an
+/// optional `.NNNNNN`.
+pub fn is_rotated_name(name: &str) -> bool {
+    let Some(stamp) = name.strip_prefix(PREFIX) else { return false };
+    let (stamp, suffix) = match stamp.split_once('.') {
+        Some((s, n)) => (s, Some(n)),
+        None => (stamp, None),
+    };
+    let pattern = b"dddd-dd-dd-dd:dd:dd";
+    let stamp_ok = stamp.len() == pattern.len()
+        && stamp.bytes().zip(pattern).all(|(c, &p)| if p == b'd' { c.is_ascii_digit() } else { c == p });
+    stamp_ok && suffix.is_none_or(|n| n.len() == 6 && n.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// The name for a file rotated now: `candidate` unless it does not sort after
+/// `newest`, else the one right after `newest`.
+pub fn next_name(candidate: &str, newest: Option<&str>) -> String {
+    let Some(newest) = newest.filter(|n| candidate <= *n) else { return candidate.to_string() };
+    match newest.split_once('.') {
+        Some((base, n)) => {
+            let next = n.parse::<u64>().unwrap_or(0) + 1;
+            format!("{base}.{next:06}")
+        }
+        None => format!("{newest}.000001"),
+    }
+}
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Renames `from` to `to` unless `to` exists (EEXIST then).
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let (f, t) = (cstring(from)?, cstring(to)?);
+    // SAFETY: both are valid NUL-terminated paths.
+    let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINVAL) {
+        return Err(e);
+    }
+    // A file system without RENAME_NOREPLACE: a hard link also refuses to replace.
+    std::fs::hard_link(from, to)?;
+    std::fs::remove_file(from)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+struct RotatingSink {
+    dir: PathBuf,
+    dir_file: File,
+    current: File,
+    size: u64,
+    /// When `current` was started, in seconds since the epoch.
+    started: u64,
+    newest: Option<String>,
+    max_files: u64,
+    max_time: Duration,
+    max_size: u64,
+    durable: bool,
+    format: Format,
+    buf: Vec<u8>,
+}
+
+impl RotatingSink {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn open_current(dir: &Path) -> io::Result<(File, u64)> {
+        let file = OpenOptions::new().append(true).create(true).mode(0o640).open(dir.join(CURRENT))?;
+        let size = file.metadata()?.len();
+        Ok((file, size))
+    }
+
+    fn write_started(&self) {
+        let text = format!("{}\n", self.started);
+        if let Err(e) = std::fs::write(self.path(STARTED), text) {
+            eprintln!("{}: writing {}: {e}", pump::program(), self.path(STARTED).display());
+        }
+    }
+
+    fn read_started(dir: &Path) -> Option<u64> {
+        std::fs::read_to_string(dir.join(STARTED)).ok()?.trim().parse().ok()
+    }
+
+    fn rotated_names(dir: &Path) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| is_rotated_name(n))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn age_expired(&self) -> bool {
+        !self.max_time.is_zero() && unix_now() >= self.started.saturating_add(self.max_time.as_secs().max(1))
+    }
+
+    fn rotate(&mut self, control: &mut Control) {
+        let current = self.path(CURRENT);
+        pump::sync(control, &|| format!("syncing {}", current.display()), &self.current);
+        let mut name = next_name(&format!("{PREFIX}{}", Civil::now().file_stamp()), self.newest.as_deref());
+        let target = name.clone();
+        control.retry(
+            || format!("renaming {} to {target}", current.display()),
+            || loop {
+                match rename_noreplace(&current, &self.dir.join(&name)) {
+                    // Someone else made that name: take the next one.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => name = next_name(&name, Some(&name)),
+                    other => return other,
+                }
+            },
+        );
+        self.newest = Some(name);
+        let (file, size) = control.retry(|| format!("opening {}", current.display()), || Self::open_current(&self.dir));
+        self.current = file;
+        self.size = size;
+        self.started = unix_now();
+        self.write_started();
+        let dir_file = &self.dir_file;
+        control.retry(|| format!("syncing {}", self.dir.display()), || dir_file.sync_all());
+        self.prune();
+    }
+
+    /// Removes the oldest rotated files beyond `-m`. A failure is reported and left
+    /// for the next rotation: it never costs a line.
+    fn prune(&self) {
+        if self.max_files == 0 {
+            return;
+        }
+        let names = match Self::rotated_names(&self.dir) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("{}: listing {}: {e}", pump::program(), self.dir.display());
+                return;
+            }
+        };
+        let excess = names.len().saturating_sub(self.max_files as usize);
+        for name in &names[..excess] {
+            if let Err(e) = std::fs::remove_file(self.path(name)) {
+                eprintln!("{}: removing {}: {e}", pump::program(), self.path(name).display());
+            }
+        }
+    }
+
+    /// Writes whole lines, rotating between lines as the size limit requires.
+    fn put(&mut self, mut data: &[u8], control: &mut Control) {
+        let what = format!("writing {}", self.path(CURRENT).display());
+        while !data.is_empty() {
+            let room = if self.max_size == 0 { u64::MAX } else { self.max_size.saturating_sub(self.size) };
+            let take = if data.len() as u64 <= room {
+                data.len()
+            } else if let Some(end) = sys::memrchr(b'\n', &data[..room as usize]) {
+                end + 1
+            } else if self.size == 0 {
+                // One line longer than the limit: alone in its file, whole.
+                sys::memchr(b'\n', data).map_or(data.len(), |end| end + 1)
+            } else {
+                0
+            };
+            if take > 0 {
+                pump::write_all(control, &|| what.clone(), &self.current, &[&data[..take]]);
+                self.size += take as u64;
+                data = &data[take..];
+            }
+            if !data.is_empty() {
+                self.rotate(control);
+            }
+        }
+    }
+}
+
+impl Sink for RotatingSink {
+    fn write(&mut self, batch: &Batch<'_>, control: &mut Control) {
+        if self.size > 0 && self.age_expired() {
+            self.rotate(control);
+        }
+        if self.format.is_plain() {
+            for part in batch.parts {
+                self.put(part, control);
+            }
+        } else {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            self.format.render(batch, &mut buf);
+            self.put(&buf, control);
+            self.buf = buf;
+        }
+        if self.durable {
+            let current = self.path(CURRENT);
+            pump::sync(control, &|| format!("syncing {}", current.display()), &self.current);
+        }
+    }
+
+    fn reopen(&mut self, control: &mut Control) {
+        let current = self.path(CURRENT);
+        pump::sync(control, &|| format!("syncing {}", current.display()), &self.current);
+        let (file, size) =
+            control.retry(|| format!("reopening {}", current.display()), || Self::open_current(&self.dir));
+        self.current = file;
+        self.size = size;
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if self.max_time.is_zero() {
+            return None;
+        }
+        let due = self.started.saturating_add(self.max_time.as_secs().max(1));
+        Some(Instant::now() + Duration::from_secs(due.saturating_sub(unix_now())))
+    }
+
+    fn tick(&mut self, control: &mut Control) {
+        if !self.age_expired() {
+            return;
+        }
+        if self.size > 0 {
+            self.rotate(control);
+        } else {
+            // Nothing to rotate: an empty file's age starts over.
+            self.started = unix_now();
+            self.write_started();
+        }
+    }
+
+    fn finish(&mut self, control: &mut Control) {
+        let current = self.path(CURRENT);
+        pump::sync(control, &|| format!("syncing {}", current.display()), &self.current);
+    }
+}
+
+/// Runs drlog with parsed arguments; returns the exit status.
+pub fn run(args: Args) -> i32 {
+    let program = pump::program();
+    let format = match super::dlog::format(args.prefix, args.timestamp, args.rfc3339, args.skip_empty) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return 2;
+        }
+    };
+    let dir = args.dir;
+    let fail = |what: String| {
+        eprintln!("{program}: {what}");
+        1
+    };
+    match std::fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return fail(format!("{}: not a directory", dir.display())),
+        Err(e) => return fail(format!("log directory {}: {e}", dir.display())),
+    }
+    let dir_file = match File::open(&dir) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("opening {}: {e}", dir.display())),
+    };
+    let newest = match RotatingSink::rotated_names(&dir) {
+        Ok(names) => names.last().cloned(),
+        Err(e) => return fail(format!("listing {}: {e}", dir.display())),
+    };
+    let (current, size) = match RotatingSink::open_current(&dir) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("opening {}: {e}", dir.join(CURRENT).display())),
+    };
+    let known = if size > 0 { RotatingSink::read_started(&dir) } else { None };
+    let mut control = match Control::new() {
+        Ok(c) => c,
+        Err(e) => return fail(format!("signalfd: {e}")),
+    };
+    let mut sink = RotatingSink {
+        dir,
+        dir_file,
+        current,
+        size,
+        started: known.unwrap_or_else(unix_now),
+        newest,
+        max_files: args.max_files,
+        max_time: args.max_time,
+        max_size: args.max_size,
+        durable: !args.buffered,
+        format,
+        buf: Vec::new(),
+    };
+    if known.is_none() {
+        sink.write_started();
+    }
+    match pump::run(args.input_fd, &mut sink, &mut control) {
+        Ok(()) => 0,
+        Err(e) => fail(e.0),
+    }
+}
+
+/// The `drlog` program.
+pub fn main() -> i32 {
+    let name = args::invoked_name("drlog");
+    pump::set_program(&name);
+    run(args::parse::<Args>(&name, Some("DRLOG_OPTIONS"), 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotated_names() {
+        assert!(is_rotated_name("log-2024-05-01-12:00:00"));
+        assert!(is_rotated_name("log-2024-05-01-12:00:00.000001"));
+        for bad in [
+            "current",
+            "log-2024-05-01",
+            "log-2024-05-01-12:00:00.1",
+            "log-2024-05-01-12-00-00",
+            "xlog-2024-05-01-12:00:00",
+        ] {
+            assert!(!is_rotated_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_sort_after_the_newest() {
+        let a = "log-2024-05-01-12:00:00";
+        assert_eq!(next_name(a, None), a);
+        assert_eq!(next_name("log-2024-05-01-12:00:01", Some(a)), "log-2024-05-01-12:00:01");
+        assert_eq!(next_name(a, Some(a)), "log-2024-05-01-12:00:00.000001");
+        assert_eq!(next_name(a, Some("log-2024-05-01-12:00:00.000009")), "log-2024-05-01-12:00:00.000010");
+        // The clock went back: still after the newest.
+        assert_eq!(next_name("log-2024-04-01-00:00:00", Some(a)), "log-2024-05-01-12:00:00.000001");
+        let mut names = vec![a.to_string()];
+        for _ in 0..20 {
+            let next = next_name(a, names.last().map(String::as_str));
+            assert!(next > *names.last().unwrap());
+            names.push(next);
+        }
+    }
+}
