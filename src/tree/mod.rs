@@ -1,21 +1,45 @@
 //! "The process tree of one supervised command": start into it, signal all of it,
 //! freeze, thaw, kill all of it, and tell when it is empty.
 //!
-//! One enum over the backends, dispatched by `match`:
+//! One enum over the backends, dispatched by `match`, chosen at start by
+//! [`open`] from the layout [`detect`] finds and the `--tree` choice:
+//! - [`cgroup2`]: a cgroup v2 leaf (pure v2, or the hybrid layout's `unified`
+//!   tree): `cgroup.freeze`, `cgroup.kill`, and `cgroup.events` to learn, without
+//!   polling, when the tree is frozen or empty;
+//! - [`freezer`]: a cgroup v1 freezer leaf, where no cgroup2 is mounted;
 //! - [`signals`]: no cgroup; the command's process group, dmon as child subreaper,
 //!   and a walk of the process table by parent pid. Works everywhere, for any user,
 //!   but a process could in principle slip out between two walks.
+//!
+//! In every backend the command is still put in a process group of its own (the
+//! loop does that), so `-n`'s terminal and Ctrl-C work the same everywhere.
+//!
+//! The cgroup crate cgroups-rs is not used: it depends on zbus (a D-Bus stack of
+//! about 90 crates) unconditionally, its `Cgroup::new` enables every controller in
+//! the ancestors' `cgroup.subtree_control`, its freeze does not wait for the
+//! kernel, and its kill is v2 only. What dmon needs is a handful of file writes,
+//! done here. docs/tree.md says more.
 //!
 //! The loop never needs to know which backend it has: it asks for the data the
 //! child needs between fork and exec ([`ChildSetup`]), and carries out the task
 //! machine's actions through [`Tree`].
 
+pub mod cgroup2;
+pub mod detect;
+pub mod files;
+pub mod freezer;
+pub mod home;
 pub mod signals;
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::sys::signal::Signal;
+
+use crate::cli::TreeChoice;
+use detect::{Backend, Choice, Host, Layout};
 
 /// What a new child does between fork and exec for its tree. Prepared before the
 /// fork: the child only makes raw system calls with it.
@@ -35,13 +59,97 @@ pub struct TreeEvents {
 }
 
 pub enum Tree {
+    Cgroup2(cgroup2::Cgroup2Tree),
+    Freezer(freezer::FreezerTree),
     Signals(signals::SignalTree),
+}
+
+/// The trees of the command and of the log command, and why their backend was chosen.
+pub struct Trees {
+    pub cmd: Tree,
+    pub log: Option<Tree>,
+    pub choice: Choice,
+    /// dmon's own cgroup directory, when a cgroup backend is used.
+    pub home: Option<PathBuf>,
+}
+
+impl Trees {
+    /// The status-file line naming the backend: `tree cgroup2 /sys/fs/cgroup/unified/dmon.42`.
+    pub fn status_line(&self) -> String {
+        match &self.home {
+            Some(dir) => format!("tree {} {}", self.choice.backend.name(), dir.display()),
+            None => format!("tree {}", self.choice.backend.name()),
+        }
+    }
+}
+
+/// Chooses the backend (see [`detect::choose`]) and makes the trees: for a cgroup
+/// backend, dmon's own cgroup under `parent` (by default dmon's current cgroup)
+/// with the leaves `supervisor`, `cmd` and, with a log command, `log`. When the
+/// cgroups cannot be made and the choice was `auto`, falls back to signals and
+/// says why. An error is a backend asked for by name that cannot be had.
+pub fn open(choice: TreeChoice, parent: Option<&Path>, with_log: bool) -> Result<Trees, String> {
+    let layout = Layout::detect_here();
+    let chosen = detect::choose(&layout, choice, parent, &Host::here())?;
+    let made = match &chosen.backend {
+        Backend::Signals => return Ok(signal_trees(chosen, with_log)),
+        Backend::Cgroup2 { parent: dir } => {
+            make_cgroups(dir, layout.v2.as_ref().map(|(_, own)| own.clone()), with_log, true)
+        }
+        Backend::Freezer { parent: dir } => {
+            make_cgroups(dir, layout.freezer.as_ref().map(|(_, own)| own.clone()), with_log, false)
+        }
+    };
+    match made {
+        Ok((cmd, log, home)) => Ok(Trees { cmd, log, choice: chosen, home: Some(home) }),
+        Err(e) if choice == TreeChoice::Auto => {
+            let why = format!(
+                "{}; cannot make dmon's cgroups: {}; falling back to signals",
+                chosen.why,
+                crate::io_reason(&e)
+            );
+            Ok(signal_trees(Choice { backend: Backend::Signals, why }, with_log))
+        }
+        Err(e) => Err(format!("--tree {}: {}", chosen.backend.name(), crate::io_reason(&e))),
+    }
+}
+
+fn signal_trees(choice: Choice, with_log: bool) -> Trees {
+    Trees {
+        cmd: Tree::Signals(signals::SignalTree::new(true)),
+        log: with_log.then(|| Tree::Signals(signals::SignalTree::new(false))),
+        choice,
+        home: None,
+    }
+}
+
+fn make_cgroups(
+    parent: &Path,
+    origin: Option<PathBuf>,
+    with_log: bool,
+    v2: bool,
+) -> io::Result<(Tree, Option<Tree>, PathBuf)> {
+    let leaves: &[&str] = if with_log { &["cmd", "log"] } else { &["cmd"] };
+    let home = Arc::new(home::Home::create(parent, origin, leaves)?);
+    let dir = home.dir().to_path_buf();
+    let make = |leaf: &str| -> io::Result<Tree> {
+        Ok(if v2 {
+            Tree::Cgroup2(cgroup2::Cgroup2Tree::new(home.clone(), leaf)?)
+        } else {
+            Tree::Freezer(freezer::FreezerTree::new(home.clone(), leaf)?)
+        })
+    };
+    let cmd = make("cmd")?;
+    let log = if with_log { Some(make("log")?) } else { None };
+    Ok((cmd, log, dir))
 }
 
 impl Tree {
     /// A short name for diagnostics and the status file.
     pub fn backend(&self) -> &'static str {
         match self {
+            Tree::Cgroup2(_) => "cgroup2",
+            Tree::Freezer(_) => "freezer",
             Tree::Signals(_) => "signals",
         }
     }
@@ -50,13 +158,17 @@ impl Tree {
     /// start paused.
     pub fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup> {
         match self {
-            Tree::Signals(_) => Ok(ChildSetup { procs_fd: None, stop_self: frozen }),
+            Tree::Cgroup2(t) => t.child_setup(frozen),
+            Tree::Freezer(t) => t.child_setup(frozen),
+            Tree::Signals(t) => Ok(t.child_setup(frozen)),
         }
     }
 
     /// The child `pid` was started into the tree.
     pub fn started(&mut self, pid: i32) {
         match self {
+            Tree::Cgroup2(t) => t.started(pid),
+            Tree::Freezer(t) => t.started(pid),
             Tree::Signals(t) => t.started(pid),
         }
     }
@@ -70,6 +182,8 @@ impl Tree {
     /// Sends `signal` to every process of the tree.
     pub fn signal(&mut self, signal: Signal) -> io::Result<()> {
         match self {
+            Tree::Cgroup2(t) => t.signal(signal),
+            Tree::Freezer(t) => t.signal(signal),
             Tree::Signals(t) => t.signal(signal),
         }
     }
@@ -77,12 +191,16 @@ impl Tree {
     /// Pauses every process of the tree. May complete asynchronously.
     pub fn freeze(&mut self) -> io::Result<()> {
         match self {
+            Tree::Cgroup2(t) => t.freeze(),
+            Tree::Freezer(t) => t.freeze(),
             Tree::Signals(t) => t.signal(Signal::SIGSTOP),
         }
     }
 
     pub fn thaw(&mut self) -> io::Result<()> {
         match self {
+            Tree::Cgroup2(t) => t.thaw(),
+            Tree::Freezer(t) => t.thaw(),
             Tree::Signals(t) => t.signal(Signal::SIGCONT),
         }
     }
@@ -90,6 +208,8 @@ impl Tree {
     /// KILL to every process of the tree.
     pub fn kill(&mut self) -> io::Result<()> {
         match self {
+            Tree::Cgroup2(t) => t.kill(),
+            Tree::Freezer(t) => t.kill(),
             Tree::Signals(t) => t.signal(Signal::SIGKILL),
         }
     }
@@ -98,6 +218,8 @@ impl Tree {
     /// reaps its children before asking).
     pub fn is_empty(&mut self) -> bool {
         match self {
+            Tree::Cgroup2(t) => t.is_empty(),
+            Tree::Freezer(t) => t.is_empty(),
             Tree::Signals(t) => t.is_empty(),
         }
     }
@@ -105,7 +227,18 @@ impl Tree {
     /// A descriptor that becomes readable (POLLPRI) when the tree's state changes.
     pub fn event_fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
-            Tree::Signals(_) => None,
+            Tree::Cgroup2(t) => t.event_fd(),
+            Tree::Freezer(_) | Tree::Signals(_) => None,
+        }
+    }
+
+    /// Reads the tree's state after a wake-up of [`Tree::event_fd`] (None for
+    /// backends without one). Must be called after every wake-up: cgroup v2 keeps
+    /// signalling POLLPRI until `cgroup.events` is read again.
+    pub fn acknowledge(&mut self) -> Option<TreeEvents> {
+        match self {
+            Tree::Cgroup2(t) => Some(t.events()),
+            Tree::Freezer(_) | Tree::Signals(_) => None,
         }
     }
 
@@ -113,12 +246,15 @@ impl Tree {
     pub fn set_foreign(&mut self, pids: &[i32]) {
         match self {
             Tree::Signals(t) => t.foreign = pids.to_vec(),
+            Tree::Cgroup2(_) | Tree::Freezer(_) => {}
         }
     }
 
     /// Releases what the tree holds (cgroup directories); the tree must be empty.
     pub fn remove(&mut self) -> io::Result<()> {
         match self {
+            Tree::Cgroup2(t) => t.remove(),
+            Tree::Freezer(t) => t.remove(),
             Tree::Signals(_) => Ok(()),
         }
     }

@@ -41,7 +41,14 @@ pub fn process_table() -> Vec<Row> {
 /// The members of a tree in `table`: `known` pids, processes in group `pgrp`,
 /// orphans re-parented to `me` (when `claim_orphans`, except `foreign` ones), and
 /// every descendant of those. Returned parents before children. Pure, for tests.
-pub fn members(table: &[Row], known: &BTreeSet<i32>, pgrp: Option<i32>, me: i32, claim_orphans: bool, foreign: &[i32]) -> Vec<i32> {
+pub fn members(
+    table: &[Row],
+    known: &BTreeSet<i32>,
+    pgrp: Option<i32>,
+    me: i32,
+    claim_orphans: bool,
+    foreign: &[i32],
+) -> Vec<i32> {
     let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for row in table {
         children.entry(row.ppid).or_default().push(row.pid);
@@ -82,17 +89,39 @@ pub struct SignalTree {
     claim_orphans: bool,
     /// The other tree's leader and process group, never claimed.
     pub foreign: Vec<i32>,
+    /// The next child must start stopped.
+    start_frozen: bool,
 }
 
 impl SignalTree {
     pub fn new(claim_orphans: bool) -> SignalTree {
-        SignalTree { me: std::process::id() as i32, pgrp: None, known: BTreeSet::new(), claim_orphans, foreign: Vec::new() }
+        SignalTree {
+            me: std::process::id() as i32,
+            pgrp: None,
+            known: BTreeSet::new(),
+            claim_orphans,
+            foreign: Vec::new(),
+            start_frozen: false,
+        }
+    }
+
+    /// A child that stopped itself before exec would block std's `spawn`, which
+    /// waits for the exec; so a command started while paused is stopped as soon
+    /// as `spawn` returns.
+    pub fn child_setup(&mut self, frozen: bool) -> super::ChildSetup {
+        self.start_frozen = frozen;
+        super::ChildSetup { procs_fd: None, stop_self: false }
     }
 
     pub fn started(&mut self, pid: i32) {
         self.pgrp = Some(pid);
         self.known.clear();
         self.known.insert(pid);
+        if std::mem::take(&mut self.start_frozen) {
+            if let Err(e) = self.signal(Signal::SIGSTOP) {
+                tracing::warn!("cannot start the tree stopped: {}", crate::io_reason(&e));
+            }
+        }
     }
 
     fn walk(&mut self) -> Vec<i32> {
@@ -139,15 +168,15 @@ mod tests {
     fn finds_descendants_groups_and_orphans_top_down() {
         let me = 1;
         let table = [
-            row(1, 0, 1),     // dmon
-            row(10, 1, 10),   // the command, leader of group 10
-            row(11, 10, 10),  // its child
-            row(12, 11, 12),  // a grandchild that called setsid
-            row(20, 1, 20),   // the log command
-            row(30, 1, 30),   // a setsid'd orphan re-parented to dmon
-            row(31, 30, 30),  // its child
-            row(40, 99, 10),  // an unrelated parent, but in the command's group
-            row(50, 77, 50),  // unrelated
+            row(1, 0, 1),    // dmon
+            row(10, 1, 10),  // the command, leader of group 10
+            row(11, 10, 10), // its child
+            row(12, 11, 12), // a grandchild that called setsid
+            row(20, 1, 20),  // the log command
+            row(30, 1, 30),  // a setsid'd orphan re-parented to dmon
+            row(31, 30, 30), // its child
+            row(40, 99, 10), // an unrelated parent, but in the command's group
+            row(50, 77, 50), // unrelated
         ];
         let known = BTreeSet::from([10]);
         let got = members(&table, &known, Some(10), me, true, &[20]);

@@ -1,0 +1,132 @@
+//! Small helpers for cgroup files: errors that name the file and the value, pid
+//! lists, and removal of a cgroup subtree.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+/// An error that says which file refused what: "write 1 to /sys/.../cgroup.kill: Permission denied".
+pub fn context(e: io::Error, what: &str, path: &Path, value: &str) -> io::Error {
+    let value = if value.is_empty() { String::new() } else { format!(" {value}") };
+    io::Error::new(e.kind(), format!("{what}{value} {}: {}", path.display(), crate::io_reason(&e)))
+}
+
+/// Writes `value` to the cgroup file at `path` in one `write`.
+pub fn write(path: &Path, value: &str) -> io::Result<()> {
+    let file = File::options().write(true).open(path).map_err(|e| context(e, "open", path, ""))?;
+    file.write_at(value.as_bytes(), 0).map(drop).map_err(|e| context(e, "write", path, value))
+}
+
+/// Writes `value` to an open cgroup file in one `write`.
+pub fn write_fd(file: &File, path: &Path, value: &str) -> io::Result<()> {
+    file.write_at(value.as_bytes(), 0).map(drop).map_err(|e| context(e, "write", path, value))
+}
+
+/// Reads an open cgroup file from its start (which also re-arms its POLLPRI
+/// notification: kernfs compares the event count with the one seen at the last read).
+pub fn read_fd(file: &File) -> io::Result<String> {
+    let mut buf = vec![0u8; 4096];
+    let n = file.read_at(&mut buf, 0)?;
+    buf.truncate(n);
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The value of `key` in a flat-keyed file such as `cgroup.events` ("populated 1\nfrozen 0\n").
+pub fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        if k == key { v.trim().parse().ok() } else { None }
+    })
+}
+
+/// Every pid in `cgroup.procs` of `dir` and of the cgroups below it, parents
+/// first (a process found in a parent cgroup is signalled before its children's).
+pub fn pids(dir: &Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    collect_pids(dir, &mut out, 0);
+    out
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>, depth: u32) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if depth > 32 {
+        return;
+    }
+    for sub in subdirs(dir) {
+        collect_pids(&sub, out, depth + 1);
+    }
+}
+
+fn subdirs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect()
+}
+
+/// Removes the cgroup `dir` and every cgroup below it, deepest first. Fails with
+/// EBUSY when one still holds a process.
+pub fn remove_tree(dir: &Path) -> io::Result<()> {
+    let mut first_error = None;
+    for sub in subdirs(dir) {
+        if let Err(e) = remove_tree(&sub) {
+            first_error.get_or_insert(e);
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(first_error.unwrap_or_else(|| context(e, "rmdir", dir, ""))),
+    }
+}
+
+/// Waits until `done` holds for the text of `file`, re-reading it after every
+/// POLLPRI (cgroup v2 notifies changes of `cgroup.events` that way), for at most
+/// `bound`. Returns whether it came true.
+pub fn wait_for(file: &File, bound: Duration, done: impl Fn(&str) -> bool) -> io::Result<bool> {
+    let end = Instant::now() + bound;
+    loop {
+        if done(&read_fd(file)?) {
+            return Ok(true);
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLPRI)];
+        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sends `signal` to every process of the cgroup subtree at `dir`, re-reading the
+/// lists until a round finds no process it had not signalled (a process forked
+/// after the first read is caught by the next). A pid that exits between the read
+/// and the signal is skipped (ESRCH); a recycled pid would need to be reused within
+/// that microsecond window, which pid allocation (cyclic) makes very unlikely.
+pub fn signal_all(dir: &Path, signal: nix::sys::signal::Signal) -> io::Result<usize> {
+    use nix::errno::Errno;
+    let mut signalled = std::collections::BTreeSet::new();
+    for _round in 0..64 {
+        let fresh: Vec<i32> = pids(dir).into_iter().filter(|p| !signalled.contains(p)).collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for pid in fresh {
+            match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
+            signalled.insert(pid);
+        }
+    }
+    Ok(signalled.len())
+}
