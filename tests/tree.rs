@@ -1,0 +1,173 @@
+//! Whole-tree control, run as the built binary on real process trees, in every
+//! cgroup layout this machine can show (see docs/tree.md):
+//! hybrid (as the machine is), pure v2 and v1 freezer only and no cgroups (each in
+//! a private mount namespace), an unprivileged user, a delegated subtree, and dmon
+//! as PID 1 of a new pid namespace. Plus `-n` with a terminal (tmux) in each backend.
+//!
+//! The tree: 7 busy processes, two of them double-forked and `setsid`'d, all
+//! recognisable by the test directory in their command line. CPU time is read
+//! from `/proc/PID/stat`. Conditions are polled with generous bounds; the only
+//! fixed waits are the measurement windows ("gains no CPU time for 2 s").
+//!
+//! These tests need root (cgroups, namespaces, setpriv); as another user they are
+//! skipped with a message. They run one at a time: each keeps both cores busy.
+
+#[path = "tree/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+const PAUSED_WINDOW: Duration = Duration::from_secs(2);
+
+/// Pause, resume, a respawn while paused, and shutdown, in one layout.
+fn pause_resume_respawn_shutdown(layout: Layout) {
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "pause");
+    t.write("load", "0.1\n");
+    let mut dmon = t.start(&["-i", "3", "-L", "5", "-l", "1"]);
+    let run1 = dmon.wait_line("cmd start ", 1);
+    let first = t.wait_members(7);
+    t.wait_all_gain_cpu(&first);
+
+    // Above the high mark: the whole tree stops.
+    t.write("load", "9\n");
+    dmon.wait_line(&format!("cmd pause {run1}"), 1);
+    t.assert_no_cpu_gained(&first, PAUSED_WINDOW);
+
+    // Below the low mark: every process runs again.
+    t.write("load", "0.2\n");
+    dmon.wait_line(&format!("cmd resume {run1}"), 1);
+    t.wait_all_gain_cpu(&first);
+
+    // The leader exits (with -i 3, a zero exit waits 3 s); paused meanwhile, the
+    // next run starts frozen.
+    t.write("exit-now", "");
+    dmon.wait_line(&format!("cmd exit {run1}"), 1);
+    t.write("load", "9\n");
+    let run2 = dmon.wait_line("cmd start ", 2);
+    dmon.wait_line(&format!("cmd pause {run2}"), 1);
+    t.assert_gone(&first);
+    let frozen = t.members();
+    assert!(!frozen.is_empty(), "{layout:?}: the second run has no process");
+    t.assert_no_cpu_gained(&frozen, PAUSED_WINDOW);
+    assert!(t.members().len() <= frozen.len(), "{layout:?}: the frozen run forked");
+
+    t.write("load", "0.2\n");
+    dmon.wait_line(&format!("cmd resume {run2}"), 1);
+    let second = t.wait_members(7);
+    t.wait_all_gain_cpu(&second);
+
+    // Shutdown: nothing of the tree outlives dmon, no cgroup is left.
+    dmon.terminate_and_wait();
+    t.assert_gone(&second);
+    t.assert_no_members();
+    dmon.assert_cgroups_removed();
+}
+
+/// `-t`: the whole tree is stopped (TERM, then KILL for the two that ignore it),
+/// and the next run starts only once nothing of the old one is left.
+fn timeout(layout: Layout) {
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "timeout");
+    let mut dmon = t.start(&["-t", "3", "--grace", "1"]);
+    let run1 = dmon.wait_line("cmd start ", 1);
+    let first = t.wait_members(7);
+    dmon.wait_line(&format!("cmd timeout {run1}"), 1);
+    let run2 = dmon.wait_line("cmd start ", 2);
+    // The new run looked for survivors before it started anything.
+    let seen = t.wait_file(&format!("survivors.{run2}"));
+    assert_eq!(seen.trim(), "", "{layout:?}: processes of the timed-out run were alive when the next one started");
+    t.assert_gone(&first);
+    t.wait_members(7);
+    dmon.terminate_and_wait();
+    t.assert_no_members();
+    dmon.assert_cgroups_removed();
+}
+
+macro_rules! layouts {
+    ($($name:ident: $layout:expr,)*) => {
+        mod pause {
+            use super::*;
+            $(#[test] fn $name() { pause_resume_respawn_shutdown($layout) })*
+        }
+        mod timeout {
+            use super::*;
+            $(#[test] fn $name() { timeout($layout) })*
+        }
+    };
+}
+
+layouts! {
+    hybrid: Layout::Hybrid,
+    pure_v2: Layout::PureV2,
+    freezer_only: Layout::FreezerOnly,
+    no_cgroups: Layout::NoCgroups,
+    unprivileged: Layout::Unprivileged,
+    delegated: Layout::Delegated,
+    pid1: Layout::Pid1,
+    forced_signals: Layout::ForcedSignals,
+}
+
+/// `-n` on a terminal: the command reads a typed line, and Ctrl-C ends dmon and
+/// the whole tree, setsid'd processes included.
+fn interactive(layout: Layout) {
+    let Some(_serial) = serial(layout) else { return };
+    if !have("tmux") {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let t = TestDir::new(layout, "tty");
+    let session = t.tmux_start();
+    session.type_line("hello there");
+    assert_eq!(t.wait_file("typed").trim(), "hello there");
+    let members = t.wait_members(7);
+    t.wait_all_gain_cpu(&members);
+    session.ctrl_c();
+    assert!(session.wait_dmon_exit(), "{layout:?}: dmon did not end on Ctrl-C");
+    t.assert_gone(&members);
+    t.assert_no_members();
+    let status = t.read("status");
+    let backend = status.lines().find_map(|l| l.strip_prefix("tree ")).unwrap_or("").to_string();
+    assert!(backend.starts_with(layout.expected_backend()), "{layout:?}: {backend}");
+    assert_cgroups_removed_for(&status, layout);
+}
+
+#[test]
+fn interactive_cgroup2() {
+    interactive(Layout::Hybrid)
+}
+
+#[test]
+fn interactive_freezer() {
+    interactive(Layout::ForcedFreezer)
+}
+
+#[test]
+fn interactive_signals() {
+    interactive(Layout::ForcedSignals)
+}
+
+/// A dmon killed with SIGKILL leaves its cgroups; once its tree is gone, the next
+/// dmon under the same parent removes them.
+#[test]
+fn leftovers_of_a_killed_dmon_are_removed_by_the_next() {
+    let layout = Layout::Hybrid;
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "leftover");
+    let mut first = t.start(&[]);
+    first.wait_line("cmd start ", 1);
+    t.wait_members(7);
+    let home = first.home().expect("a cgroup backend");
+    first.kill_hard();
+    assert!(home.is_dir());
+    // What a person would do: kill the orphaned tree.
+    std::fs::write(home.join("cmd/cgroup.kill"), "1").unwrap();
+    t.wait_no_members();
+    let mut second = t.start(&[]);
+    second.wait_line("cmd start ", 1);
+    assert!(wait_until(Duration::from_secs(10), || !home.exists()), "{} was not removed", home.display());
+    second.terminate_and_wait();
+    second.assert_cgroups_removed();
+}
