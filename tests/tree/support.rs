@@ -265,8 +265,13 @@ impl TestDir {
 
     pub fn wait_members(&self, n: usize) -> Vec<Proc> {
         let mut got = Vec::new();
+        // Only processes seen in two reads 300 ms apart: the script's short-lived
+        // subshells are not members to watch.
         let ok = wait_until(WAIT, || {
-            got = self.members();
+            let first = self.members();
+            std::thread::sleep(Duration::from_millis(300));
+            let second = self.members();
+            got = first.into_iter().filter(|p| second.contains(p)).collect();
             got.len() >= n
         });
         assert!(
@@ -292,7 +297,14 @@ impl TestDir {
                 .collect();
             lagging.is_empty()
         });
-        assert!(ok, "{:?}: {lagging:?} gained no CPU time", self.layout);
+        let detail: Vec<String> = lagging.iter().map(|pid| describe(*pid)).collect();
+        assert!(
+            ok,
+            "{:?}: gained no CPU time:\n{}\ndmon said:\n{}",
+            self.layout,
+            detail.join("\n"),
+            self.read("dmon.err")
+        );
     }
 
     /// Asserts that no process of `procs` uses any CPU time during `window`.
@@ -381,6 +393,14 @@ fn remove_cgroup(dir: &Path) -> bool {
         }
     }
     fs::remove_dir(dir).is_ok() || !dir.exists()
+}
+
+/// A process's stat line and command line, for failure messages.
+fn describe(pid: i32) -> String {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    format!("{} | {} | wchan {wchan}", stat.trim(), String::from_utf8_lossy(&cmdline).replace('\0', " "))
 }
 
 /// Start time and CPU time (utime + stime, in ticks) of a live, non-zombie process.
