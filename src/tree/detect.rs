@@ -326,3 +326,161 @@ pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: 
         .or_else(|why| Ok(Choice { backend: Backend::Signals, why: format!("{why}; falling back to signals") })),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This machine's kind: v1 hierarchies on a tmpfs, cgroup2 at `unified`.
+    const HYBRID: &str = "\
+25 30 0:23 / /sys rw,nosuid - sysfs sysfs rw
+26 25 0:24 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+27 26 0:25 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw
+28 26 0:26 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+29 26 0:27 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+";
+    const HYBRID_CGROUP: &str = "6:freezer:/jobs\n1:cpu:/\n0::/jobs/web\n";
+    const PURE: &str = "26 25 0:24 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+    const FREEZER: &str = "28 26 0:26 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n";
+
+    /// A fixture directory standing in for the kernel's cgroup files.
+    struct Fixture(PathBuf);
+
+    impl Fixture {
+        fn new(dirs: &[&str]) -> Fixture {
+            let root = std::env::temp_dir().join(format!("dmon-detect-{}-{}", std::process::id(), unique()));
+            for dir in dirs {
+                let dir = root.join(dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join("cgroup.procs"), "").unwrap();
+            }
+            Fixture(root)
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn unique() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    #[test]
+    fn parses_mountinfo_with_optional_fields_and_escapes() {
+        let mounts =
+            parse_mountinfo("27 26 0:25 / /sys/fs/cgroup/uni\\040fied rw shared:9 master:2 - cgroup2 none rw\n");
+        assert_eq!(
+            mounts,
+            [Mount {
+                root: "/".into(),
+                mount_point: "/sys/fs/cgroup/uni fied".into(),
+                fs_type: "cgroup2".into(),
+                super_options: "rw".into(),
+            }]
+        );
+        assert!(parse_mountinfo("garbage\n").is_empty());
+    }
+
+    #[test]
+    fn parses_proc_self_cgroup() {
+        assert_eq!(parse_proc_cgroup(HYBRID_CGROUP), (Some("/jobs/web".into()), Some("/jobs".into())));
+        assert_eq!(parse_proc_cgroup("0::/\n"), (Some("/".into()), None));
+        assert_eq!(parse_proc_cgroup("7:cpuset,freezer:/a\n"), (None, Some("/a".into())));
+    }
+
+    #[test]
+    fn detects_each_layout() {
+        let root = Path::new("/fx");
+        let hybrid = Layout::detect(root, HYBRID, HYBRID_CGROUP);
+        assert_eq!(hybrid.kind, Kind::Hybrid);
+        assert_eq!(
+            hybrid.v2,
+            Some((PathBuf::from("/fx/sys/fs/cgroup/unified"), PathBuf::from("/fx/sys/fs/cgroup/unified/jobs/web")))
+        );
+        assert_eq!(
+            hybrid.freezer,
+            Some((PathBuf::from("/fx/sys/fs/cgroup/freezer"), PathBuf::from("/fx/sys/fs/cgroup/freezer/jobs")))
+        );
+
+        let pure = Layout::detect(root, PURE, "0::/user.slice/x.scope\n");
+        assert_eq!(pure.kind, Kind::PureV2);
+        assert_eq!(pure.v2.unwrap().1, PathBuf::from("/fx/sys/fs/cgroup/user.slice/x.scope"));
+
+        let freezer = Layout::detect(root, FREEZER, "6:freezer:/\n");
+        assert_eq!(freezer.kind, Kind::FreezerOnly);
+        assert_eq!(freezer.freezer.unwrap().1, PathBuf::from("/fx/sys/fs/cgroup/freezer"));
+
+        assert_eq!(
+            Layout::detect(root, "26 25 0:24 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n", "0::/\n").kind,
+            Kind::None
+        );
+        // A cgroup2 mount that does not show dmon's cgroup (a bind of another subtree).
+        let other = "26 25 0:24 /other /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(Layout::detect(root, other, "0::/mine\n").kind, Kind::None);
+        // A cgroup namespace: the mount's root is cut off dmon's path.
+        let bound = "26 25 0:24 /ns /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(Layout::detect(root, bound, "0::/ns/job\n").v2.unwrap().1, PathBuf::from("/fx/sys/fs/cgroup/job"));
+    }
+
+    #[test]
+    fn prefers_cgroup2_in_the_hybrid_layout_and_falls_back_in_order() {
+        let fx = Fixture::new(&["sys/fs/cgroup/unified/jobs/web", "sys/fs/cgroup/freezer/jobs"]);
+        let layout = Layout::detect(&fx.0, HYBRID, HYBRID_CGROUP);
+        let host = Host { systemd: false };
+        let got = choose(&layout, TreeChoice::Auto, None, &host).unwrap();
+        assert_eq!(got.backend, Backend::Cgroup2 { parent: fx.0.join("sys/fs/cgroup/unified/jobs/web") });
+        assert!(got.why.contains("hybrid"), "{}", got.why);
+        let got = choose(&layout, TreeChoice::Freezer, None, &host).unwrap();
+        assert_eq!(got.backend, Backend::Freezer { parent: fx.0.join("sys/fs/cgroup/freezer/jobs") });
+        assert_eq!(choose(&layout, TreeChoice::Signals, None, &host).unwrap().backend, Backend::Signals);
+
+        // Without the v2 directory, auto takes the freezer.
+        std::fs::remove_file(fx.0.join("sys/fs/cgroup/unified/jobs/web/cgroup.procs")).unwrap();
+        std::fs::remove_dir(fx.0.join("sys/fs/cgroup/unified/jobs/web")).unwrap();
+        let got = choose(&layout, TreeChoice::Auto, None, &host).unwrap();
+        assert_eq!(got.backend.name(), "freezer");
+        // Asked for by name, a missing backend is an error.
+        let err = choose(&layout, TreeChoice::Cgroup2, None, &host).unwrap_err();
+        assert!(err.starts_with("--tree cgroup2:") && err.contains("does not exist"), "{err}");
+        // Nothing usable at all: signals, and the reason.
+        let none = Layout::detect(&fx.0, "", "");
+        let got = choose(&none, TreeChoice::Auto, None, &host).unwrap();
+        assert_eq!(got.backend, Backend::Signals);
+        assert!(got.why.contains("falling back to signals"), "{}", got.why);
+    }
+
+    #[test]
+    fn never_writes_into_a_cgroup_systemd_owns_unless_delegated_or_named() {
+        let fx = Fixture::new(&["sys/fs/cgroup/user.slice/x.service", "elsewhere"]);
+        let layout = Layout::detect(&fx.0, PURE, "0::/user.slice/x.service\n");
+        let systemd = Host { systemd: true };
+        let got = choose(&layout, TreeChoice::Auto, None, &systemd).unwrap();
+        assert_eq!(got.backend, Backend::Signals);
+        assert!(got.why.contains("not delegated"), "{}", got.why);
+        assert!(choose(&layout, TreeChoice::Cgroup2, None, &systemd).is_err());
+        // An explicit parent is the user's call.
+        let parent = fx.0.join("elsewhere");
+        let got = choose(&layout, TreeChoice::Auto, Some(&parent), &systemd).unwrap();
+        assert_eq!(got.backend, Backend::Cgroup2 { parent });
+        // Without systemd, dmon's own cgroup is fine.
+        assert_eq!(choose(&layout, TreeChoice::Auto, None, &Host::default()).unwrap().backend.name(), "cgroup2");
+
+        // A delegated cgroup carries user.delegate (or trusted.delegate).
+        let own = fx.0.join("sys/fs/cgroup/user.slice/x.service");
+        let path = CString::new(own.as_os_str().as_bytes()).unwrap();
+        let name = CString::new("user.delegate").unwrap();
+        // SAFETY: valid C strings and a one-byte value.
+        let set = unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), b"1".as_ptr().cast(), 1, 0) };
+        if set != 0 {
+            eprintln!("skipping the delegation case: this filesystem takes no user xattrs");
+            return;
+        }
+        assert!(is_delegated(&own));
+        assert_eq!(choose(&layout, TreeChoice::Auto, None, &systemd).unwrap().backend.name(), "cgroup2");
+    }
+}

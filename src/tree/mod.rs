@@ -29,6 +29,7 @@ pub mod detect;
 pub mod files;
 pub mod freezer;
 pub mod home;
+pub mod psi;
 pub mod signals;
 
 use std::io;
