@@ -171,3 +171,19 @@ fn leftovers_of_a_killed_dmon_are_removed_by_the_next() {
     second.terminate_and_wait();
     second.assert_cgroups_removed();
 }
+
+#[path = "tree/bench.rs"]
+mod bench;
+
+/// The benchmark's measurements (integration/bench-tree.sh runs it in release).
+#[test]
+#[ignore]
+fn bench_backends() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the benchmark needs root");
+        return;
+    }
+    let _serial = serial(Layout::Hybrid);
+    bench::run();
+}

@@ -1,0 +1,154 @@
+//! The tree benchmark's measuring part (run by integration/bench-tree.sh, or
+//! `cargo test --release --test tree -- --ignored --nocapture bench`): for each
+//! backend and tree size, the time from the decision to a fully stopped tree,
+//! to a fully killed tree, and the CPU time the tree used while paused.
+//!
+//! "Fully stopped" is the kernel's word where it has one (`frozen 1` for v2,
+//! FROZEN for the v1 freezer) and every process in state T for signals.
+//! Sizes come from DMON_BENCH_SIZES (default "10 100 1000").
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dmon::cli::TreeChoice;
+use dmon::tree::Tree;
+
+use super::support::wait_until;
+
+/// Processes whose command line carries `tag`, with their state and CPU ticks.
+fn census(tag: &str) -> Vec<(i32, char, u64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        if !String::from_utf8_lossy(&cmdline).contains(tag) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let state = fields[0].chars().next().unwrap_or('?');
+        if state == 'Z' {
+            continue;
+        }
+        let ticks = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        out.push((pid, state, ticks));
+    }
+    out
+}
+
+fn reap() {
+    // SAFETY: waitpid with a valid pointer.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+}
+
+fn fully_stopped(tree: &Tree, tag: &str, dir: Option<&std::path::Path>) -> bool {
+    match (tree, dir) {
+        (Tree::Cgroup2(_), Some(dir)) => {
+            std::fs::read_to_string(dir.join("cgroup.events")).is_ok_and(|t| t.contains("frozen 1"))
+        }
+        (Tree::Freezer(_), Some(dir)) => {
+            std::fs::read_to_string(dir.join("freezer.state")).is_ok_and(|t| t.trim() == "FROZEN")
+        }
+        _ => census(tag).iter().all(|(_, state, _)| *state == 'T'),
+    }
+}
+
+struct Row {
+    backend: &'static str,
+    size: usize,
+    stop: Duration,
+    kill: Duration,
+    paused_ticks: u64,
+}
+
+fn measure(choice: TreeChoice, size: usize) -> Option<Row> {
+    let trees = match dmon::tree::open(choice, None, false) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bench: {choice:?}: {e}");
+            return None;
+        }
+    };
+    let backend = trees.choice.backend.name();
+    let leaf = trees.home.as_ref().map(|h| h.join("cmd"));
+    let mut tree = trees.cmd;
+    let tag = format!("dmon-bench-{}-{backend}-{size}", std::process::id());
+    let script = format!(
+        "i=3; while [ $i -lt {size} ]; do ( while :; do :; done ) & i=$((i+1)); done; \
+         ( setsid sh -c 'while :; do :; done' {tag} & ); ( setsid sh -c 'while :; do :; done' {tag} & ); \
+         while :; do :; done"
+    );
+    let setup = tree.child_setup(false).unwrap();
+    let mut command = Command::new("sh");
+    command.args(["-c", &script, &tag]);
+    // SAFETY: raw system calls on data prepared before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            if let Some(fd) = setup.procs_fd {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            libc::setpgid(0, 0);
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
+    tree.started(child.id() as i32);
+    let grown = wait_until(Duration::from_secs(120), || census(&tag).len() >= size);
+    assert!(grown, "{backend}: the tree of {size} did not grow");
+
+    let t0 = Instant::now();
+    tree.freeze().unwrap();
+    assert!(wait_until(Duration::from_secs(30), || fully_stopped(&tree, &tag, leaf.as_deref())));
+    let stop = t0.elapsed();
+    let before: u64 = census(&tag).iter().map(|p| p.2).sum();
+    std::thread::sleep(Duration::from_secs(2));
+    let paused_ticks = census(&tag).iter().map(|p| p.2).sum::<u64>().saturating_sub(before);
+    tree.thaw().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let t0 = Instant::now();
+    tree.kill().unwrap();
+    let mut last_kill = Instant::now();
+    let emptied = wait_until(Duration::from_secs(60), || {
+        reap();
+        if last_kill.elapsed() > Duration::from_secs(1) {
+            let _ = tree.kill();
+            last_kill = Instant::now();
+        }
+        tree.is_empty()
+    });
+    let kill = t0.elapsed();
+    assert!(emptied, "{backend}: the tree of {size} did not die");
+    reap();
+    tree.remove().unwrap();
+    Some(Row { backend, size, stop, kill, paused_ticks })
+}
+
+pub fn run() {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let sizes: Vec<usize> = std::env::var("DMON_BENCH_SIZES")
+        .unwrap_or_else(|_| "10 100 1000".into())
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    println!("{:<9} {:>6} {:>10} {:>10} {:>14}", "backend", "procs", "stop ms", "kill ms", "paused ticks");
+    for choice in [TreeChoice::Cgroup2, TreeChoice::Freezer, TreeChoice::Signals] {
+        for &size in &sizes {
+            if let Some(r) = measure(choice, size) {
+                println!(
+                    "{:<9} {:>6} {:>10.2} {:>10.2} {:>14}",
+                    r.backend,
+                    r.size,
+                    r.stop.as_secs_f64() * 1e3,
+                    r.kill.as_secs_f64() * 1e3,
+                    r.paused_ticks
+                );
+            }
+        }
+    }
+}
