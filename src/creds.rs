@@ -1,19 +1,47 @@
 //! Users, groups and capabilities of the supervised commands (`-u`, `-U`, `-g`,
-//! `-G`, `--cap`, `--no-new-privs`).
+//! `-G`, `--cap`, `--no-new-privs`). docs/privileges.md has the user's view.
 //!
-//! Everything that needs the user and group databases is resolved before the fork
-//! (NSS look-ups allocate and may talk to daemons, which is not safe in a forked
-//! child). The child then only makes raw system calls on the prepared values.
+//! Two stages, as everywhere in dmon. Before the fork, [`KeptCaps::parse`] and
+//! [`Credentials::resolve`] look everything up: the user and group databases (NSS
+//! look-ups allocate, take locks and may talk to daemons, none of which is safe in
+//! a forked child), the capability names, and what dmon itself may do, so that a
+//! request dmon cannot carry out is an error before anything starts. In the child,
+//! [`Credentials::apply`] only makes raw system calls on the prepared values.
+//!
+//! The order in the child, and why (capabilities(7), "Effect of user ID changes on
+//! capabilities"; prctl(2)):
+//! 1. Narrow the bounding set (`PR_CAPBSET_DROP` needs CAP_SETPCAP, gone after the
+//!    uid change).
+//! 2. With capabilities to keep, `PR_SET_KEEPCAPS`: without it, a change from uid 0
+//!    to another clears the permitted set.
+//! 3. `setgroups`, `setresgid`, `setresuid`: groups and gid first, while the uid
+//!    still allows it; all three ids of each kind, so no saved id keeps root.
+//! 4. Set permitted, effective and inheritable to the kept set, then raise it in the
+//!    ambient set (a capability can be raised there only if it is permitted and
+//!    inheritable). Ambient capabilities are what survive `execve` of an ordinary
+//!    program for a non-root uid. Without `--cap`, a drop to a non-root uid clears
+//!    all three (the kernel has cleared permitted, effective and ambient already;
+//!    the inheritable set would otherwise stay as dmon had it).
+//! 5. `PR_SET_NO_NEW_PRIVS` last; it changes nothing about the steps above.
+//!
+//! Without `--cap` the bounding set is left as dmon has it, as su, s6-setuidgid and
+//! systemd's `User=` do: the dropped uid has no capabilities, and set-user-ID
+//! programs (passwd, ping) keep working. `--no-new-privs` is the switch that closes
+//! those too.
 
 use std::ffi::CString;
+use std::io;
+use std::str::FromStr;
 
+use caps::{CapSet, Capability};
 use nix::unistd::{Gid, Group, Uid, User};
 
 /// `USER[:GROUP[:GROUP...]]` plus `-g GROUP`, as typed; nothing looked up yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSpec {
     pub user: String,
-    /// Supplementary groups listed after the user.
+    /// The groups listed after the user: exactly the supplementary groups, and
+    /// the first is the primary group unless `-g` names one.
     pub groups: Vec<String>,
     /// `-g` / `-G`: the primary group.
     pub primary_group: Option<String>,
@@ -34,14 +62,103 @@ impl UserSpec {
     }
 }
 
-/// The ids a child switches to, resolved before the fork.
+/// The capabilities `--cap` keeps, as a mask of capability numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptCaps {
+    pub mask: u64,
+}
+
+impl KeptCaps {
+    /// Validates `--cap` names (as in capabilities(7), with or without `CAP_`, in
+    /// any case). No names: `None`, capabilities are left alone. Checks that dmon
+    /// holds each capability it is asked to keep and may narrow the bounding set.
+    pub fn parse(names: &[String]) -> Result<Option<KeptCaps>, String> {
+        let mut mask = 0;
+        for name in names {
+            mask |= Capability::from_str(&caps::to_canonical(name))
+                .map_err(|_| format!("unknown capability '{name}' (see capabilities(7), e.g. NET_BIND_SERVICE)"))?
+                .bitmask();
+        }
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let read = |set: CapSet| -> Result<u64, String> {
+            caps::read(None, set)
+                .map(|caps| caps.iter().fold(0, |m, c| m | c.bitmask()))
+                .map_err(|e| format!("cannot read dmon's own capabilities: {e}"))
+        };
+        let kept = KeptCaps { mask };
+        kept.check_holds(read(CapSet::Permitted)?, read(CapSet::Effective)?)?;
+        Ok(Some(kept))
+    }
+
+    fn check_holds(&self, permitted: u64, effective: u64) -> Result<(), String> {
+        let missing = self.mask & !permitted;
+        if missing != 0 {
+            return Err(format!(
+                "dmon itself does not hold {}, so it cannot keep it for a command",
+                names_of(missing).join(", ")
+            ));
+        }
+        if effective & Capability::CAP_SETPCAP.bitmask() == 0 {
+            return Err("dmon needs CAP_SETPCAP (run it as root) to narrow the commands' capabilities".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// The capability names of a mask, for messages.
+fn names_of(mask: u64) -> Vec<String> {
+    let mut all: Vec<Capability> = caps::all().into_iter().filter(|c| mask & c.bitmask() != 0).collect();
+    all.sort_by_key(Capability::index);
+    all.iter().map(Capability::to_string).collect()
+}
+
+/// The ids a child switches to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
+pub struct Ids {
     pub uid: u32,
     pub gid: u32,
+    /// Exactly the supplementary groups, in the order given; the kernel sorts them.
     pub groups: Vec<u32>,
-    /// `USER`, `LOGNAME` and `HOME` of the target user.
+}
+
+/// Everything a child changes about its privileges, resolved before the fork.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// The ids to switch to; `None` keeps dmon's (no `-u`, or `-u` naming the
+    /// ids dmon already runs with, when it may not change them).
+    pub ids: Option<Ids>,
+    /// `USER`, `LOGNAME` and `HOME` of the target user (unless `-E` sets them).
     pub env: Vec<(String, String)>,
+    /// `--cap`: the only capabilities left, in every set.
+    pub keep: Option<KeptCaps>,
+    /// `--no-new-privs`.
+    pub no_new_privs: bool,
+}
+
+/// What dmon itself runs with, the yardstick for what it may ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub ruid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// CAP_SETUID and CAP_SETGID in the effective set (root has them).
+    pub can_change_ids: bool,
+}
+
+impl Current {
+    pub fn read() -> Current {
+        let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
+        Current {
+            ruid: nix::unistd::getuid().as_raw(),
+            euid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            groups: nix::unistd::getgroups().unwrap_or_default().into_iter().map(Gid::as_raw).collect(),
+            can_change_ids: has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID),
+        }
+    }
 }
 
 fn lookup_user(name: &str) -> Result<(u32, Option<User>), String> {
@@ -67,59 +184,226 @@ fn lookup_group(name: &str) -> Result<u32, String> {
     }
 }
 
-impl Credentials {
-    /// Resolves a spec against the user and group databases. The primary group is
-    /// `-g`'s if given, else the user's; the supplementary groups are exactly the
-    /// listed ones if any are listed, else the user's groups from the database.
-    pub fn resolve(spec: &UserSpec) -> Result<Credentials, String> {
+impl Ids {
+    /// Resolves a spec against the user and group databases.
+    ///
+    /// - Primary group: `-g`'s if given, else the first listed group, else the
+    ///   user's primary group from the passwd entry.
+    /// - Supplementary groups: exactly the listed ones if any are listed; else the
+    ///   user's groups from the group database (`getgrouplist` with the primary
+    ///   group, as `initgroups` in su does); for a numeric uid without a passwd
+    ///   entry, just the primary group. Never anything of dmon's own.
+    pub fn resolve(spec: &UserSpec) -> Result<(Ids, Option<User>), String> {
         let (uid, entry) = lookup_user(&spec.user)?;
-        let gid = match (&spec.primary_group, &entry) {
-            (Some(group), _) => lookup_group(group)?,
-            (None, Some(user)) => user.gid.as_raw(),
-            (None, None) => match spec.groups.first() {
-                Some(group) => lookup_group(group)?,
-                None => return Err(format!("user {uid} has no passwd entry: give its group (-u {uid}:GROUP)")),
-            },
+        let gid = match (&spec.primary_group, spec.groups.first(), &entry) {
+            (Some(group), _, _) | (None, Some(group), _) => lookup_group(group)?,
+            (None, None, Some(user)) => user.gid.as_raw(),
+            (None, None, None) => {
+                return Err(format!("user {uid} has no passwd entry: give its group (-u {uid}:GROUP)"));
+            }
         };
-        let groups = if !spec.groups.is_empty() {
-            spec.groups.iter().map(|g| lookup_group(g)).collect::<Result<Vec<_>, _>>()?
+        let mut groups = Vec::new();
+        if !spec.groups.is_empty() {
+            for name in &spec.groups {
+                let group = lookup_group(name)?;
+                if !groups.contains(&group) {
+                    groups.push(group);
+                }
+            }
         } else if let Some(user) = &entry {
             let name = CString::new(user.name.as_bytes()).map_err(|_| "user name has a NUL byte".to_string())?;
-            nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
+            groups = nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
                 .map_err(|e| format!("cannot list the groups of '{}': {}", user.name, e.desc()))?
                 .into_iter()
                 .map(Gid::as_raw)
-                .collect()
+                .collect();
         } else {
-            vec![gid]
-        };
-        let mut env = Vec::new();
-        if let Some(user) = &entry {
-            env.push(("USER".to_string(), user.name.clone()));
-            env.push(("LOGNAME".to_string(), user.name.clone()));
-            env.push(("HOME".to_string(), user.dir.to_string_lossy().into_owned()));
+            groups.push(gid);
         }
-        Ok(Credentials { uid, gid, groups, env })
+        Ok((Ids { uid, gid, groups }, entry))
+    }
+}
+
+impl Credentials {
+    /// Everything one command runs with: its user (`-u`/`-U`, if given) and the
+    /// options that apply to both commands (`--cap`, `--no-new-privs`). `None`
+    /// when there is nothing to change.
+    pub fn for_command(
+        spec: Option<&UserSpec>,
+        keep: Option<KeptCaps>,
+        no_new_privs: bool,
+    ) -> Result<Option<Credentials>, String> {
+        let mut creds = match spec {
+            Some(spec) => Credentials::resolve(spec)?,
+            None if keep.is_some() || no_new_privs => Credentials::default(),
+            None => return Ok(None),
+        };
+        creds.keep = keep;
+        creds.no_new_privs = no_new_privs;
+        Ok(Some(creds))
     }
 
-    /// Switches the calling process to these ids: groups, then gid, then uid, with
-    /// `setres*` so that no saved id keeps root. Runs in the child between fork and
-    /// exec: raw system calls on prepared data only.
-    pub fn apply(&self) -> std::io::Result<()> {
-        let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
-        // SAFETY: plain system calls on values owned by self.
-        unsafe {
-            check(libc::setgroups(self.groups.len(), self.groups.as_ptr()))?;
-            check(libc::setresgid(self.gid, self.gid, self.gid))?;
-            check(libc::setresuid(self.uid, self.uid, self.uid))?;
+    /// Resolves a user spec alone into ids and environment, checked against what
+    /// dmon runs as.
+    pub fn resolve(spec: &UserSpec) -> Result<Credentials, String> {
+        Credentials::resolve_for(spec, &Current::read())
+    }
+
+    /// [`Credentials::resolve`] against a given state of dmon (for tests).
+    pub fn resolve_for(spec: &UserSpec, current: &Current) -> Result<Credentials, String> {
+        let (ids, entry) = Ids::resolve(spec)?;
+        let env = match &entry {
+            Some(user) => vec![
+                ("USER".to_string(), user.name.clone()),
+                ("LOGNAME".to_string(), user.name.clone()),
+                ("HOME".to_string(), user.dir.to_string_lossy().into_owned()),
+            ],
+            // No passwd entry: no name and no home, but never root's.
+            None => vec![
+                ("USER".to_string(), ids.uid.to_string()),
+                ("LOGNAME".to_string(), ids.uid.to_string()),
+                ("HOME".to_string(), "/".to_string()),
+            ],
+        };
+        let ids = if current.can_change_ids { Some(ids) } else { Credentials::unprivileged(spec, ids, current)? };
+        Ok(Credentials { ids, env, keep: None, no_new_privs: false })
+    }
+
+    /// Without CAP_SETUID and CAP_SETGID dmon can only run a command as itself:
+    /// asking for anything else is an error, not a silent no-op.
+    fn unprivileged(spec: &UserSpec, ids: Ids, current: &Current) -> Result<Option<Ids>, String> {
+        let whom = format!("dmon runs as uid {} without root's CAP_SETUID/CAP_SETGID", current.euid);
+        if ids.uid != current.euid || ids.uid != current.ruid {
+            return Err(format!("{whom}: it cannot run a command as '{}' (uid {})", spec.user, ids.uid));
+        }
+        if ids.gid != current.gid {
+            return Err(format!("{whom}: it cannot change the primary group to {}", ids.gid));
+        }
+        let mut wanted = ids.groups.clone();
+        let mut have = current.groups.clone();
+        wanted.sort_unstable();
+        have.sort_unstable();
+        if !spec.groups.is_empty() && wanted != have {
+            return Err(format!("{whom}: it cannot change the supplementary groups"));
+        }
+        // Already the user asked for: nothing to change.
+        Ok(None)
+    }
+
+    /// Carries the change out in the calling process (see the module doc for the
+    /// order). Runs in the child between fork and exec: raw system calls on
+    /// prepared data only, no allocation, no locks.
+    pub fn apply(&self) -> io::Result<()> {
+        if let Some(keep) = self.keep {
+            narrow_bounding_set(keep.mask)?;
+        }
+        if let Some(ids) = &self.ids {
+            if self.keep.is_some() {
+                prctl(libc::PR_SET_KEEPCAPS, 1, 0)?;
+            }
+            // Raw system calls: glibc's wrappers would broadcast the change to
+            // other threads (there are none after fork) under a lock.
+            // SAFETY: the pointer and length describe a live slice of gid_t.
+            unsafe {
+                syscall(libc::syscall(libc::SYS_setgroups, ids.groups.len(), ids.groups.as_ptr()))?;
+                syscall(libc::syscall(libc::SYS_setresgid, ids.gid, ids.gid, ids.gid))?;
+                syscall(libc::syscall(libc::SYS_setresuid, ids.uid, ids.uid, ids.uid))?;
+            }
+        }
+        match (self.keep, &self.ids) {
+            (Some(keep), ids) => {
+                capset(keep.mask)?;
+                prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0)?;
+                for cap in 0..64 {
+                    if keep.mask & (1 << cap) != 0 {
+                        prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap)?;
+                    }
+                }
+                if ids.is_some() {
+                    prctl(libc::PR_SET_KEEPCAPS, 0, 0)?;
+                }
+            }
+            (None, Some(ids)) if ids.uid != 0 => capset(0)?,
+            (None, _) => {}
+        }
+        if self.no_new_privs {
+            prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)?;
         }
         Ok(())
     }
 }
 
+fn syscall(r: libc::c_long) -> io::Result<()> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    syscall(unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) } as libc::c_long)
+}
+
+/// Drops every capability outside `keep` from the bounding set. Capability
+/// numbers past the kernel's last one fail with EINVAL, which ends the walk; the
+/// walk covers numbers the caps crate does not know yet.
+fn narrow_bounding_set(keep: u64) -> io::Result<()> {
+    for cap in 0..64 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        if let Err(e) = prctl(libc::PR_CAPBSET_DROP, cap, 0) {
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                break;
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// `struct __user_cap_header_struct` (linux/capability.h).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct` (linux/capability.h).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit sets, as two 32-bit halves.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Sets the permitted, effective and inheritable sets of the calling thread to
+/// `mask` (capset(2) as a raw system call; the caps crate allocates).
+fn capset(mask: u64) -> io::Result<()> {
+    let half = |shift: u32| {
+        let bits = (mask >> shift) as u32;
+        CapData { effective: bits, permitted: bits, inheritable: bits }
+    };
+    let header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
+    let data = [half(0), half(32)];
+    // SAFETY: capset reads one header and two data structs, laid out as the
+    // kernel's.
+    syscall(unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn root() -> Current {
+        Current { ruid: 0, euid: 0, gid: 0, groups: vec![], can_change_ids: true }
+    }
+
+    fn resolve(spec: &str, group: Option<&str>) -> Result<Ids, String> {
+        Ids::resolve(&UserSpec::parse(spec, group).unwrap()).map(|(ids, _)| ids)
+    }
 
     #[test]
     fn parses_specs() {
@@ -130,14 +414,78 @@ mod tests {
         assert!(UserSpec::parse("", None).is_err());
         assert!(UserSpec::parse(":x", None).is_err());
         assert!(UserSpec::parse("a::b", None).is_err());
+        assert!(UserSpec::parse("a:", None).is_err());
+        assert!(UserSpec::parse("a", Some("")).is_err());
     }
 
     #[test]
     fn resolves_root_and_numbers() {
-        let root = Credentials::resolve(&UserSpec::parse("root", None).unwrap()).unwrap();
+        let root = resolve("root", None).unwrap();
         assert_eq!((root.uid, root.gid), (0, 0));
-        let numeric = Credentials::resolve(&UserSpec::parse("4321:4321", None).unwrap()).unwrap();
-        assert_eq!((numeric.uid, numeric.gid, numeric.groups.as_slice()), (4321, 4321, &[4321][..]));
-        assert!(Credentials::resolve(&UserSpec::parse("no-such-user-here", None).unwrap()).unwrap_err().contains("unknown user"));
+        assert_eq!(resolve("4321:4321", None).unwrap(), Ids { uid: 4321, gid: 4321, groups: vec![4321] });
+        assert_eq!(resolve("4321", Some("77")).unwrap(), Ids { uid: 4321, gid: 77, groups: vec![77] });
+        assert!(resolve("4321", None).unwrap_err().contains("give its group"));
+        assert!(resolve("no-such-user-here", None).unwrap_err().contains("unknown user 'no-such-user-here'"));
+        assert!(resolve("root:no-such-group", None).unwrap_err().contains("unknown group 'no-such-group'"));
+        assert!(resolve("root", Some("no-such-group")).unwrap_err().contains("unknown group"));
+    }
+
+    #[test]
+    fn listed_groups_are_exact_and_the_first_is_primary() {
+        assert_eq!(resolve("0:5:7:5", None).unwrap(), Ids { uid: 0, gid: 5, groups: vec![5, 7] });
+        // -g names the primary group; the supplementary list stays exactly as listed.
+        assert_eq!(resolve("0:5:7", Some("9")).unwrap(), Ids { uid: 0, gid: 9, groups: vec![5, 7] });
+    }
+
+    #[test]
+    fn numeric_users_get_an_environment_but_not_roots() {
+        let creds = Credentials::resolve_for(&UserSpec::parse("4321:4321", None).unwrap(), &root()).unwrap();
+        let env: Vec<(&str, &str)> = creds.env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert_eq!(env, [("USER", "4321"), ("LOGNAME", "4321"), ("HOME", "/")]);
+    }
+
+    #[test]
+    fn nothing_to_do_without_options() {
+        assert_eq!(Credentials::for_command(None, None, false), Ok(None));
+        let nnp = Credentials::for_command(None, None, true).unwrap().unwrap();
+        assert!(nnp.ids.is_none() && nnp.no_new_privs && nnp.env.is_empty() && nnp.keep.is_none());
+        let keep = Some(KeptCaps { mask: 1 << 10 });
+        let root = Credentials::for_command(Some(&UserSpec::parse("0:0", None).unwrap()), keep, false).unwrap();
+        assert_eq!(root.unwrap().keep, keep);
+    }
+
+    #[test]
+    fn an_unprivileged_dmon_may_only_name_itself() {
+        let me = Current { ruid: 4321, euid: 4321, gid: 4321, groups: vec![4321], can_change_ids: false };
+        let spec = |s: &str, g: Option<&str>| UserSpec::parse(s, g).unwrap();
+        let run = |s: &str, g: Option<&str>| Credentials::resolve_for(&spec(s, g), &me);
+        assert!(run("0", Some("0")).unwrap_err().contains("cannot run a command as '0' (uid 0)"));
+        assert!(run("4321:7", None).unwrap_err().contains("primary group"));
+        assert!(run("4321:4321:7", None).unwrap_err().contains("supplementary groups"));
+        let same = run("4321:4321", None).unwrap();
+        assert_eq!(same.ids, None, "nothing to change");
+        assert_eq!(same.env[0], ("USER".to_string(), "4321".to_string()));
+    }
+
+    #[test]
+    fn capability_names() {
+        let mask = |names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            KeptCaps::parse(&names)
+        };
+        assert_eq!(mask(&[]), Ok(None));
+        assert!(mask(&["NET_BIND_SRVICE"]).unwrap_err().contains("unknown capability 'NET_BIND_SRVICE'"));
+        let kept = KeptCaps { mask: Capability::CAP_NET_BIND_SERVICE.bitmask() | Capability::CAP_KILL.bitmask() };
+        for spelling in [["net_bind_service", "KILL"], ["CAP_NET_BIND_SERVICE", "cap_kill"]] {
+            let names: Vec<String> = spelling.iter().map(|s| s.to_string()).collect();
+            // Whether dmon holds them depends on who runs the test; the names parse.
+            match KeptCaps::parse(&names) {
+                Ok(parsed) => assert_eq!(parsed, Some(kept)),
+                Err(e) => assert!(e.contains("dmon"), "{e}"),
+            }
+        }
+        assert!(kept.check_holds(0, u64::MAX).unwrap_err().contains("does not hold CAP_KILL, CAP_NET_BIND_SERVICE"));
+        assert!(kept.check_holds(u64::MAX, 0).unwrap_err().contains("CAP_SETPCAP"));
+        assert_eq!(kept.check_holds(kept.mask, u64::MAX), Ok(()));
     }
 }
