@@ -180,9 +180,8 @@ impl SyslogSink {
         }
         match &self.console {
             Some(device) => {
-                let mut line = self.name.clone();
-                line.extend_from_slice(b": ");
-                line.extend_from_slice(&message[text_start..]);
+                // The message without its header: `NAME: LINE`.
+                let mut line = message[text_start..].to_vec();
                 line.extend_from_slice(b"\r\n");
                 std::fs::OpenOptions::new()
                     .write(true)

@@ -1,0 +1,721 @@
+//! The log tools and denv, run as built binaries against the real kernel: real
+//! pipes, signals, files, a tmpfs that fills up, and a syslog socket the test
+//! listens on.
+
+#[path = "logtools/support.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+
+use support::*;
+
+/// Runs `cmd` with `input` on standard input; returns (status, stdout, stderr).
+fn run_with(cmd: &mut Command, input: &[u8]) -> (i32, Vec<u8>, String) {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn is_dmon_stamp(s: &str) -> bool {
+    let pattern = b"dddd-dd-dd/dd:dd:dd";
+    s.len() == pattern.len()
+        && s.bytes().zip(pattern).all(|(c, &p)| if p == b'd' { c.is_ascii_digit() } else { c == p })
+}
+
+fn is_rfc3339_micros(s: &str) -> bool {
+    let pattern = b"dddd-dd-ddTdd:dd:dd.ddddddZ";
+    s.len() == pattern.len()
+        && s.bytes().zip(pattern).all(|(c, &p)| if p == b'd' { c.is_ascii_digit() } else { c == p })
+}
+
+// ---------------------------------------------------------------- dlog
+
+#[test]
+fn dlog_appends_each_line_to_the_file() {
+    let dir = TempDir::new("append");
+    let file = dir.join("out.log");
+    std::fs::write(&file, "before\n").unwrap();
+    let (code, _, err) = run_with(tool("dlog").arg(&file), b"one\ntwo\n");
+    assert_eq!((code, err.as_str()), (0, ""));
+    let (code, _, _) = run_with(tool("dlog").arg(&file), b"three\n");
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "before\none\ntwo\nthree\n");
+}
+
+#[test]
+fn dlog_writes_standard_output_without_a_file() {
+    let (code, out, _) = run_with(&mut tool("dlog"), b"a\nb\n");
+    assert_eq!(code, 0);
+    assert_eq!(out, b"a\nb\n");
+}
+
+#[test]
+fn dlog_keeps_empty_lines_unless_told_to_skip_them() {
+    let (_, out, _) = run_with(&mut tool("dlog"), b"a\n\nb\n\n");
+    assert_eq!(out, b"a\n\nb\n\n");
+    let (_, out, _) = run_with(tool("dlog").arg("-e"), b"a\n\nb\n\n");
+    assert_eq!(out, b"a\nb\n");
+}
+
+#[test]
+fn dlog_timestamp_then_prefix() {
+    let (code, out, _) = run_with(tool("dlog").args(["-t", "-p", "cron:"]), b"hello world\n\n");
+    assert_eq!(code, 0);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text:?}");
+    let (stamp, rest) = lines[0].split_once(' ').unwrap();
+    assert!(is_dmon_stamp(stamp), "{stamp:?}");
+    assert_eq!(rest, "cron: hello world");
+    assert!(lines[1].ends_with(" cron: "), "{:?}", lines[1]);
+}
+
+#[test]
+fn dlog_rfc3339_timestamp_with_microseconds() {
+    let (_, out, _) = run_with(tool("dlog").arg("-R"), b"x\n");
+    let text = String::from_utf8(out).unwrap();
+    let (stamp, rest) = text.trim_end().split_once(' ').unwrap();
+    assert!(is_rfc3339_micros(stamp), "{stamp:?}");
+    assert_eq!(rest, "x");
+}
+
+#[test]
+fn dlog_prefix_alone() {
+    let (_, out, _) = run_with(tool("dlog").args(["-p", "[svc]"]), b"a\nb\n");
+    assert_eq!(out, b"[svc] a\n[svc] b\n");
+}
+
+#[test]
+fn dlog_reads_another_descriptor() {
+    let dir = TempDir::new("fd");
+    let file = dir.join("out.log");
+    let (r, mut w) = pipe();
+    let mut cmd = tool("dlog");
+    cmd.args(["-i", "5"]).arg(&file).stdin(Stdio::null());
+    give_fd(&mut cmd, raw(&r), 5);
+    let mut child = cmd.spawn().unwrap();
+    drop(r);
+    w.write_all(b"from five\n").unwrap();
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "from five\n");
+}
+
+#[test]
+fn dlog_takes_options_from_dlog_options_first() {
+    let (_, out, _) = run_with(tool("dlog").env("DLOG_OPTIONS", "-p env -e"), b"a\n\n");
+    assert_eq!(out, b"env a\n");
+    // The command line comes after, so it wins.
+    let (_, out, _) = run_with(tool("dlog").env("DLOG_OPTIONS", "-p env").args(["-p", "cli"]), b"a\n");
+    assert_eq!(out, b"cli a\n");
+}
+
+#[test]
+fn dlog_bad_options_are_one_line_naming_the_option() {
+    let (code, _, err) = run_with(tool("dlog").args(["-i", "x"]), b"");
+    assert_eq!(code, 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--input-fd") && err.contains("'x'"), "{err}");
+    let (code, _, err) = run_with(tool("dlog").args(["-i", "42"]), b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("42"), "{err}");
+    let (code, _, err) = run_with(tool("dlog").arg("/nonexistent/dir/log"), b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/dir/log"), "{err}");
+}
+
+#[test]
+fn dlog_passes_bytes_that_are_not_utf8_through() {
+    let input = b"caf\xe9 \xff\xfe\x00 end\n\xc3\x28\n";
+    let (_, out, _) = run_with(&mut tool("dlog"), input);
+    assert_eq!(out, input);
+    let (_, out, _) = run_with(tool("dlog").args(["-p", "p"]), input);
+    assert_eq!(out, b"p caf\xe9 \xff\xfe\x00 end\np \xc3\x28\n");
+}
+
+#[test]
+fn dlog_writes_a_final_line_without_newline() {
+    let (_, out, _) = run_with(&mut tool("dlog"), b"a\nlast");
+    assert_eq!(out, b"a\nlast\n");
+}
+
+#[test]
+fn dlog_writes_a_one_mebibyte_line_whole() {
+    let dir = TempDir::new("long");
+    let file = dir.join("out.log");
+    let long: Vec<u8> = (0..(1 << 20)).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut input = b"before\n".to_vec();
+    input.extend_from_slice(&long);
+    input.extend_from_slice(b"\nafter\n");
+    let (code, _, _) = run_with(tool("dlog").arg(&file), &input);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read(&file).unwrap(), input);
+}
+
+#[test]
+fn dlog_hup_reopens_the_file() {
+    let dir = TempDir::new("hup");
+    let file = dir.join("out.log");
+    let (r, mut w) = pipe();
+    let mut child = spawn_reading(tool("dlog").arg(&file), &r);
+    drop(r);
+    w.write_all(b"first\n").unwrap();
+    wait_until("the first line", || count_lines(&file) == 1);
+    std::fs::rename(&file, dir.join("out.log.1")).unwrap();
+    // Written after the rename and before HUP: still the old file.
+    w.write_all(b"second\n").unwrap();
+    wait_until("the second line", || count_lines(&dir.join("out.log.1")) == 2);
+    signal(&child, libc::SIGHUP);
+    w.write_all(b"third\n").unwrap();
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(dir.join("out.log.1")).unwrap(), "first\nsecond\n");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "third\n");
+}
+
+/// TERM in the middle of a stream: every line before it is in the log exactly
+/// once and whole, the rest is still in the pipe, starting at a line boundary.
+fn term_mid_stream(tool_name: &str, args: &[&str], logged: impl Fn() -> Vec<String>) {
+    const COUNT: usize = 200_000;
+    let (r, w) = pipe();
+    let mut child = spawn_reading(tool(tool_name).args(args), &r);
+    let writer = write_numbered(w, COUNT);
+    wait_until("some lines logged", || logged().len() >= 1000);
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    let mut r = r;
+    r.read_to_string(&mut rest).unwrap();
+    writer.join().unwrap();
+    let mut lines = logged();
+    let taken = lines.len();
+    assert!(taken < COUNT, "TERM came too late to leave anything in the pipe: choose a larger COUNT");
+    lines.extend(rest.lines().map(str::to_string));
+    assert_numbered(&lines, COUNT);
+}
+
+#[test]
+fn dlog_term_mid_stream_leaves_the_rest_in_the_pipe() {
+    let dir = TempDir::new("term");
+    let file = dir.join("out.log");
+    let path = file.to_str().unwrap().to_string();
+    term_mid_stream("dlog", &[&path], || read_lines(&file));
+}
+
+#[test]
+fn dlog_int_is_like_term() {
+    let dir = TempDir::new("int");
+    let file = dir.join("out.log");
+    let (r, mut w) = pipe();
+    let mut child = spawn_reading(tool("dlog").arg(&file), &r);
+    w.write_all(b"whole\npart").unwrap();
+    wait_until("the whole line", || count_lines(&file) == 1);
+    signal(&child, libc::SIGINT);
+    // dlog is now finishing the line in hand: it reads up to its newline only.
+    w.write_all(b"ial\nnext line\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    drop(w);
+    let mut rest = String::new();
+    let mut r = r;
+    r.read_to_string(&mut rest).unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "whole\npartial\n");
+    assert_eq!(rest, "next line\n");
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: std::path::PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&at).unwrap();
+        let status =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&at).status();
+        assert!(status.is_ok_and(|s| s.success()), "mounting a tmpfs needs root");
+        Tmpfs(at)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system at `dir` with `filler` until a write fails.
+fn fill(filler: &std::path::Path) {
+    let mut f = std::fs::File::create(filler).unwrap();
+    let block = vec![0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+}
+
+#[test]
+fn dlog_on_a_full_disk_retries_and_loses_nothing() {
+    // About 290 KiB of lines: more than the space left, less than the tmpfs.
+    const COUNT: usize = 10_000;
+    let dir = TempDir::new("full");
+    let mnt = Tmpfs::mount(dir.join("mnt"), "1m");
+    let file = mnt.0.join("out.log");
+    let filler = mnt.0.join("filler");
+    fill(&filler);
+    let (r, w) = pipe();
+    let mut child = spawn_reading(tool("dlog").arg(&file), &r);
+    drop(r);
+    let mut stderr = child.stderr.take().unwrap();
+    let writer = write_numbered(w, COUNT);
+    // Wait until dlog says the disk is full.
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("No space left on device") {
+        assert_eq!(
+            stderr.read(&mut byte).unwrap(),
+            1,
+            "dlog ended without reporting: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(byte[0]);
+    }
+    assert!(child.try_wait().unwrap().is_none(), "dlog gave up on a full disk");
+    std::fs::remove_file(&filler).unwrap();
+    writer.join().unwrap();
+    let rest = collect(stderr);
+    assert!(child.wait().unwrap().success());
+    let err = rest.join().unwrap();
+    assert!(err.contains("succeeded after retrying"), "{err}");
+    assert_numbered(&read_lines(&file), COUNT);
+}
+
+// ---------------------------------------------------------------- drlog
+
+fn rotated(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("log-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every line in the rotated files (oldest first) then `current`.
+fn all_logged(dir: &std::path::Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for file in rotated(dir) {
+        lines.extend(read_lines(&file));
+    }
+    lines.extend(read_lines(&dir.join("current")));
+    lines
+}
+
+#[test]
+fn drlog_rotates_a_stream_without_losing_splitting_or_duplicating_a_line() {
+    const COUNT: usize = 12_000;
+    let dir = TempDir::new("rotate");
+    let (r, w) = pipe();
+    let mut child = spawn_reading(tool("drlog").args(["-s", "2k", "-m", "0"]).arg(dir.path()), &r);
+    drop(r);
+    write_numbered(w, COUNT).join().unwrap();
+    assert!(child.wait().unwrap().success());
+    let files = rotated(dir.path());
+    assert!(files.len() >= 100, "only {} rotations", files.len());
+    for file in &files {
+        let data = std::fs::read(file).unwrap();
+        assert!(data.len() <= 2048, "{} has {} bytes", file.display(), data.len());
+        assert!(data.ends_with(b"\n"), "{} ends inside a line", file.display());
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(name.len() == 23 || name.len() == 30, "{name}");
+    }
+    assert_numbered(&all_logged(dir.path()), COUNT);
+}
+
+#[test]
+fn drlog_keeps_at_most_max_files() {
+    let dir = TempDir::new("maxfiles");
+    let input: String = (0..3000).map(|n| format!("{}\n", numbered(n))).collect();
+    let (code, _, err) = run_with(tool("drlog").args(["-s", "1k", "-m", "3"]).arg(dir.path()), input.as_bytes());
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(rotated(dir.path()).len(), 3);
+    // What is left is the newest part of the stream, in order.
+    let lines = all_logged(dir.path());
+    let first: usize = lines[0].split(' ').nth(1).unwrap().parse().unwrap();
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line, &numbered(first + i));
+    }
+    assert_eq!(first + lines.len(), 3000);
+}
+
+#[test]
+fn drlog_gives_a_line_longer_than_the_size_a_file_of_its_own() {
+    let dir = TempDir::new("longline");
+    let long = "y".repeat(5000);
+    let input = format!("short 1\n{long}\nshort 2\n");
+    let (code, _, _) = run_with(tool("drlog").args(["-s", "1k", "-m", "0"]).arg(dir.path()), input.as_bytes());
+    assert_eq!(code, 0);
+    let files = rotated(dir.path());
+    assert_eq!(files.len(), 2);
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), "short 1\n");
+    assert_eq!(std::fs::read_to_string(&files[1]).unwrap(), format!("{long}\n"));
+    assert_eq!(std::fs::read_to_string(dir.join("current")).unwrap(), "short 2\n");
+}
+
+#[test]
+fn drlog_rotates_by_age() {
+    let dir = TempDir::new("age");
+    let (r, mut w) = pipe();
+    let mut child = spawn_reading(tool("drlog").args(["-T", "1", "-s", "0"]).arg(dir.path()), &r);
+    drop(r);
+    w.write_all(b"old\n").unwrap();
+    // No more input: the age alone rotates the file.
+    wait_until("a rotation by age", || rotated(dir.path()).len() == 1);
+    w.write_all(b"new\n").unwrap();
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    let files = rotated(dir.path());
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), "old\n");
+    assert_eq!(std::fs::read_to_string(dir.join("current")).unwrap(), "new\n");
+}
+
+#[test]
+fn drlog_timestamps_prefixes_and_skips_empty_lines() {
+    let dir = TempDir::new("drlogfmt");
+    let (code, _, _) = run_with(tool("drlog").args(["-t", "-e", "-p", "P"]).arg(dir.path()), b"a\n\nb\n");
+    assert_eq!(code, 0);
+    let lines = read_lines(&dir.join("current"));
+    assert_eq!(lines.len(), 2);
+    for (line, text) in lines.iter().zip(["P a", "P b"]) {
+        let (stamp, rest) = line.split_once(' ').unwrap();
+        assert!(is_dmon_stamp(stamp) && rest == text, "{line:?}");
+    }
+}
+
+#[test]
+fn drlog_missing_directory_is_an_error() {
+    let dir = TempDir::new("nodir");
+    let missing = dir.join("missing");
+    let (code, _, err) = run_with(tool("drlog").arg(&missing), b"x\n");
+    assert_eq!(code, 1);
+    assert!(err.contains(missing.to_str().unwrap()) && err.contains("No such file"), "{err}");
+    assert!(!missing.exists());
+    let (code, _, err) = run_with(tool("drlog").args(["-s", "5x"]).arg(dir.path()), b"");
+    assert_eq!(code, 2);
+    assert!(err.contains("--max-size") && err.contains("'5x'"), "{err}");
+}
+
+#[test]
+fn drlog_hup_reopens_current() {
+    let dir = TempDir::new("drloghup");
+    let (r, mut w) = pipe();
+    let mut child = spawn_reading(tool("drlog").arg(dir.path()), &r);
+    drop(r);
+    w.write_all(b"one\n").unwrap();
+    wait_until("the first line", || count_lines(&dir.join("current")) == 1);
+    std::fs::rename(dir.join("current"), dir.join("moved")).unwrap();
+    signal(&child, libc::SIGHUP);
+    w.write_all(b"two\n").unwrap();
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(dir.join("moved")).unwrap(), "one\n");
+    assert_eq!(std::fs::read_to_string(dir.join("current")).unwrap(), "two\n");
+}
+
+#[test]
+fn drlog_term_mid_stream_while_rotating() {
+    let dir = TempDir::new("drlogterm");
+    let path = dir.path().to_str().unwrap().to_string();
+    term_mid_stream("drlog", &["-s", "64k", "-m", "0", &path], || all_logged(dir.path()));
+}
+
+#[test]
+fn drlog_takes_options_from_drlog_options() {
+    let dir = TempDir::new("drlogenv");
+    let (code, _, _) = run_with(tool("drlog").env("DRLOG_OPTIONS", "-p from-env").arg(dir.path()), b"a\n");
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(dir.join("current")).unwrap(), "from-env a\n");
+}
+
+// ---------------------------------------------------------------- dslog
+
+/// A syslog socket bound in `dir`, as a daemon would listen on /dev/log.
+fn syslog_socket(dir: &TempDir) -> (UnixDatagram, std::path::PathBuf) {
+    let path = dir.join("log.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    (socket, path)
+}
+
+fn receive(socket: &UnixDatagram) -> Vec<u8> {
+    let mut buf = vec![0u8; 1 << 17];
+    let n = socket.recv(&mut buf).expect("a syslog message");
+    buf.truncate(n);
+    buf
+}
+
+/// Splits `<PRI>Mmm dd HH:MM:SS rest` into (PRI, rest), checking the header.
+fn parse_syslog(message: &[u8]) -> (u32, Vec<u8>) {
+    let text = message;
+    assert_eq!(text[0], b'<', "{:?}", String::from_utf8_lossy(message));
+    let close = text.iter().position(|&b| b == b'>').unwrap();
+    let pri = std::str::from_utf8(&text[1..close]).unwrap().parse().unwrap();
+    let stamp = std::str::from_utf8(&text[close + 1..close + 16]).unwrap();
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    assert!(months.contains(&&stamp[..3]), "{stamp:?}");
+    assert_eq!(&stamp[6..7], " ");
+    assert_eq!(text[close + 16], b' ');
+    (pri, text[close + 17..].to_vec())
+}
+
+#[test]
+fn dslog_sends_each_line_to_the_syslog_socket() {
+    let dir = TempDir::new("dslog");
+    let (socket, path) = syslog_socket(&dir);
+    let (code, _, err) = run_with(
+        tool("dslog").args(["-p", "INFO", "-f", "local3", "--socket"]).arg(&path).arg("myservice"),
+        b"hello\n\ncaf\xe9\n",
+    );
+    assert_eq!((code, err.as_str()), (0, ""));
+    let expected: [&[u8]; 3] = [b"myservice: hello", b"myservice: ", b"myservice: caf\xe9"];
+    for text in expected {
+        let (pri, rest) = parse_syslog(&receive(&socket));
+        assert_eq!(pri, 19 * 8 + 6);
+        assert_eq!(rest, text);
+    }
+}
+
+#[test]
+fn dsyslog_is_the_same_program_and_defaults_to_daemon_warning() {
+    let dir = TempDir::new("dsyslog");
+    let (socket, path) = syslog_socket(&dir);
+    let (code, _, _) = run_with(tool("dsyslog").args(["-e", "--socket"]).arg(&path).arg("svc"), b"\nx\n");
+    assert_eq!(code, 0);
+    let (pri, rest) = parse_syslog(&receive(&socket));
+    assert_eq!((pri, rest.as_slice()), (3 * 8 + 4, &b"svc: x"[..]));
+}
+
+#[test]
+fn dslog_takes_options_from_dslog_options() {
+    let dir = TempDir::new("dslogenv");
+    let (socket, path) = syslog_socket(&dir);
+    let options = format!("-p err -f LOG_MAIL --socket {}", path.display());
+    let (code, _, _) = run_with(tool("dslog").env("DSLOG_OPTIONS", options).arg("n"), b"m\n");
+    assert_eq!(code, 0);
+    let (pri, _) = parse_syslog(&receive(&socket));
+    assert_eq!(pri, 2 * 8 + 3);
+}
+
+#[test]
+fn dslog_sends_a_long_line_in_consecutive_pieces() {
+    let dir = TempDir::new("dsloglong");
+    let (socket, path) = syslog_socket(&dir);
+    let long: Vec<u8> = (0..20_000).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut input = long.clone();
+    input.push(b'\n');
+    let (code, _, _) = run_with(tool("dslog").arg("--socket").arg(&path).arg("n"), &input);
+    assert_eq!(code, 0);
+    let mut joined = Vec::new();
+    for size in [8192, 8192, 20_000 - 16_384] {
+        let (_, rest) = parse_syslog(&receive(&socket));
+        let text = rest.strip_prefix(b"n: ").unwrap();
+        assert_eq!(text.len(), size);
+        joined.extend_from_slice(text);
+    }
+    assert_eq!(joined, long);
+}
+
+#[test]
+fn dslog_falls_back_to_the_console_with_c() {
+    let dir = TempDir::new("dslogcons");
+    let console = dir.join("console");
+    std::fs::write(&console, "").unwrap();
+    let (code, _, _) = run_with(
+        tool("dslog")
+            .args(["-c", "--socket"])
+            .arg(dir.join("nobody-listens"))
+            .arg("--console-device")
+            .arg(&console)
+            .arg("svc"),
+        b"lost?\n",
+    );
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(&console).unwrap(), "svc: lost?\r\n");
+}
+
+#[test]
+fn dslog_waits_for_the_syslog_daemon_rather_than_dropping_lines() {
+    let dir = TempDir::new("dslogwait");
+    let path = dir.join("log.sock");
+    let (r, mut w) = pipe();
+    let mut child = spawn_reading(tool("dslog").arg("--socket").arg(&path).arg("svc"), &r);
+    drop(r);
+    w.write_all(b"early\n").unwrap();
+    drop(w);
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\n") {
+        assert_eq!(stderr.read(&mut byte).unwrap(), 1);
+        seen.push(byte[0]);
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("retrying"), "{:?}", String::from_utf8_lossy(&seen));
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    let (_, rest) = parse_syslog(&receive(&socket));
+    assert_eq!(rest, b"svc: early");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn dslog_rejects_unknown_names() {
+    let (code, _, err) = run_with(tool("dslog").args(["-p", "loud", "x"]), b"");
+    assert_eq!(code, 2);
+    assert!(err.contains("--priority") && err.contains("'loud'"), "{err}");
+    let (code, _, err) = run_with(tool("dslog").args(["-f", "local9", "x"]), b"");
+    assert_eq!(code, 2);
+    assert!(err.contains("--facility") && err.contains("'local9'"), "{err}");
+}
+
+// ---------------------------------------------------------------- denv
+
+fn denv(args: &[&str]) -> (i32, String, String) {
+    let out = tool("denv").args(args).env("DENV_TEST_A", "a").env("DENV_TEST_B", "b").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn env_lines(out: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn denv_starts_from_an_empty_environment() {
+    let (code, out, _) = denv(&["env"]);
+    assert_eq!((code, out.as_str()), (0, ""));
+}
+
+#[test]
+fn denv_inherits_all_or_some_and_sets_or_removes_in_order() {
+    let (_, out, _) = denv(&["-i", "DENV_TEST_A", "-i", "DENV_NOT_SET", "-E", "X=1", "-E", "EMPTY=", "env"]);
+    assert_eq!(env_lines(&out), ["DENV_TEST_A=a", "EMPTY=", "X=1"]);
+    let (_, out, _) = denv(&["-I", "-E", "DENV_TEST_A", "env"]);
+    assert!(out.contains("DENV_TEST_B=b\n") && !out.contains("DENV_TEST_A"), "{out}");
+    // Later options act on the result of earlier ones.
+    let (_, out, _) = denv(&["-E", "DENV_TEST_A=mine", "-I", "env"]);
+    assert!(out.contains("DENV_TEST_A=a\n"), "{out}");
+}
+
+#[test]
+fn denv_reads_an_envdir() {
+    let dir = TempDir::new("envdir");
+    let d = dir.join("env");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("FIRST_LINE"), "value \t \nsecond line\n").unwrap();
+    std::fs::write(d.join("NO_NEWLINE"), "plain").unwrap();
+    std::fs::write(d.join("BLANK_FIRST"), "\nignored\n").unwrap();
+    std::fs::write(d.join("DENV_TEST_A"), "").unwrap();
+    std::fs::write(d.join(".hidden"), "x").unwrap();
+    std::fs::write(dir.join("target"), "through a link").unwrap();
+    std::os::unix::fs::symlink(dir.join("target"), d.join("LINKED")).unwrap();
+    std::fs::create_dir(d.join("SUBDIR")).unwrap();
+    let (code, out, err) = denv(&["-I", "-d", d.to_str().unwrap(), "env"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\nFIRST_LINE=value\n"), "{out}");
+    assert!(out.contains("\nNO_NEWLINE=plain\n"), "{out}");
+    assert!(out.contains("\nBLANK_FIRST=\n"), "{out}");
+    assert!(!out.contains("DENV_TEST_A="), "an empty file removes: {out}");
+    for absent in ["LINKED", "SUBDIR", "hidden"] {
+        assert!(!out.contains(absent), "{absent}: {out}");
+    }
+    assert!(out.contains("DENV_TEST_B=b"));
+}
+
+#[test]
+fn denv_envdir_errors_exit_111() {
+    let dir = TempDir::new("envdirerr");
+    let (code, _, err) = denv(&["-d", dir.join("missing").to_str().unwrap(), "true"]);
+    assert_eq!(code, 111);
+    assert!(err.contains("missing"), "{err}");
+    let d = dir.join("bad");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("A=B"), "x").unwrap();
+    let (code, _, err) = denv(&["-d", d.to_str().unwrap(), "true"]);
+    assert_eq!(code, 111);
+    assert!(err.contains("A=B"), "{err}");
+    let d = dir.join("unreadable");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("NUL"), "a\0b\n").unwrap();
+    let (code, _, err) = denv(&["-d", d.to_str().unwrap(), "true"]);
+    assert_eq!(code, 111);
+    assert!(err.contains("NUL"), "{err}");
+}
+
+#[test]
+fn denv_reads_environment_d_files() {
+    let dir = TempDir::new("envfile");
+    let file = dir.join("vars.conf");
+    std::fs::write(&file, "# a comment\n\n  SPACED = no  \nGOOD=yes please\nDENV_TEST_A=\n\tINDENT=1\n").unwrap();
+    let (code, out, err) = denv(&["-I", "-f", file.to_str().unwrap(), "env"]);
+    // "SPACED " is not a variable name: the line is an error, named with its number.
+    assert_eq!(code, 111, "{out}");
+    assert!(err.contains("vars.conf:3"), "{err}");
+    std::fs::write(&file, "# a comment\n\nGOOD=yes please\nDENV_TEST_A=\n\tINDENT=1\nEQ=a=b\n").unwrap();
+    let (code, out, err) = denv(&["-I", "-f", file.to_str().unwrap(), "env"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("GOOD=yes please\n") && out.contains("INDENT=1\n") && out.contains("EQ=a=b\n"), "{out}");
+    assert!(!out.contains("DENV_TEST_A"), "NAME= removes: {out}");
+    std::fs::write(&file, "no equals sign\n").unwrap();
+    let (code, _, err) = denv(&["-f", file.to_str().unwrap(), "true"]);
+    assert_eq!(code, 111);
+    assert!(err.contains("vars.conf:1"), "{err}");
+}
+
+#[test]
+fn denv_exit_codes() {
+    assert_eq!(denv(&["sh", "-c", "exit 7"]).0, 7, "the command's own status");
+    let (code, _, err) = denv(&["no-such-command-here"]);
+    assert_eq!(code, 111);
+    assert!(err.contains("no-such-command-here"), "{err}");
+    let dir = TempDir::new("noexec");
+    let script = dir.join("script");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    assert_eq!(denv(&[script.to_str().unwrap()]).0, 111, "not executable");
+    assert_eq!(denv(&[]).0, 111, "no command");
+    let (code, _, err) = denv(&["-E", "=x", "true"]);
+    assert_eq!(code, 111);
+    assert!(err.contains("'=x'"), "{err}");
+    assert_eq!(denv(&["--bogus", "true"]).0, 111);
+}
+
+#[test]
+fn denv_as_envdir() {
+    let dir = TempDir::new("asenvdir");
+    let link = dir.join("envdir");
+    std::os::unix::fs::symlink(bin("denv"), &link).unwrap();
+    let d = dir.join("env");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("FROM_DIR"), "1\n").unwrap();
+    std::fs::write(d.join("DENV_TEST_A"), "").unwrap();
+    let out = Command::new(&link)
+        .arg(&d)
+        .args(["sh", "-c", "echo $FROM_DIR ${DENV_TEST_A-unset} $DENV_TEST_B"])
+        .env("DENV_TEST_A", "a")
+        .env("DENV_TEST_B", "b")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 unset b\n");
+    let out = Command::new(&link).arg(&d).output().unwrap();
+    assert_eq!(out.status.code(), Some(111));
+    let out = Command::new(&link).arg(dir.join("nope")).arg("true").output().unwrap();
+    assert_eq!(out.status.code(), Some(111));
+}
