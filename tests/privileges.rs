@@ -672,3 +672,39 @@ fn a_dropped_child_inherits_no_capability_from_dmon() {
     inherited.check(log, "log command that stays root");
     run.stop();
 }
+
+#[test]
+fn dropped_commands_land_in_their_cgroup_with_every_backend() {
+    need_root!();
+    // The tree is joined before the change of ids, so a dropped command is in its
+    // cgroup all the same.
+    let expect = Expect::user("nobody", gid_of("nogroup"), id_groups("nobody"));
+    for backend in ["cgroup2", "freezer", "signals"] {
+        let dir = Dir::new(backend);
+        let mut options = vec!["--tree".to_string(), backend.to_string()];
+        options.extend(Who::Cmd.user("nobody", None));
+        options.extend(Who::Log.user("nobody", None));
+        let mut run = Run::start(&dir, &Who::Log.args(options, &["sleep", "60"]));
+        let started = || fs::read_to_string(dir.path("status")).unwrap_or_default().contains("cmd start");
+        wait_until(Duration::from_secs(10), || started() || !matches!(run.dmon.try_wait(), Ok(None)));
+        if let Some(code) = run.dmon.try_wait().unwrap() {
+            assert_ne!(backend, "signals", "the signals backend is always there");
+            eprintln!("note: --tree {backend} is not available here (dmon exited with {code})");
+            continue;
+        }
+        let path = fs::read_to_string(dir.path("status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("tree {backend}")).map(|p| p.trim().to_string()))
+            .unwrap_or_else(|| panic!("no 'tree {backend}' status line"));
+        for who in BOTH {
+            let pid = run.pid(who.name());
+            expect.check(pid, &format!("{who:?} with --tree {backend}"));
+            if backend != "signals" {
+                let procs = fs::read_to_string(Path::new(&path).join(who.name()).join("cgroup.procs")).unwrap();
+                assert!(procs.lines().any(|l| l == pid.to_string()), "{who:?} {pid} is not in {path}: {procs}");
+            }
+        }
+        run.stop();
+    }
+}
