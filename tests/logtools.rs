@@ -719,3 +719,69 @@ fn denv_as_envdir() {
     let out = Command::new(&link).arg(dir.join("nope")).arg("true").output().unwrap();
     assert_eq!(out.status.code(), Some(111));
 }
+
+// ---------------------------------------------------------------- through dmon
+
+/// `dmon -n -1 WRITER -- dlog FILE`, with dlog stopped (TERM) again and again
+/// while the writer streams numbered lines: dmon starts a new dlog on the same
+/// pipe each time, and every line arrives once, whole and in order.
+#[test]
+fn through_dmon_no_line_is_lost_when_dlog_is_stopped_fifty_times() {
+    const TOTAL: usize = 100_000;
+    const KILLS: usize = 50;
+    let dir = TempDir::new("dmon");
+    let out = dir.join("out.log");
+    let status = dir.join("status");
+    // The writer paces itself a little so that dlog is stopped mid-stream.
+    let writer = format!("i=1; while [ $i -le {TOTAL} ]; do seq $i $((i+999)); i=$((i+1000)); sleep 0.02; done");
+    let mut child = Command::new(bin("dmon"))
+        .args(["-n", "-1", "--backoff-max", "0.01", "-I"])
+        .arg(&status)
+        .args(["sh", "-c", &writer, "--"])
+        .arg(bin("dlog"))
+        .arg(&out)
+        .env_remove("DLOG_OPTIONS")
+        .spawn()
+        .unwrap();
+    let loggers = || -> Vec<i32> {
+        read_lines(&status).iter().filter_map(|l| l.strip_prefix("log start ").and_then(|p| p.parse().ok())).collect()
+    };
+    let mut stopped = 0;
+    let mut seen = 0;
+    while stopped < KILLS {
+        let pids = loggers();
+        if pids.len() > seen {
+            seen = pids.len();
+            let pid = *pids.last().unwrap();
+            // Let this dlog take some lines first (or the writer finish).
+            let before = count_lines(&out);
+            wait_until("dlog to take lines", || count_lines(&out) > before || child.try_wait().unwrap().is_some());
+            // SAFETY: kill with plain integers; dmon reaps its own children.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            stopped += 1;
+        } else if child.try_wait().unwrap().is_some() {
+            break;
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    assert!(stopped >= KILLS / 2, "the writer finished too early: dlog stopped only {stopped} times");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("dmon did not finish");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+    let got = read_lines(&out);
+    let expected: Vec<String> = (1..=TOTAL).map(|i| i.to_string()).collect();
+    if let Some(at) = got.iter().zip(&expected).position(|(g, e)| g != e) {
+        panic!("line {} is {:?}, expected {:?} ({} lines logged)", at + 1, got[at], expected[at], got.len());
+    }
+    assert_eq!(got.len(), TOTAL, "lines missing at the end (dlog stopped {stopped} times)");
+}

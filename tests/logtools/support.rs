@@ -18,6 +18,7 @@ pub fn bin(name: &str) -> PathBuf {
         "dslog" => env!("CARGO_BIN_EXE_dslog"),
         "dsyslog" => env!("CARGO_BIN_EXE_dsyslog"),
         "denv" => env!("CARGO_BIN_EXE_denv"),
+        "dmon" => env!("CARGO_BIN_EXE_dmon"),
         other => panic!("no binary {other}"),
     })
 }
