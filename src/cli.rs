@@ -208,7 +208,10 @@ pub fn parse(args: &[OsString], env_options: Option<&OsStr>) -> Result<Parsed, U
             .map_err(|e| usage(format!("DMON_OPTIONS: column {}: {}", e.column, e.message)))?;
         for word in &words {
             if !word.text.starts_with('-') && !argv.last().is_some_and(|prev| takes_value(prev)) {
-                return Err(usage(format!("DMON_OPTIONS: '{}' is not an option (the command goes on the command line)", word.text)));
+                return Err(usage(format!(
+                    "DMON_OPTIONS: '{}' is not an option (the command goes on the command line)",
+                    word.text
+                )));
             }
             argv.push(word.text.clone().into());
         }
@@ -278,8 +281,10 @@ fn config_option(args: &[OsString]) -> Result<Option<(PathBuf, usize)>, UsageErr
 /// Reads a `-C` file and turns it into command-line words (`--name value`).
 fn read_config(path: &PathBuf) -> Result<Vec<OsString>, UsageError> {
     let shown = path.display();
-    let text = std::fs::read(path).map_err(|e| usage(format!("-C/--config: cannot read '{shown}': {}", crate::io_reason(&e))))?;
-    let words = crate::conf::words(&text).map_err(|e| usage(format!("{shown}:{}:{}: {}", e.line, e.column, e.message)))?;
+    let text = std::fs::read(path)
+        .map_err(|e| usage(format!("-C/--config: cannot read '{shown}': {}", crate::io_reason(&e))))?;
+    let words =
+        crate::conf::words(&text).map_err(|e| usage(format!("{shown}:{}:{}: {}", e.line, e.column, e.message)))?;
     let command = Args::command();
     let mut out = Vec::new();
     let mut words = words.into_iter();
@@ -380,11 +385,11 @@ fn validate(a: Args) -> Result<Options, UsageError> {
         environ.push((name.to_string(), value));
     }
 
-    let user = |name: &str, spec: &Option<String>, group: &Option<String>, group_name: &str| {
-        match (spec, group) {
-            (None, None) => Ok(None),
-            (None, Some(_)) => Err(usage(format!("{group_name} needs {name}"))),
-            (Some(spec), group) => UserSpec::parse(spec, group.as_deref()).map(Some).map_err(|e| usage(format!("{name}: {e}"))),
+    let user = |name: &str, spec: &Option<String>, group: &Option<String>, group_name: &str| match (spec, group) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(usage(format!("{group_name} needs {name}"))),
+        (Some(spec), group) => {
+            UserSpec::parse(spec, group.as_deref()).map(Some).map_err(|e| usage(format!("{name}: {e}")))
         }
     };
     let cmd_user = user("-u/--cmd-user", &a.cmd_user, &a.cmd_group, "-g/--cmd-group")?;
@@ -446,7 +451,9 @@ mod tests {
 
     #[test]
     fn the_2010_spellings() {
-        let o = run(&["-e", "-u", "mediatomb", "-g", "mediatomb", "-U", "log", "-G", "log", "mediatomb", "--", "rotlog"]).unwrap();
+        let o =
+            run(&["-e", "-u", "mediatomb", "-g", "mediatomb", "-U", "log", "-G", "log", "mediatomb", "--", "rotlog"])
+                .unwrap();
         assert_eq!(o.cmd_user.unwrap().primary_group.as_deref(), Some("mediatomb"));
         assert_eq!(o.log_user.unwrap().user, "log");
     }

@@ -171,7 +171,10 @@ mod tests {
 
     #[test]
     fn splits_words_and_skips_comments() {
-        assert_eq!(texts("pid-file /run/x.pid # the pid\n  no-daemon\n#only\n"), ["pid-file", "/run/x.pid", "no-daemon"]);
+        assert_eq!(
+            texts("pid-file /run/x.pid # the pid\n  no-daemon\n#only\n"),
+            ["pid-file", "/run/x.pid", "no-daemon"]
+        );
         assert_eq!(texts(""), Vec::<String>::new());
     }
 

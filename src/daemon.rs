@@ -60,7 +60,11 @@ impl PidFile {
 /// giving the shell its prompt back; the child starts a new session with its
 /// standard streams on /dev/null, and goes on as the daemon.
 pub fn detach(pid_file: Option<&mut PidFile>) -> Result<(), String> {
-    let null = OpenOptions::new().read(true).write(true).open("/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("cannot open /dev/null: {e}"))?;
     // SAFETY: dmon is single-threaded here; the child only continues Rust code
     // that a fork of a single-threaded process may run.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("cannot fork: {}", e.desc()))? {
@@ -137,7 +141,8 @@ pub fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DMON_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DMON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

@@ -12,7 +12,6 @@ use dmon::daemon::{self, PidFile};
 use dmon::status::StatusFile;
 use dmon::supervisor::{Proc, Supervisor};
 use dmon::task::Policy;
-use dmon::tree::{Tree, signals::SignalTree};
 
 /// Bad options or files: nothing was started.
 const EXIT_USAGE: u8 = 2;
@@ -53,8 +52,10 @@ enum Failure {
 
 fn run(opts: Options) -> Result<i32, Failure> {
     let usage = Failure::Usage;
+    let keep_caps = dmon::creds::KeptCaps::parse(&opts.caps).map_err(|e| usage(format!("--cap: {e}")))?;
     let resolve = |name: &str, spec: &Option<dmon::creds::UserSpec>| {
-        spec.as_ref().map(Credentials::resolve).transpose().map_err(|e| Failure::Usage(format!("{name}: {e}")))
+        Credentials::for_command(spec.as_ref(), keep_caps, opts.no_new_privs)
+            .map_err(|e| Failure::Usage(format!("{name}: {e}")))
     };
     let cmd_creds = resolve("-u/--cmd-user", &opts.cmd_user)?;
     let log_creds = resolve("-U/--log-user", &opts.log_user)?;
@@ -64,7 +65,7 @@ fn run(opts: Options) -> Result<i32, Failure> {
         }
     }
     let mut pid_file = opts.pid_file.as_deref().map(PidFile::lock).transpose().map_err(usage)?;
-    let status = match &opts.status_file {
+    let mut status = match &opts.status_file {
         Some(path) => Some(StatusFile::open(path).map_err(|e| {
             usage(format!("-I/--write-info: cannot open '{}': {}", path.display(), dmon::io_reason(&e)))
         })?),
@@ -87,11 +88,14 @@ fn run(opts: Options) -> Result<i32, Failure> {
             let _ = std::env::set_current_dir("/");
         }
     } else if let Some(pid_file) = pid_file.as_mut() {
-        pid_file.write(std::process::id()).map_err(|e| usage(format!("-p/--pid-file: cannot write: {}", dmon::io_reason(&e))))?;
+        pid_file
+            .write(std::process::id())
+            .map_err(|e| usage(format!("-p/--pid-file: cannot write: {}", dmon::io_reason(&e))))?;
     }
     if let Some(dir) = &opts.work_dir {
-        std::env::set_current_dir(dir)
-            .map_err(|e| Failure::Runtime(format!("-W/--work-dir: cannot change to '{}': {}", dir.display(), dmon::io_reason(&e))))?;
+        std::env::set_current_dir(dir).map_err(|e| {
+            Failure::Runtime(format!("-W/--work-dir: cannot change to '{}': {}", dir.display(), dmon::io_reason(&e)))
+        })?;
     }
 
     let stdin = File::options().read(true).open("/dev/stdin").ok();
@@ -108,13 +112,20 @@ fn run(opts: Options) -> Result<i32, Failure> {
         grace: opts.grace,
         backoff_max: opts.backoff_max,
     };
-    let cmd = Proc::new("cmd", opts.command.clone(), policy, Tree::Signals(SignalTree::new(true)), cmd_creds, opts.cmd_sigs);
-    let log = opts.log_command.clone().map(|argv| {
+    let trees = dmon::tree::open(opts.tree, None, opts.log_command.is_some()).map_err(usage)?;
+    tracing::info!("tree: {}: {}", trees.choice.backend.name(), trees.choice.why);
+    if let Some(status) = status.as_mut() {
+        status.line(&trees.status_line());
+    }
+    let cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, opts.cmd_sigs);
+    let log = opts.log_command.clone().zip(trees.log).map(|(argv, tree)| {
         let policy = Policy::forever(opts.grace, opts.backoff_max);
-        Proc::new("log", argv, policy, Tree::Signals(SignalTree::new(false)), log_creds, opts.log_sigs)
+        Proc::new("log", argv, policy, tree, log_creds, opts.log_sigs)
     });
-    let supervisor = Supervisor::new(cmd, log, status, &opts, tty).map_err(|e| Failure::Runtime(dmon::io_reason(&e)))?;
-    let code = supervisor.run().map_err(|e| Failure::Runtime(format!("supervision failed: {}", dmon::io_reason(&e))))?;
+    let supervisor =
+        Supervisor::new(cmd, log, status, &opts, tty).map_err(|e| Failure::Runtime(dmon::io_reason(&e)))?;
+    let code =
+        supervisor.run().map_err(|e| Failure::Runtime(format!("supervision failed: {}", dmon::io_reason(&e))))?;
     if let Some(pid_file) = pid_file {
         pid_file.remove();
     }

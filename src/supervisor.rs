@@ -48,7 +48,14 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn new(name: &'static str, argv: Vec<OsString>, policy: Policy, tree: Tree, creds: Option<Credentials>, forward: bool) -> Proc {
+    pub fn new(
+        name: &'static str,
+        argv: Vec<OsString>,
+        policy: Policy,
+        tree: Tree,
+        creds: Option<Credentials>,
+        forward: bool,
+    ) -> Proc {
         Proc { name, argv, task: Task::new(policy), tree, creds, forward, exec_failure_reported: false }
     }
 }
@@ -68,6 +75,8 @@ pub struct Supervisor {
     pub report_command_status: bool,
     pipe_read: Option<OwnedFd>,
     pipe_write: Option<OwnedFd>,
+    /// Bytes in the pipe at the log command's last deadline (see `input_progress`).
+    pipe_bytes: i32,
     shutting_down: bool,
 }
 
@@ -140,6 +149,7 @@ impl Supervisor {
             report_command_status: opts.once || opts.max_respawns.is_some(),
             pipe_read,
             pipe_write,
+            pipe_bytes: i32::MAX,
             shutting_down: false,
         })
     }
@@ -148,14 +158,16 @@ impl Supervisor {
     /// Returns dmon's exit code.
     pub fn run(mut self) -> io::Result<i32> {
         let mut mask = SigSet::empty();
-        for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGTTOU, Signal::SIGTTIN, Signal::SIGPIPE]
-            .into_iter()
-            .chain(FORWARDED)
+        for signal in
+            [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGTTOU, Signal::SIGTTIN, Signal::SIGPIPE]
+                .into_iter()
+                .chain(FORWARDED)
         {
             mask.add(signal);
         }
         mask.thread_block().map_err(io::Error::from)?;
-        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(io::Error::from)?;
+        let signals =
+            SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(io::Error::from)?;
         // Orphaned grandchildren come back to dmon, to be found and reaped.
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -181,11 +193,8 @@ impl Supervisor {
                 }
             };
             let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-            let tree_fds: Vec<_> = [Some(&self.cmd), self.log.as_ref()]
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p.tree.event_fd())
-                .collect();
+            let tree_fds: Vec<_> =
+                [Some(&self.cmd), self.log.as_ref()].into_iter().flatten().filter_map(|p| p.tree.event_fd()).collect();
             fds.extend(tree_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLPRI)));
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -209,6 +218,12 @@ impl Supervisor {
                 self.feed_cmd(Event::Tick, now);
             }
             if self.log.as_ref().and_then(|l| l.task.deadline()).is_some_and(|d| d <= now) {
+                let bytes = self.pipe_read.as_ref().map_or(0, |fd| bytes_in_pipe(fd.as_raw_fd()));
+                if let Some(log) = self.log.as_mut() {
+                    log.task.input_left = bytes > 0;
+                    log.task.input_progress = bytes < self.pipe_bytes;
+                }
+                self.pipe_bytes = bytes;
                 self.feed_log(Event::Tick, now);
             }
             self.maybe_drain(now);
@@ -269,6 +284,7 @@ impl Supervisor {
             return;
         }
         if self.pipe_write.take().is_some() || (self.shutting_down && self.log.is_none()) {
+            self.pipe_bytes = self.pipe_read.as_ref().map_or(0, |fd| bytes_in_pipe(fd.as_raw_fd()));
             self.feed_log(Event::Drain, now);
         }
     }
@@ -307,6 +323,11 @@ impl Supervisor {
     /// Tells tasks that wait for an empty tree when theirs is.
     fn check_trees(&mut self) {
         let now = Instant::now();
+        // A cgroup v2 tree keeps its event fd readable until it is read again.
+        self.cmd.tree.acknowledge();
+        if let Some(log) = self.log.as_mut() {
+            log.tree.acknowledge();
+        }
         if matches!(self.cmd.task.state(), State::Stopping { leader: None, .. }) && self.cmd.tree.is_empty() {
             self.feed_cmd(Event::TreeEmpty, now);
         }
@@ -334,6 +355,7 @@ impl Supervisor {
 
     fn act(&mut self, is_log: bool, action: Action, now: Instant) {
         let name = if is_log { "log" } else { "cmd" };
+        tracing::debug!("{name}: {action:?}");
         let result = match action {
             Action::Report(status) => {
                 if let Some(file) = self.status.as_mut() {
@@ -343,7 +365,11 @@ impl Supervisor {
             }
             Action::Spawn { frozen } => {
                 let event = self.spawn(is_log, frozen);
-                if is_log { self.feed_log(event, now) } else { self.feed_cmd(event, now) }
+                if is_log {
+                    self.feed_log(event, now)
+                } else {
+                    self.feed_cmd(event, now)
+                }
                 self.update_foreign();
                 Ok(())
             }
@@ -482,6 +508,13 @@ fn child_hook(setup: ChildSetup, tty: Option<RawFd>, limits: &[Limit], creds: Op
             libc::tcsetpgrp(tty, libc::getpid());
             libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         }
+        // The child inherits dmon's signal mask (every signal its signalfd reads
+        // is blocked) and SIGPIPE ignored: clear both, or TERM and Ctrl-C would
+        // never reach the command.
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     for limit in limits {
         limit.apply()?;

@@ -69,12 +69,26 @@ pub enum Why {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     Idle,
-    Running { pid: i32, started: Instant },
+    Running {
+        pid: i32,
+        started: Instant,
+    },
     /// TERM and CONT were sent to the tree; `leader` is the pid not yet reaped.
-    Stopping { leader: Option<i32>, started: Instant, why: Why, kill_at: Instant },
+    Stopping {
+        leader: Option<i32>,
+        started: Instant,
+        why: Why,
+        kill_at: Instant,
+    },
     /// The log command reads the rest of the pipe; stopped at `stop_at`.
-    Draining { pid: i32, started: Instant, stop_at: Instant },
-    Waiting { until: Instant },
+    Draining {
+        pid: i32,
+        started: Instant,
+        stop_at: Instant,
+    },
+    Waiting {
+        until: Instant,
+    },
     Done,
 }
 
@@ -83,11 +97,18 @@ pub enum Event {
     /// Start the first run.
     Start,
     /// The loop started the process asked for by `Action::Spawn`.
-    Spawned { pid: i32 },
+    Spawned {
+        pid: i32,
+    },
     /// The process could not be started (`status` as a wait status, e.g. 127 << 8).
-    SpawnFailed { status: i32 },
+    SpawnFailed {
+        status: i32,
+    },
     /// The leader was reaped; `tree_empty` tells whether anything of its tree is left.
-    Exited { status: i32, tree_empty: bool },
+    Exited {
+        status: i32,
+        tree_empty: bool,
+    },
     /// Nothing of the tree is left (after `Exited` with leftovers).
     TreeEmpty,
     /// The deadline given by [`Task::deadline`] has come.
@@ -114,7 +135,9 @@ pub enum Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Start the process; `frozen` when it must start paused.
-    Spawn { frozen: bool },
+    Spawn {
+        frozen: bool,
+    },
     /// TERM and CONT to every process of the tree.
     Terminate,
     /// KILL to every process of the tree.
@@ -138,6 +161,9 @@ pub struct Task {
     draining: bool,
     /// Set by the loop for the log command: whether the pipe still holds data.
     pub input_left: bool,
+    /// Set by the loop for the log command: whether it read from the pipe since
+    /// the last deadline. A draining log command that still reads is not stopped.
+    pub input_progress: bool,
 }
 
 impl Task {
@@ -153,6 +179,7 @@ impl Task {
             last_status: None,
             draining: false,
             input_left: false,
+            input_progress: false,
         }
     }
 
@@ -253,6 +280,10 @@ impl Task {
             (State::Stopping { leader, started, why, kill_at }, Event::Tick) if kill_at <= now => {
                 out.push(Action::Kill);
                 self.state = State::Stopping { leader, started, why, kill_at: now + KILL_REPEAT };
+            }
+            (State::Draining { pid, started, stop_at }, Event::Tick) if stop_at <= now && self.input_progress => {
+                // Still reading what is left: another grace period.
+                self.state = State::Draining { pid, started, stop_at: now + self.policy.grace };
             }
             (State::Draining { pid, started, stop_at }, Event::Tick) if stop_at <= now => {
                 out.push(Action::Report(Status::Stop(pid)));
@@ -584,7 +615,12 @@ mod tests {
 
         let mut slow = running(Policy::forever(secs(5), secs(60)), t0);
         slow.handle(Event::Drain, t0);
-        assert_eq!(slow.handle(Event::Tick, t0 + secs(5)), [Action::Report(Status::Stop(100)), Action::Terminate]);
+        // While it keeps reading, it gets more time; once it stops reading, it is stopped.
+        slow.input_progress = true;
+        assert_eq!(slow.handle(Event::Tick, t0 + secs(5)), []);
+        assert_eq!(slow.deadline(), Some(t0 + secs(10)));
+        slow.input_progress = false;
+        assert_eq!(slow.handle(Event::Tick, t0 + secs(10)), [Action::Report(Status::Stop(100)), Action::Terminate]);
     }
 
     #[test]
