@@ -140,7 +140,6 @@ impl SignalTree {
             if fresh.is_empty() {
                 return Ok(());
             }
-            tracing::debug!("{signal:?} to {fresh:?}");
             for pid in fresh {
                 match kill(Pid::from_raw(pid), signal) {
                     Ok(()) | Err(Errno::ESRCH) => {}
