@@ -15,6 +15,7 @@ use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
 
 use crate::creds::UserSpec;
 use crate::limits::Limit;
+pub use crate::status::Format as StatusFormat;
 use crate::units;
 
 const EXAMPLES: &str = "\
@@ -50,6 +51,9 @@ pub struct Args {
     /// Append one status line per event to PATH (a file or a FIFO)
     #[arg(short = 'I', long = "write-info", value_name = "PATH")]
     pub write_info: Option<PathBuf>,
+    /// The format of -I's records: DMon's text lines, or JSON Lines
+    #[arg(long = "status-format", value_name = "FORMAT", value_enum, default_value_t = StatusFormat::Text)]
+    pub status_format: StatusFormat,
     /// Write dmon's pid to PATH, locked while dmon runs
     #[arg(short = 'p', long = "pid-file", value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
@@ -146,6 +150,7 @@ pub struct Options {
     pub command: Vec<OsString>,
     pub log_command: Option<Vec<OsString>>,
     pub status_file: Option<PathBuf>,
+    pub status_format: StatusFormat,
     pub pid_file: Option<PathBuf>,
     pub work_dir: Option<PathBuf>,
     pub interval: Option<Duration>,
@@ -405,6 +410,7 @@ fn validate(a: Args) -> Result<Options, UsageError> {
         command,
         log_command,
         status_file: a.write_info,
+        status_format: a.status_format,
         pid_file: a.pid_file,
         work_dir: a.work_dir,
         interval,

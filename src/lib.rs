@@ -13,6 +13,7 @@ pub mod creds;
 pub mod daemon;
 pub mod limits;
 pub mod logtools;
+pub mod notify;
 pub mod status;
 pub mod supervisor;
 pub mod task;

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("dmon: {e}");
+            eprintln!("dmon: {}", daemon::one_line(&e.to_string()));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     match run(*options) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(Failure::Usage(message)) => {
-            eprintln!("dmon: {message}");
+            eprintln!("dmon: {}", daemon::one_line(&message));
             ExitCode::from(EXIT_USAGE)
         }
         Err(Failure::Runtime(message)) => {
@@ -66,7 +66,7 @@ fn run(opts: Options) -> Result<i32, Failure> {
     }
     let mut pid_file = opts.pid_file.as_deref().map(PidFile::lock).transpose().map_err(usage)?;
     let mut status = match &opts.status_file {
-        Some(path) => Some(StatusFile::open(path).map_err(|e| {
+        Some(path) => Some(StatusFile::open(path, opts.status_format).map_err(|e| {
             usage(format!("-I/--write-info: cannot open '{}': {}", path.display(), dmon::io_reason(&e)))
         })?),
         None => None,
@@ -115,7 +115,11 @@ fn run(opts: Options) -> Result<i32, Failure> {
     let trees = dmon::tree::open(opts.tree, None, opts.log_command.is_some()).map_err(usage)?;
     tracing::info!("tree: {}: {}", trees.choice.backend.name(), trees.choice.why);
     if let Some(status) = status.as_mut() {
-        status.line(&trees.status_line());
+        status.record(dmon::status::Record::Tree {
+            backend: trees.choice.backend.name(),
+            cgroup: trees.home.as_deref(),
+            reason: &trees.choice.why,
+        });
     }
     let cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, opts.cmd_sigs);
     let log = opts.log_command.clone().zip(trees.log).map(|(argv, tree)| {

@@ -1,27 +1,59 @@
-//! `-I PATH`: DMon's status lines, one per event, each written with a single
-//! `write` as it happens: `cmd start 1234`, `log exit 1240 256`, ...
+//! `-I PATH`: one status record per event, each written with a single `write` as
+//! it happens. Two formats, chosen with `--status-format`:
+//! - `text` (the default): DMon's lines, `cmd start 1234`, `log exit 1240 256`,
+//!   plus dmon's `tree` line;
+//! - `json`: the same events as JSON Lines, one object per line, with a time
+//!   stamp and named fields (docs/status.md gives the schema).
 //!
 //! PATH may be a FIFO. It is opened read-write and non-blocking, so dmon neither
 //! waits for a reader to appear nor blocks when nobody reads: the kernel keeps
-//! what fits in the pipe (64 KiB) for the next reader, and a line that does not
-//! fit is dropped with a warning rather than stalling supervision.
+//! what fits in the pipe (64 KiB) for the next reader, and a record that does not
+//! fit is dropped with a warning rather than stalling supervision. A record is
+//! written whole or not at all: a pipe write of at most PIPE_BUF (4096) bytes is
+//! atomic (pipe(7)), and every record is far shorter except a `tree` record with
+//! an unusually long cgroup path.
 
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
+use crate::logtools::clock::Civil;
 use crate::task::Status;
+
+/// `--status-format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// DMon's lines: `cmd start 1234`
+    #[default]
+    Text,
+    /// JSON Lines: one object per event, with a time stamp
+    Json,
+}
+
+/// One event, as both formats see it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Record<'a> {
+    /// A task's event (`process` is `cmd` or `log`).
+    Task { process: &'a str, status: Status },
+    /// A signal forwarded with `-s`/`-S`.
+    Signal { process: &'a str, pid: i32, signal: i32 },
+    /// How the command trees are controlled, written once at start: the backend,
+    /// dmon's cgroup when it has one, and why the backend was chosen.
+    Tree { backend: &'a str, cgroup: Option<&'a Path>, reason: &'a str },
+}
 
 pub struct StatusFile {
     file: File,
+    format: Format,
     warned: bool,
 }
 
 impl StatusFile {
     /// Opens (creating if needed) PATH for appending. Symlinks are not followed,
     /// so a link planted in a shared directory cannot redirect root's writes.
-    pub fn open(path: &Path) -> io::Result<StatusFile> {
+    pub fn open(path: &Path, format: Format) -> io::Result<StatusFile> {
         let is_fifo = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo());
         let mut options = OpenOptions::new();
         if is_fifo {
@@ -30,11 +62,25 @@ impl StatusFile {
             options.append(true).create(true).mode(0o644).custom_flags(libc::O_NOFOLLOW);
         }
         let file = options.open(path)?;
-        Ok(StatusFile { file, warned: false })
+        Ok(StatusFile { file, format, warned: false })
+    }
+
+    /// Writes the record of one event, in the file's format.
+    pub fn record(&mut self, record: Record) {
+        let line = match self.format {
+            Format::Text => text(&record),
+            Format::Json => json(&record, &Civil::now()),
+        };
+        self.line(&line);
+    }
+
+    /// A task's event: `cmd start 1234`.
+    pub fn report(&mut self, process: &str, status: Status) {
+        self.record(Record::Task { process, status });
     }
 
     /// Writes one line (a newline is added).
-    pub fn line(&mut self, text: &str) {
+    fn line(&mut self, text: &str) {
         let mut buffer = Vec::with_capacity(text.len() + 1);
         buffer.extend_from_slice(text.as_bytes());
         buffer.push(b'\n');
@@ -53,26 +99,191 @@ impl StatusFile {
     }
 }
 
-/// The line for one event of the process named `who` (`cmd` or `log`).
+/// The line for one event of the process named `who` (`cmd` or `log`), in DMon's
+/// text format.
 pub fn format(who: &str, status: Status) -> String {
+    text(&Record::Task { process: who, status })
+}
+
+/// The name of a task event in both formats.
+fn event_name(status: Status) -> &'static str {
     match status {
-        Status::Start(pid) => format!("{who} start {pid}"),
-        Status::Exit(pid, code) => format!("{who} exit {pid} {code}"),
-        Status::Stop(pid) => format!("{who} stop {pid}"),
-        Status::Timeout(pid) => format!("{who} timeout {pid}"),
-        Status::Pause(pid) => format!("{who} pause {pid}"),
-        Status::Resume(pid) => format!("{who} resume {pid}"),
+        Status::Start(_) => "start",
+        Status::Exit(..) => "exit",
+        Status::Stop(_) => "stop",
+        Status::Timeout(_) => "timeout",
+        Status::Pause(_) => "pause",
+        Status::Resume(_) => "resume",
     }
+}
+
+fn status_pid(status: Status) -> i32 {
+    match status {
+        Status::Start(pid)
+        | Status::Exit(pid, _)
+        | Status::Stop(pid)
+        | Status::Timeout(pid)
+        | Status::Pause(pid)
+        | Status::Resume(pid) => pid,
+    }
+}
+
+/// DMon's text line: `cmd exit 1234 256`, `log signal 1240 10`, `tree cgroup2 /sys/...`.
+pub fn text(record: &Record) -> String {
+    match *record {
+        Record::Task { process, status: Status::Exit(pid, code) } => format!("{process} exit {pid} {code}"),
+        Record::Task { process, status } => format!("{process} {} {}", event_name(status), status_pid(status)),
+        Record::Signal { process, pid, signal } => format!("{process} signal {pid} {signal}"),
+        Record::Tree { backend, cgroup: Some(dir), .. } => format!("tree {backend} {}", dir.display()),
+        Record::Tree { backend, cgroup: None, .. } => format!("tree {backend}"),
+    }
+}
+
+/// One JSON object on one line, the fields in a fixed order: `time`, `event`,
+/// then those of the event (docs/status.md).
+pub fn json(record: &Record, time: &Civil) -> String {
+    let mut out = String::with_capacity(128);
+    out.push_str("{\"time\":");
+    json_string(&mut out, &time.rfc3339());
+    let event = match record {
+        Record::Task { status, .. } => event_name(*status),
+        Record::Signal { .. } => "signal",
+        Record::Tree { .. } => "tree",
+    };
+    out.push_str(",\"event\":");
+    json_string(&mut out, event);
+    match *record {
+        Record::Task { process, status } => {
+            out.push_str(",\"process\":");
+            json_string(&mut out, process);
+            let _ = write!(out, ",\"pid\":{}", status_pid(status));
+            if let Status::Exit(_, wait_status) = status {
+                let _ = write!(out, ",\"status\":{wait_status}");
+                if libc::WIFSIGNALED(wait_status) {
+                    let _ = write!(out, ",\"signal\":{}", libc::WTERMSIG(wait_status));
+                } else {
+                    let _ = write!(out, ",\"code\":{}", libc::WEXITSTATUS(wait_status));
+                }
+            }
+        }
+        Record::Signal { process, pid, signal } => {
+            out.push_str(",\"process\":");
+            json_string(&mut out, process);
+            let _ = write!(out, ",\"pid\":{pid},\"signal\":{signal}");
+        }
+        Record::Tree { backend, cgroup, reason } => {
+            out.push_str(",\"backend\":");
+            json_string(&mut out, backend);
+            if let Some(dir) = cgroup {
+                out.push_str(",\"cgroup\":");
+                json_string(&mut out, &dir.to_string_lossy());
+            }
+            out.push_str(",\"reason\":");
+            json_string(&mut out, reason);
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// Appends `text` as a JSON string (RFC 8259, section 7): quotes, backslashes and
+/// control characters escaped, everything else as it is.
+fn json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const EXIT_1: i32 = 1 << 8;
+    const KILLED: i32 = 9;
+
+    fn at() -> Civil {
+        Civil::from_unix(1_714_566_896, 123_456)
+    }
+
     #[test]
     fn lines_have_dmon_format() {
         assert_eq!(format("cmd", Status::Start(12)), "cmd start 12");
         assert_eq!(format("log", Status::Exit(12, 256)), "log exit 12 256");
         assert_eq!(format("cmd", Status::Pause(3)), "cmd pause 3");
+        assert_eq!(text(&Record::Signal { process: "cmd", pid: 7, signal: 10 }), "cmd signal 7 10");
+        let tree = Record::Tree { backend: "cgroup2", cgroup: Some(Path::new("/sys/fs/cgroup/dmon.4")), reason: "r" };
+        assert_eq!(text(&tree), "tree cgroup2 /sys/fs/cgroup/dmon.4");
+        assert_eq!(text(&Record::Tree { backend: "signals", cgroup: None, reason: "r" }), "tree signals");
+    }
+
+    #[test]
+    fn json_records() {
+        let task = |status| json(&Record::Task { process: "cmd", status }, &at());
+        assert_eq!(
+            task(Status::Start(12)),
+            r#"{"time":"2024-05-01T12:34:56.123456Z","event":"start","process":"cmd","pid":12}"#
+        );
+        assert_eq!(
+            task(Status::Exit(12, EXIT_1)),
+            r#"{"time":"2024-05-01T12:34:56.123456Z","event":"exit","process":"cmd","pid":12,"status":256,"code":1}"#
+        );
+        assert_eq!(
+            task(Status::Exit(12, KILLED)),
+            r#"{"time":"2024-05-01T12:34:56.123456Z","event":"exit","process":"cmd","pid":12,"status":9,"signal":9}"#
+        );
+        for (status, name) in [
+            (Status::Stop(1), "stop"),
+            (Status::Timeout(1), "timeout"),
+            (Status::Pause(1), "pause"),
+            (Status::Resume(1), "resume"),
+        ] {
+            assert!(task(status).contains(&format!(r#""event":"{name}","process":"cmd","pid":1}}"#)));
+        }
+        let signal = json(&Record::Signal { process: "log", pid: 40, signal: 1 }, &at());
+        assert!(signal.ends_with(r#""event":"signal","process":"log","pid":40,"signal":1}"#), "{signal}");
+    }
+
+    #[test]
+    fn json_tree_escapes_the_reason() {
+        let record = Record::Tree {
+            backend: "cgroup2",
+            cgroup: Some(Path::new("/sys/fs/cgroup/a \"b\"")),
+            reason: "back\\slash\ttab\nnew\u{1}line é",
+        };
+        assert_eq!(
+            json(&record, &at()),
+            "{\"time\":\"2024-05-01T12:34:56.123456Z\",\"event\":\"tree\",\"backend\":\"cgroup2\",\
+             \"cgroup\":\"/sys/fs/cgroup/a \\\"b\\\"\",\"reason\":\"back\\\\slash\\ttab\\nnew\\u0001line é\"}"
+        );
+        let record = Record::Tree { backend: "signals", cgroup: None, reason: "none" };
+        assert!(json(&record, &at()).ends_with(r#""event":"tree","backend":"signals","reason":"none"}"#));
+    }
+
+    #[test]
+    fn records_go_to_the_file_in_its_format() {
+        let dir = std::env::temp_dir().join(format!("dmon-status-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (format, expected) in [(Format::Text, "cmd start 5\n"), (Format::Json, "\"event\":\"start\"")] {
+            let path = dir.join(format!("{format:?}"));
+            let _ = std::fs::remove_file(&path);
+            let mut file = StatusFile::open(&path, format).unwrap();
+            file.report("cmd", Status::Start(5));
+            let written = std::fs::read_to_string(&path).unwrap();
+            assert!(written.contains(expected), "{format:?}: {written:?}");
+            assert_eq!(written.lines().count(), 1);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -24,7 +24,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::cli::{LoadMarks, Options};
 use crate::creds::Credentials;
 use crate::limits::Limit;
-use crate::status::{self, StatusFile};
+use crate::status::{Record, StatusFile};
 use crate::task::{Action, Event, Policy, State, Task};
 use crate::tree::{ChildSetup, Tree};
 
@@ -78,6 +78,8 @@ pub struct Supervisor {
     /// Bytes in the pipe at the log command's last deadline (see `input_progress`).
     pipe_bytes: i32,
     shutting_down: bool,
+    /// The service manager's notification socket (`NOTIFY_SOCKET`), if any.
+    notify: Option<crate::notify::Notifier>,
 }
 
 /// Watches the load average for `-L`/`-l`.
@@ -151,6 +153,7 @@ impl Supervisor {
             pipe_write,
             pipe_bytes: i32::MAX,
             shutting_down: false,
+            notify: crate::notify::Notifier::from_env(),
         })
     }
 
@@ -228,6 +231,9 @@ impl Supervisor {
             }
             self.maybe_drain(now);
         }
+        if let Some(notify) = self.notify.as_mut() {
+            notify.stopping();
+        }
         self.restore_terminal();
         for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {
             if let Err(e) = proc.tree.remove() {
@@ -258,7 +264,7 @@ impl Supervisor {
                     if let (true, Some(pid)) = (proc.forward, proc.task.pid()) {
                         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), forwarded);
                         if let Some(status) = self.status.as_mut() {
-                            status.line(&format!("{} signal {pid} {}", proc.name, forwarded as i32));
+                            status.record(Record::Signal { process: proc.name, pid, signal: forwarded as i32 });
                         }
                     }
                 }
@@ -272,6 +278,9 @@ impl Supervisor {
         }
         tracing::info!("stopping");
         self.shutting_down = true;
+        if let Some(notify) = self.notify.as_mut() {
+            notify.stopping();
+        }
         let now = Instant::now();
         self.feed_cmd(Event::Stop, now);
         self.maybe_drain(now);
@@ -282,6 +291,9 @@ impl Supervisor {
     fn maybe_drain(&mut self, now: Instant) {
         if !self.cmd.task.is_done() {
             return;
+        }
+        if let Some(notify) = self.notify.as_mut() {
+            notify.stopping();
         }
         if self.pipe_write.take().is_some() || (self.shutting_down && self.log.is_none()) {
             self.pipe_bytes = self.pipe_read.as_ref().map_or(0, |fd| bytes_in_pipe(fd.as_raw_fd()));
@@ -359,7 +371,7 @@ impl Supervisor {
         let result = match action {
             Action::Report(status) => {
                 if let Some(file) = self.status.as_mut() {
-                    file.line(&status::format(name, status));
+                    file.report(name, status);
                 }
                 Ok(())
             }
@@ -371,6 +383,7 @@ impl Supervisor {
                     self.feed_cmd(event, now)
                 }
                 self.update_foreign();
+                self.notify_ready();
                 Ok(())
             }
             Action::Terminate => self.proc(is_log).tree.terminate(),
@@ -380,6 +393,17 @@ impl Supervisor {
         };
         if let Err(e) = result {
             tracing::warn!("{name}: {action:?} failed: {}", crate::io_reason(&e));
+        }
+    }
+
+    /// Tells the service manager that dmon is ready (`READY=1`) once the command
+    /// and the log command have both started.
+    fn notify_ready(&mut self) {
+        let started = |p: &Proc| p.task.pid().is_some();
+        if !self.shutting_down && started(&self.cmd) && self.log.as_ref().is_none_or(started) {
+            if let Some(notify) = self.notify.as_mut() {
+                notify.ready();
+            }
         }
     }
 
@@ -419,6 +443,8 @@ impl Supervisor {
         };
         let mut command = Command::new(&proc.argv[0]);
         command.args(&proc.argv[1..]).stdin(stdin).stdout(stdout).stderr(stderr);
+        // dmon speaks for the service to systemd; see crate::notify.
+        command.env_remove(crate::notify::SOCKET_VAR);
         if let Some(creds) = &proc.creds {
             for (name, value) in &creds.env {
                 if !environ.iter().any(|(n, _)| n == name) {
