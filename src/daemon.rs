@@ -92,6 +92,35 @@ pub fn detach(pid_file: Option<&mut PidFile>) -> Result<(), String> {
 
 static DETACHED: AtomicBool = AtomicBool::new(false);
 
+/// The longest message dmon prints, in characters. Values quoted in messages come
+/// from the user and may be megabytes long (a 10 MB line in a `-C` file).
+const MESSAGE_MAX: usize = 300;
+
+/// A message as one short line: control characters (a newline in a quoted value,
+/// from an argument or a `\n` escape in a `-C` file) are escaped, and a message
+/// longer than [`MESSAGE_MAX`] keeps its start and its end (where the reason is)
+/// around an ellipsis.
+pub fn one_line(text: &str) -> String {
+    let escape = |part: &str| -> String {
+        let mut out = String::with_capacity(part.len());
+        for c in part.chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let count = text.chars().count();
+    if count <= MESSAGE_MAX {
+        return escape(text);
+    }
+    let head_end = text.char_indices().nth(MESSAGE_MAX / 2).map_or(text.len(), |(at, _)| at);
+    let tail_start = text.char_indices().nth(count - MESSAGE_MAX / 2 + 10).map_or(text.len(), |(at, _)| at);
+    format!("{} [...] {}", escape(&text[..head_end]), escape(&text[tail_start..]))
+}
+
 /// Where tracing's lines go: stderr, or syslog once detached.
 pub struct LogWriter {
     buffer: Vec<u8>,
@@ -115,7 +144,7 @@ impl Drop for LogWriter {
             return;
         }
         if DETACHED.load(Ordering::Relaxed) {
-            let message = std::ffi::CString::new(text.replace('\0', " ")).unwrap_or_default();
+            let message = std::ffi::CString::new(one_line(text).replace('\0', " ")).unwrap_or_default();
             // SAFETY: a valid format string and C string.
             unsafe { libc::syslog(libc::LOG_DAEMON | libc::LOG_NOTICE, c"%s".as_ptr(), message.as_ptr()) };
         } else {
@@ -127,7 +156,7 @@ impl Drop for LogWriter {
                 "DEBUG" | "TRACE" => "debug: ",
                 _ => "",
             };
-            let _ = writeln!(io::stderr(), "dmon: {level}{}", message.trim_start());
+            let _ = writeln!(io::stderr(), "dmon: {level}{}", one_line(message.trim_start()));
         }
     }
 }

@@ -1,0 +1,214 @@
+//! Reliability: what dmon does on the bad day. Each test drives the built binary
+//! with real processes, signals, files and mounts, and fails when dmon loses data,
+//! leaks, hangs, panics or lets something escape. docs/reliability.md lists each
+//! case, what it proves and its latest figures.
+//!
+//! The soak cases run short by default (CI); `DMON_SOAK=1` runs their long form.
+//! Conditions are polled with generous bounds; nothing asserts a duration.
+
+#[path = "reliability/support.rs"]
+mod support;
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Case 9: bad input. Every row must give one short line on stderr that starts
+/// with `dmon: ` and names what was wrong, exit 2, never a panic, and start
+/// nothing.
+#[test]
+fn bad_input_gets_one_clear_line_and_exit_2() {
+    let dir = Dir::new("bad");
+    let marker = dir.s("started");
+    let huge = "9".repeat(400);
+    let ten_mb = "a".repeat(10 << 20);
+    // The kernel's limit for one argument is 128 KiB (MAX_ARG_STRLEN).
+    let long_arg = "a".repeat(120_000);
+
+    // (arguments before the command, what the message must contain)
+    let mut rows: Vec<(Vec<OsString>, String)> = Vec::new();
+    let mut row = |args: &[&str], expected: &str| {
+        rows.push((args.iter().map(OsString::from).collect(), expected.to_string()));
+    };
+    let times = ["-i/--interval", "-t/--timeout", "--grace", "--backoff-max"];
+    for name in times {
+        let flag = name.split('/').next_back().unwrap();
+        for value in [
+            "", "x", "-1", "NaN", "nan", "inf", "-inf", "1e3", "0x10", "1.5.5", "5q", " 5", "+5", "5 ", "1,5",
+            "\u{661}",
+        ] {
+            row(&[flag, value], &format!("{name}: '{value}' is not a time"));
+        }
+        for value in ["99999999999999999999", "1000000000000000", "10000000w", "1000000000d", &huge] {
+            row(&[flag, value], &format!("{name}: "));
+        }
+    }
+    row(&["-t", "0"], "-t/--timeout: '0' is too short");
+    row(&["-t", "0.0000000000000000000001"], "-t/--timeout: ");
+    for value in ["", "x", "-1", "NaN", "1.5", "1e3", "18446744073709551616"] {
+        row(&["-m", value], &format!("-m/--max-respawns: '{value}' is not a whole number"));
+    }
+    row(&["-m", &huge], "-m/--max-respawns: '999");
+    for value in ["", "x", "-1", "NaN", "inf", "1e999", "3,5", &huge] {
+        row(&["-L", value], "-L/--load-high: ");
+        row(&["-L", "4", "-l", value], "-l/--load-low: ");
+    }
+    row(&["-L", "0"], "-L/--load-high: '0' must be above zero");
+    row(&["-L", "2", "-l", "3"], "-l/--load-low: '3' is above -L/--load-high '2'");
+    row(&["-L", "2", "-l", "999999999999999"], "-l/--load-low: '999999999999999' is above");
+    row(&["-l", "1"], "-l/--load-low needs -L/--load-high");
+    for value in [
+        "",
+        "x",
+        "=",
+        "files=",
+        "files=-1",
+        "files=NaN",
+        "files=1.5",
+        "files=99999999999999999999",
+        "vmem=18446744073709551615k",
+        "vmem=-1k",
+        "core=1e9",
+        "cpu=1e9",
+        "cpu=10000000w",
+        "cpu=-5",
+        "rttime=1s",
+        "bogus=1",
+        "files=1=2",
+    ] {
+        row(&["-r", value], "-r/--limit: ");
+    }
+    for value in ["", "=x", "="] {
+        row(&["-E", value], "-E/--environ: ");
+    }
+    for value in ["", ":", "root:", ":root", "root::x", "no-such-user-xyz"] {
+        row(&["-u", value], "-u/--cmd-user: ");
+        row(&["-U", value], "-U/--log-user: ");
+    }
+    row(&["-g", "root"], "-g/--cmd-group needs -u/--cmd-user");
+    row(&["-G", ""], "-G/--log-group needs -U/--log-user");
+    row(&["-u", "root", "-g", ""], "-u/--cmd-user: ");
+    row(&["-u", "root", "-g", "no-such-group-xyz"], "-u/--cmd-user: ");
+    for value in ["", "bogus", "CAP_BOGUS", "cap_", "99"] {
+        row(&["--cap", value], "--cap: ");
+    }
+    for value in ["", "bogus", "CGROUP2"] {
+        row(&["--tree", value], "--tree");
+    }
+    row(&["-C", "/dev/null"], "-C/--config must be the first option");
+    row(&["-I", ""], "a value is required for '--write-info <PATH>'");
+    row(&["-I", "/"], "-I/--write-info: cannot open '/'");
+    row(&["-p", ""], "a value is required for '--pid-file <PATH>'");
+    row(&["-p", "/"], "-p/--pid-file: ");
+    row(&["-W", ""], "a value is required for '--work-dir <DIR>'");
+    row(&["-W", "/etc/passwd"], "-W/--work-dir: '/etc/passwd' is not a directory");
+    row(&["--bogus"], "unexpected argument '--bogus'");
+    row(&["-n", "-C", "/dev/null"], "-C/--config must be the first option");
+    // Huge values: the message stays short.
+    row(&["-t", &long_arg], "-t/--timeout: ");
+    row(&["-r", &long_arg], "-r/--limit: ");
+    row(&["-u", &long_arg], "-u/--cmd-user: ");
+    row(&["-p", &format!("/{long_arg}")], "-p/--pid-file: ");
+    // Values with line breaks and control characters stay on one line.
+    row(&["-t", "5\nx"], "-t/--timeout: ");
+    row(&["-r", "files=1\r\n2"], "-r/--limit: ");
+    row(&["-u", "a\nb"], "-u/--cmd-user: ");
+    // Not UTF-8.
+    rows.push((vec!["-t".into(), OsString::from_vec(vec![b'5', 0xff])], "invalid UTF-8".into()));
+    rows.push((
+        vec!["-I".into(), OsString::from_vec(vec![b'/', b'n', b'o', 0xff, b'/', b'x'])],
+        "-I/--write-info".into(),
+    ));
+
+    // Config files.
+    let mut files: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("unterminated quote", b"pid-file \"/tmp/x\n".to_vec(), ":1:10: unterminated quoted string"),
+        ("quote at the end", b"no-daemon \"".to_vec(), ":1:11: unterminated quoted string"),
+        ("backslash at the end", b"environ \"A=\\".to_vec(), ":1:9: unterminated quoted string"),
+        ("unknown escape", b"environ \"A=\\q\"".to_vec(), ":1:12: unknown escape \\q"),
+        ("short hex escape", b"environ \"A=\\x4\"".to_vec(), ":1:12: \\x must be followed by two hexadecimal digits"),
+        ("bad hex escape", b"environ \"A=\\xZZ\"".to_vec(), ":1:12: \\x must be followed by two hexadecimal digits"),
+        ("escape of a control byte", b"environ \"A=\\\x01\"".to_vec(), ":1:12: unknown escape"),
+        ("unknown option", b"no-daemon\n  bogus-option 3\n".to_vec(), ":2:3: unknown option 'bogus-option'"),
+        ("config inside config", b"config /etc/x".to_vec(), ":1:1: unknown option 'config'"),
+        ("missing value", b"no-daemon pid-file".to_vec(), ":1:11: option 'pid-file' needs a value"),
+        ("bad value", b"timeout \"5\\n6\"".to_vec(), "-t/--timeout: "),
+        ("binary junk", b"\x7fELF\x02\x01\x01\x00\x00\x00\xff\xfe\x00\x00".to_vec(), ": word is not valid UTF-8"),
+        ("NUL in a word", b"environ \"A=\\0\"".to_vec(), "-E/--environ: "),
+        ("10 MB word", ten_mb.as_bytes().to_vec(), ":1:1: unknown option 'aaaa"),
+        ("10 MB quoted", format!("environ \"{ten_mb}").into_bytes(), ":1:9: unterminated quoted string"),
+        ("10 MB value", format!("timeout {ten_mb}").into_bytes(), "-t/--timeout: "),
+    ];
+    let mut junk = Vec::new();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..100_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        junk.push(seed as u8);
+    }
+    files.push(("100 kB of random bytes", junk, ": "));
+
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut check = |what: &str, command: &mut Command, expected: &str| {
+        let out = run(command.current_dir(&dir.0));
+        let err = stderr_of(&out);
+        let shown: String = format!("{what}: {:?}", err.chars().take(300).collect::<String>());
+        checked += 1;
+        let problem = if panicked(&out) {
+            "dmon panicked".to_string()
+        } else if out.status.code() != Some(2) {
+            format!("exit status {:?}", out.status.code())
+        } else if !err.starts_with("dmon: ") || !err.contains(expected) {
+            format!("expected {expected:?}")
+        } else if err.matches('\n').count() != 1 {
+            "not exactly one line".to_string()
+        } else if err.len() > 400 {
+            format!("{} bytes is not a clear line", err.len())
+        } else if Path::new(&marker).exists() {
+            "started the command".to_string()
+        } else {
+            return;
+        };
+        failures.push(format!("{shown}: {problem}"));
+    };
+    let touch = ["sh", "-c", &format!("touch {marker}")];
+    for (value, expected) in [
+        ("", "-C/--config: cannot read ''"),
+        ("/nonexistent/dmon.conf", "-C/--config: cannot read '/nonexistent/dmon.conf': No such file"),
+        ("/", "-C/--config: cannot read '/': Is a directory"),
+    ] {
+        check(&format!("-C {value:?}"), dmon_cmd().args(["-C", value, "-n"]).args(touch), expected);
+    }
+    for (args, expected) in &rows {
+        let what = format!(
+            "{:?}",
+            args.iter().map(|a| a.to_string_lossy().chars().take(40).collect()).collect::<Vec<String>>()
+        );
+        check(&what, dmon_cmd().arg("-n").args(args).args(touch), expected);
+    }
+    for (what, text, expected) in &files {
+        let conf = dir.path("dmon.conf");
+        fs::write(&conf, text).unwrap();
+        check(what, dmon_cmd().arg("-C").arg(&conf).arg("-n").args(touch), expected);
+    }
+    // DMON_OPTIONS gets the same words.
+    for (text, expected) in [
+        ("-t x", "-t/--timeout: 'x' is not a time"),
+        ("-t \"5", "DMON_OPTIONS: column 4: unterminated quoted string"),
+        ("-n sleep", "DMON_OPTIONS: 'sleep' is not an option"),
+        ("--bogus", "unexpected argument '--bogus'"),
+    ] {
+        check(text, dmon_cmd().env("DMON_OPTIONS", text).arg("-n").args(touch), expected);
+    }
+    let junk = OsString::from_vec(b"-t \xff\xfe\x01".to_vec());
+    check("DMON_OPTIONS junk", dmon_cmd().env("DMON_OPTIONS", junk).arg("-n").args(touch), "DMON_OPTIONS: ");
+    assert!(failures.is_empty(), "{} of {checked} cases failed:\n{}", failures.len(), failures.join("\n"));
+    println!("bad input: {checked} cases, each one line and exit 2");
+}
