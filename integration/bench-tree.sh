@@ -68,7 +68,7 @@ EOF
 # Processes tagged $1: count, running (state R), CPU ticks.
 census() {
     for d in /proc/[0-9]*; do
-        if tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q -- "$1"; then
+        if tr '\0' ' ' 2>/dev/null <"$d/cmdline" | grep -q -- "$1"; then
             sed 's/.*) //' "$d/stat" 2>/dev/null | awk '{ print $1, $12 + $13 }'
         fi
     done | awk '$1 != "Z" { n++; if ($1 == "R") r++; t += $2 } END { printf "%d %d %d\n", n, r, t }'

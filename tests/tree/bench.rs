@@ -95,6 +95,8 @@ fn measure(choice: TreeChoice, size: usize) -> Option<Row> {
             Ok(())
         });
     }
+    // Reaped with every other process of the tree by `reap` (waitpid(-1)).
+    #[allow(clippy::zombie_processes)]
     let child = command.spawn().unwrap();
     tree.started(child.id() as i32);
     let grown = wait_until(Duration::from_secs(120), || census(&tag).len() >= size);

@@ -547,5 +547,17 @@ impl Tmux<'_> {
 impl Drop for Tmux<'_> {
     fn drop(&mut self) {
         let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).stderr(Stdio::null()).status();
+        // dmon does not end on the terminal's hangup: end the one this test started.
+        let mine = self.t.dir.display().to_string();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else { continue };
+            let text = String::from_utf8_lossy(&cmdline);
+            if text.starts_with(DMON) && text.contains(&mine) {
+                // SAFETY: kill with plain integers.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        kill_members(self.t);
     }
 }
