@@ -119,7 +119,7 @@ fn options_of_the_command_are_not_dmons() {
 fn man_page_example_pipes_output_into_the_log_command() {
     let dir = Dir::new("example");
     let log = dir.s("logfile");
-    let mut child = dmon()
+    let child = dmon()
         .args(["-n", "sh", "-c", "while echo 'Hello World'; do sleep 0.1; done", "--", "sh", "-c"])
         .arg(format!("exec cat >> {log}"))
         .spawn()
@@ -170,7 +170,7 @@ fn status_lines_for_start_exit_and_stop() {
     assert!(text.contains(&format!("log exit {log_pid} 0")), "{text:?}");
 
     // TERM to dmon: `cmd stop PID`, then the command's exit.
-    let mut child = dmon().args(["-n", "-I", st.to_str().unwrap(), "sleep", "60"]).spawn().unwrap();
+    let child = dmon().args(["-n", "-I", st.to_str().unwrap(), "sleep", "60"]).spawn().unwrap();
     assert!(wait_until(Duration::from_secs(10), || started(&st, "cmd").len() == 3));
     let pid = started(&st, "cmd")[2];
     signal(child.id() as i32, libc::SIGTERM);
@@ -255,7 +255,7 @@ fn forwarded_signals_reach_the_command_only_with_s() {
     let st = dir.path("st");
     let got = dir.s("got");
     let script = format!("trap 'echo usr1 >> {got}' USR1; echo ready > {got}.ready; while :; do sleep 0.05; done");
-    let mut child = dmon().args(["-n", "-s", "-I", st.to_str().unwrap(), "sh", "-c", &script]).spawn().unwrap();
+    let child = dmon().args(["-n", "-s", "-I", st.to_str().unwrap(), "sh", "-c", &script]).spawn().unwrap();
     assert!(wait_until(Duration::from_secs(10), || dir.path("got.ready").exists() && !started(&st, "cmd").is_empty()));
     let pid = started(&st, "cmd")[0];
     signal(child.id() as i32, libc::SIGUSR1);
@@ -286,7 +286,7 @@ fn load_above_the_mark_pauses_and_below_resumes() {
     fs::write(&load, "0.10 0.10 0.10 1/100 1\n").unwrap();
     let counter = dir.s("ticks");
     let script = format!("while :; do echo t >> {counter}; sleep 0.05; done");
-    let mut child = dmon()
+    let child = dmon()
         .env("DMON_LOADAVG_FILE", &load)
         .args(["-n", "-L", "2", "-l", "1", "-I", st.to_str().unwrap(), "sh", "-c", &script])
         .spawn()
@@ -569,4 +569,29 @@ fn a_killed_logger_loses_at_most_what_it_had_read() {
     assert!(numbers.last() == Some(&total), "the end of the stream is missing");
     // A logger holds at most one 64 KiB read: about 10000 short lines per kill.
     assert!(lost <= 50 * 65536 / 6, "{lost} lines lost");
+}
+
+fn context_switches(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn an_idle_dmon_does_not_wake_up() {
+    let dir = Dir::new("idle");
+    let st = dir.path("st");
+    let child = dmon().args(["-n", "-I", st.to_str().unwrap(), "sleep", "600", "--", "cat"]).spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || !started(&st, "cmd").is_empty() && !started(&st, "log").is_empty()));
+    let pid = child.id() as i32;
+    std::thread::sleep(Duration::from_millis(300));
+    let before = context_switches(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = context_switches(pid);
+    assert_eq!(after, before, "dmon woke up {} times in 2 s with nothing to do", after - before);
+    signal(pid, libc::SIGTERM);
+    assert!(finish(child, Duration::from_secs(15)).success());
 }
