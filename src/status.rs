@@ -25,10 +25,10 @@ use crate::task::Status;
 /// `--status-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// DMon's lines: `cmd start 1234`
+    /// DMon's lines, such as "cmd start 1234"
     #[default]
     Text,
-    /// JSON Lines: one object per event, with a time stamp
+    /// JSON Lines: one object per event, with a time stamp (see docs/status.md)
     Json,
 }
 

@@ -1,0 +1,54 @@
+#compdef drlog
+
+autoload -U is-at-least
+
+_drlog() {
+    typeset -A opt_args
+    typeset -a _arguments_options
+    local ret=1
+
+    if is-at-least 5.2; then
+        _arguments_options=(-s -S -C)
+    else
+        _arguments_options=(-s -C)
+    fi
+
+    local context curcontext="$curcontext" state line
+    _arguments "${_arguments_options[@]}" : \
+'-m+[Keep at most N rotated files (0\: keep all)]:N:_default' \
+'--max-files=[Keep at most N rotated files (0\: keep all)]:N:_default' \
+'-T+[Rotate once current has been in use for TIME (0\: never by age)]:TIME:_default' \
+'--max-time=[Rotate once current has been in use for TIME (0\: never by age)]:TIME:_default' \
+'-s+[Rotate before current would grow over SIZE (0\: never by size)]:SIZE:_default' \
+'--max-size=[Rotate before current would grow over SIZE (0\: never by size)]:SIZE:_default' \
+'-i+[Read from descriptor FD instead of standard input]:FD:_default' \
+'--input-fd=[Read from descriptor FD instead of standard input]:FD:_default' \
+'-p+[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
+'--prefix=[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
+'-b[Buffered\: do not sync to disk after each read (rotation still syncs)]' \
+'--buffered[Buffered\: do not sync to disk after each read (rotation still syncs)]' \
+'-t[Put a UTC timestamp YYYY-mm-dd/HH\:MM\:SS in front of each line]' \
+'--timestamp[Put a UTC timestamp YYYY-mm-dd/HH\:MM\:SS in front of each line]' \
+'-R[Put an RFC 3339 UTC timestamp with microseconds in front of each line]' \
+'--rfc3339[Put an RFC 3339 UTC timestamp with microseconds in front of each line]' \
+'-e[Skip empty lines]' \
+'--skip-empty[Skip empty lines]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':dir -- The log directory; it must exist:_files' \
+&& ret=0
+}
+
+(( $+functions[_drlog_commands] )) ||
+_drlog_commands() {
+    local commands; commands=()
+    _describe -t commands 'drlog commands' commands "$@"
+}
+
+if [ "$funcstack[1]" = "_drlog" ]; then
+    _drlog "$@"
+else
+    compdef _drlog drlog
+fi
