@@ -123,6 +123,12 @@ pub struct Args {
     /// How to control the command tree: a cgroup, or signals where none can be had
     #[arg(long = "tree", value_name = "BACKEND", value_enum, default_value_t = TreeChoice::Auto)]
     pub tree: TreeChoice,
+    /// Make dmon's cgroups under DIR instead of under dmon's own cgroup
+    #[arg(long = "cgroup-parent", value_name = "DIR")]
+    pub cgroup_parent: Option<PathBuf>,
+    /// Pause the whole command tree while CPU pressure is above HIGH percent, resume below LOW (default: half)
+    #[arg(long = "pressure", value_name = "HIGH[:LOW]")]
+    pub pressure: Option<String>,
     /// Log more about what dmon does (repeat for more; DMON_LOG=debug does the same)
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
     pub verbose: u8,
@@ -171,6 +177,8 @@ pub struct Options {
     pub grace: Duration,
     pub backoff_max: Duration,
     pub tree: TreeChoice,
+    pub cgroup_parent: Option<PathBuf>,
+    pub pressure: Option<LoadMarks>,
     pub verbose: u8,
 }
 
@@ -312,6 +320,24 @@ fn read_config(path: &PathBuf) -> Result<Vec<OsString>, UsageError> {
     Ok(out)
 }
 
+/// `--pressure HIGH[:LOW]`: percentages of stalled time, 0 < LOW <= HIGH < 100.
+fn parse_pressure(text: &str) -> Result<LoadMarks, UsageError> {
+    let bad = |why: &str| usage(format!("--pressure: '{text}' {why} (expected HIGH[:LOW], percentages such as 40:10)"));
+    let (high, low) = match text.split_once(':') {
+        Some((high, low)) => (high, Some(low)),
+        None => (text, None),
+    };
+    let high = units::parse_load(high).map_err(|_| bad("is not a percentage"))?;
+    let low = low.map(units::parse_load).transpose().map_err(|_| bad("is not a percentage"))?.unwrap_or(high / 2.0);
+    if !(high > 0.0 && high < 100.0) {
+        return Err(bad("has HIGH outside 0..100"));
+    }
+    if low > high {
+        return Err(bad("has LOW above HIGH"));
+    }
+    Ok(LoadMarks { high, low })
+}
+
 fn validate(a: Args) -> Result<Options, UsageError> {
     if a.config.is_some() {
         return Err(usage("-C/--config must be the first option"));
@@ -370,6 +396,11 @@ fn validate(a: Args) -> Result<Options, UsageError> {
             Some(LoadMarks { high: high_value, low: low_value })
         }
     };
+
+    let pressure = a.pressure.as_deref().map(parse_pressure).transpose()?;
+    if pressure.is_some() && load.is_some() {
+        return Err(usage("--pressure cannot be used with -L/--load-high (choose one signal to pause on)"));
+    }
 
     let max_respawns = a
         .max_respawns
@@ -431,6 +462,8 @@ fn validate(a: Args) -> Result<Options, UsageError> {
         grace,
         backoff_max,
         tree: a.tree,
+        cgroup_parent: a.cgroup_parent,
+        pressure,
         verbose: a.verbose,
     })
 }

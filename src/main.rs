@@ -12,6 +12,7 @@ use dmon::daemon::{self, PidFile};
 use dmon::status::StatusFile;
 use dmon::supervisor::{Proc, Supervisor};
 use dmon::task::Policy;
+use dmon::tree::psi::{PressureMarks, PressureWatch};
 
 /// Bad options or files: nothing was started.
 const EXIT_USAGE: u8 = 2;
@@ -64,11 +65,24 @@ fn run(opts: Options) -> Result<i32, Failure> {
             return Err(usage(format!("-W/--work-dir: '{}' is not a directory", dir.display())));
         }
     }
+    if let Some(dir) = &opts.cgroup_parent {
+        if !dir.is_dir() {
+            return Err(usage(format!("--cgroup-parent: '{}' is not a directory", dir.display())));
+        }
+    }
     let mut pid_file = opts.pid_file.as_deref().map(PidFile::lock).transpose().map_err(usage)?;
     let mut status = match &opts.status_file {
         Some(path) => Some(StatusFile::open(path, opts.status_format).map_err(|e| {
             usage(format!("-I/--write-info: cannot open '{}': {}", path.display(), dmon::io_reason(&e)))
         })?),
+        None => None,
+    };
+
+    let pressure = match opts.pressure {
+        Some(marks) => Some(
+            PressureWatch::open(PressureMarks { high: marks.high, low: marks.low })
+                .map_err(|e| usage(format!("--pressure: cannot watch /proc/pressure/cpu: {}", dmon::io_reason(&e))))?,
+        ),
         None => None,
     };
 
@@ -83,10 +97,9 @@ fn run(opts: Options) -> Result<i32, Failure> {
     }
 
     if opts.daemon {
+        // The working directory stays as it was, as with DMon: its examples give
+        // relative paths (`-p example.pid ... -- dlog logfile`). -W / changes it.
         daemon::detach(pid_file.as_mut()).map_err(Failure::Runtime)?;
-        if opts.work_dir.is_none() {
-            let _ = std::env::set_current_dir("/");
-        }
     } else if let Some(pid_file) = pid_file.as_mut() {
         pid_file
             .write(std::process::id())
@@ -112,7 +125,8 @@ fn run(opts: Options) -> Result<i32, Failure> {
         grace: opts.grace,
         backoff_max: opts.backoff_max,
     };
-    let trees = dmon::tree::open(opts.tree, None, opts.log_command.is_some()).map_err(usage)?;
+    let trees =
+        dmon::tree::open(opts.tree, opts.cgroup_parent.as_deref(), opts.log_command.is_some()).map_err(usage)?;
     tracing::info!("tree: {}: {}", trees.choice.backend.name(), trees.choice.why);
     if let Some(status) = status.as_mut() {
         status.record(dmon::status::Record::Tree {
@@ -126,8 +140,9 @@ fn run(opts: Options) -> Result<i32, Failure> {
         let policy = Policy::forever(opts.grace, opts.backoff_max);
         Proc::new("log", argv, policy, tree, log_creds, opts.log_sigs)
     });
-    let supervisor =
+    let mut supervisor =
         Supervisor::new(cmd, log, status, &opts, tty).map_err(|e| Failure::Runtime(dmon::io_reason(&e)))?;
+    supervisor.pressure = pressure;
     let code =
         supervisor.run().map_err(|e| Failure::Runtime(format!("supervision failed: {}", dmon::io_reason(&e))))?;
     if let Some(pid_file) = pid_file {

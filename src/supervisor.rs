@@ -71,6 +71,8 @@ pub struct Supervisor {
     /// The terminal shared with the command in `-n` mode (standard input).
     pub tty: Option<RawFd>,
     pub load: Option<LoadWatch>,
+    /// `--pressure`: a PSI trigger instead of the load average.
+    pub pressure: Option<crate::tree::psi::PressureWatch>,
     /// The exit status dmon reports: the command's last one in -1/-m modes.
     pub report_command_status: bool,
     pipe_read: Option<OwnedFd>,
@@ -148,6 +150,7 @@ impl Supervisor {
             stderr_redir: opts.stderr_redir,
             tty,
             load: opts.load.map(LoadWatch::new),
+            pressure: None,
             report_command_status: opts.once || opts.max_respawns.is_some(),
             pipe_read,
             pipe_write,
@@ -199,10 +202,18 @@ impl Supervisor {
             let tree_fds: Vec<_> =
                 [Some(&self.cmd), self.log.as_ref()].into_iter().flatten().filter_map(|p| p.tree.event_fd()).collect();
             fds.extend(tree_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLPRI)));
+            if let Some(watch) = self.pressure.as_ref() {
+                fds.push(PollFd::new(watch.fd(), PollFlags::POLLPRI));
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
+            let pressure_fired = self.pressure.is_some()
+                && fds
+                    .last()
+                    .and_then(|fd| fd.revents())
+                    .is_some_and(|r| r.intersects(PollFlags::POLLPRI | PollFlags::POLLERR));
             drop(fds);
             drop(tree_fds);
 
@@ -215,6 +226,14 @@ impl Supervisor {
 
             let now = Instant::now();
             if let Some(event) = self.load.as_mut().filter(|l| l.next <= now).and_then(|l| l.check(now)) {
+                self.feed_cmd(event, now);
+            }
+            let pressure_event = match self.pressure.as_mut() {
+                Some(watch) if pressure_fired => watch.on_trigger(now),
+                Some(watch) if watch.deadline().is_some_and(|d| d <= now) => watch.on_deadline(now),
+                _ => None,
+            };
+            if let Some(event) = pressure_event {
                 self.feed_cmd(event, now);
             }
             if self.cmd.task.deadline().is_some_and(|d| d <= now) {
@@ -252,13 +271,24 @@ impl Supervisor {
 
     fn deadline(&self) -> Option<Instant> {
         let load = self.load.as_ref().filter(|_| !self.cmd.task.is_done()).map(|l| l.next);
-        [self.cmd.task.deadline(), self.log.as_ref().and_then(|l| l.task.deadline()), load].into_iter().flatten().min()
+        let pressure = self.pressure.as_ref().filter(|_| !self.cmd.task.is_done()).and_then(|p| p.deadline());
+        [self.cmd.task.deadline(), self.log.as_ref().and_then(|l| l.task.deadline()), load, pressure]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_signal(&mut self, signal: Signal) {
         match signal {
             Signal::SIGCHLD | Signal::SIGTTOU | Signal::SIGTTIN | Signal::SIGPIPE => {}
             Signal::SIGTERM | Signal::SIGINT => self.shutdown(),
+            // The terminal dmon shares in -n mode hung up: end, as a foreground
+            // program does, unless HUP is to be forwarded.
+            Signal::SIGHUP
+                if self.tty.is_some() && !self.cmd.forward && !self.log.as_ref().is_some_and(|l| l.forward) =>
+            {
+                self.shutdown()
+            }
             forwarded => {
                 for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {
                     if let (true, Some(pid)) = (proc.forward, proc.task.pid()) {
@@ -315,9 +345,9 @@ impl Supervisor {
             if self.cmd.task.pid() == Some(pid) {
                 let interrupted = self.tty.is_some()
                     && libc::WIFSIGNALED(status)
-                    && matches!(libc::WTERMSIG(status), libc::SIGINT | libc::SIGQUIT);
+                    && matches!(libc::WTERMSIG(status), libc::SIGINT | libc::SIGQUIT | libc::SIGHUP);
                 if interrupted {
-                    // Ctrl-C on the terminal the command shares ends dmon too.
+                    // Ctrl-C (or a hangup) on the terminal the command shares ends dmon too.
                     self.shutdown();
                 }
                 let tree_empty = self.cmd.tree.is_empty();

@@ -115,19 +115,50 @@ fn options_of_the_command_are_not_dmons() {
     assert!(out.status.success());
 }
 
+/// A shell with the built tools first on the PATH, in `dir`, as the man page's
+/// examples are typed.
+fn shell(dir: &Dir, script: &str) -> Command {
+    let bin = Path::new(DMON).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut command = Command::new("sh");
+    command.args(["-c", script]).current_dir(&dir.0).env("PATH", path).env_remove("DMON_OPTIONS");
+    command.stdin(Stdio::null());
+    command
+}
+
 #[test]
-fn man_page_example_pipes_output_into_the_log_command() {
+fn man_page_examples() {
     let dir = Dir::new("example");
-    let log = dir.s("logfile");
-    let child = dmon()
-        .args(["-n", "sh", "-c", "while echo 'Hello World'; do sleep 0.1; done", "--", "sh", "-c"])
-        .arg(format!("exec cat >> {log}"))
+    // The foreground example, with dlog writing the log file.
+    let child = shell(&dir, "exec dmon -n sh -c 'while echo \"Hello World\" ; do sleep 5 ; done' -- dlog logfile")
         .spawn()
         .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || lines(&dir.path("logfile")).len() >= 3));
+    assert!(wait_until(Duration::from_secs(10), || !lines(&dir.path("logfile")).is_empty()));
     signal(child.id() as i32, libc::SIGTERM);
     assert!(finish(child, Duration::from_secs(15)).success());
-    assert!(lines(&dir.path("logfile")).iter().all(|l| l == "Hello World"));
+    assert_eq!(lines(&dir.path("logfile")), ["Hello World"]);
+
+    // The same as a daemon with a pid file, ended with kill $(cat example.pid).
+    let out = shell(&dir, "dmon -p example.pid sh -c 'while echo \"Hello dmon\" ; do sleep 5 ; done' -- dlog logfile")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(wait_until(Duration::from_secs(10), || lines(&dir.path("logfile")).len() == 2));
+    let pid: i32 = read(&dir.path("example.pid")).trim().parse().unwrap();
+    assert!(shell(&dir, "kill $(cat example.pid)").status().unwrap().success());
+    assert!(wait_until(Duration::from_secs(15), || !alive(pid) && !dir.path("example.pid").exists()));
+    assert_eq!(lines(&dir.path("logfile")), ["Hello World", "Hello dmon"]);
+
+    // The backup example: -1 -n with load marks; the job runs once and succeeds.
+    // (The load is read from a file here: the real one depends on whatever else
+    // the machine runs, and would pause the job.)
+    fs::write(dir.path("loadavg"), "0.20 0.20 0.20 1/100 1\n").unwrap();
+    let out = shell(&dir, "dmon -1 -n -l 1 -L 3.5 sh -c 'echo backed up > backup'")
+        .env("DMON_LOADAVG_FILE", dir.path("loadavg"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(read(&dir.path("backup")), "backed up\n");
 }
 
 #[test]
@@ -412,6 +443,17 @@ fn bad_inputs_get_one_line_and_exit_2_before_anything_starts() {
             "-I/--write-info: cannot open '/nonexistent/dir/status': No such file or directory".into(),
         ),
         (vec!["--bogus".into()], "unexpected argument '--bogus' found".into()),
+        (vec!["--pressure".into(), "0".into()], "--pressure: '0' has HIGH outside 0..100".into()),
+        (vec!["--pressure".into(), "40:60".into()], "--pressure: '40:60' has LOW above HIGH".into()),
+        (vec!["--pressure".into(), "x".into()], "--pressure: 'x' is not a percentage".into()),
+        (
+            vec!["--pressure".into(), "40".into(), "-L".into(), "3".into()],
+            "--pressure cannot be used with -L/--load-high".into(),
+        ),
+        (
+            vec!["--cgroup-parent".into(), "/nonexistent/cg".into()],
+            "--cgroup-parent: '/nonexistent/cg' is not a directory".into(),
+        ),
     ];
     for (args, expected) in cases {
         let out = run(dmon().arg("-n").args(&args).args(["sh", "-c", &cmd]));
@@ -593,5 +635,36 @@ fn an_idle_dmon_does_not_wake_up() {
     let after = context_switches(pid);
     assert_eq!(after, before, "dmon woke up {} times in 2 s with nothing to do", after - before);
     signal(pid, libc::SIGTERM);
+    assert!(finish(child, Duration::from_secs(15)).success());
+}
+
+#[test]
+fn cpu_pressure_pauses_the_tree_and_calm_resumes_it() {
+    if !Path::new("/proc/pressure/cpu").exists() {
+        eprintln!("skipped: this kernel has no /proc/pressure/cpu (PSI)");
+        return;
+    }
+    let dir = Dir::new("pressure");
+    let st = dir.path("st");
+    let child = dmon().args(["-n", "--pressure", "30:20", "-I", st.to_str().unwrap(), "sleep", "600"]).spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || !started(&st, "cmd").is_empty()));
+    let pid = started(&st, "cmd")[0];
+    // Three busy processes per CPU make tasks wait for a CPU most of the time.
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut hogs: Vec<Child> =
+        (0..cpus * 3).map(|_| Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap()).collect();
+    let paused = wait_until(Duration::from_secs(20), || lines(&st).contains(&format!("cmd pause {pid}")));
+    for hog in &mut hogs {
+        let _ = hog.kill();
+        let _ = hog.wait();
+    }
+    assert!(paused, "no pause under CPU pressure: {:?}", lines(&st));
+    // avg10 decays below 20% within about ten seconds, and must stay there 6 s.
+    assert!(
+        wait_until(Duration::from_secs(60), || lines(&st).contains(&format!("cmd resume {pid}"))),
+        "no resume once calm: {:?}",
+        lines(&st)
+    );
+    signal(child.id() as i32, libc::SIGTERM);
     assert!(finish(child, Duration::from_secs(15)).success());
 }
