@@ -22,6 +22,8 @@ complete -c dmon -l tree -d 'How to control the command tree: a cgroup, or signa
 cgroup2\t'A cgroup v2 leaf: freeze, thaw and cgroup.kill'
 freezer\t'A cgroup v1 freezer leaf'
 signals\t'Process group, subreaper and a walk of the process tree'"
+complete -c dmon -l cgroup-parent -d 'Make dmon\'s cgroups under DIR instead of under dmon\'s own cgroup' -r -F
+complete -c dmon -l pressure -d 'Pause the whole command tree while CPU pressure is above HIGH percent, resume below LOW (default: half)' -r
 complete -c dmon -s n -l no-daemon -d 'Stay in the foreground, sharing the terminal with the command'
 complete -c dmon -s 1 -l once -d 'Stop once the command exits with status 0'
 complete -c dmon -s e -l stderr-redir -d 'Send the command\'s standard error to the log command too'
