@@ -187,3 +187,28 @@ fn bench_backends() {
     let _serial = serial(Layout::Hybrid);
     bench::run();
 }
+
+/// The delegation of dmon's cgroup is taken back while dmon runs (its files are
+/// given back to root): dmon's next write fails, it says so, controls the tree
+/// with signals from then on, and still leaves no process of the tree behind.
+#[test]
+fn a_revoked_cgroup_falls_back_to_signals() {
+    let layout = Layout::Delegated;
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "revoked");
+    let mut dmon = t.start(&["-t", "4"]);
+    let run1 = dmon.wait_line("cmd start ", 1);
+    let first = t.wait_members(7);
+    let home = dmon.home().expect("a cgroup");
+    let status = std::process::Command::new("chown").args(["-R", "root:root"]).arg(&home).status().unwrap();
+    assert!(status.success());
+    // The timeout's KILL cannot be written to cgroup.kill any more.
+    dmon.wait_line(&format!("cmd timeout {run1}"), 1);
+    dmon.wait_line("cmd start ", 2);
+    t.assert_gone(&first);
+    let said = t.read("dmon.err");
+    assert!(said.contains("controlling this tree with signals from now on"), "dmon said:\n{said}");
+    t.wait_members(7);
+    dmon.terminate_and_wait();
+    t.assert_no_members();
+}

@@ -155,13 +155,52 @@ impl Tree {
         }
     }
 
+    /// A cgroup tree whose files fail (the cgroup was removed, or write access
+    /// to it was taken away while dmon runs) becomes a signal tree: the processes
+    /// it still lists are adopted, and the walk finds them and their descendants
+    /// from then on, so the no-survivor guarantee holds as far as signals can
+    /// hold it. Says so once. Returns whether the tree changed.
+    fn fall_back(&mut self, e: &io::Error) -> bool {
+        let dir = match self {
+            Tree::Cgroup2(t) => t.dir().to_path_buf(),
+            Tree::Freezer(t) => t.dir().to_path_buf(),
+            Tree::Signals(_) => return false,
+        };
+        // Only the command's tree claims orphans re-parented to dmon.
+        let mut signals = signals::SignalTree::new(dir.file_name().is_some_and(|leaf| leaf == "cmd"));
+        signals.adopt(&files::pids(&dir));
+        tracing::warn!("{}: {}; controlling this tree with signals from now on", dir.display(), crate::io_reason(e));
+        *self = Tree::Signals(signals);
+        true
+    }
+
+    /// Runs `op` on the signal tree when `result` is a cgroup failure that made
+    /// this tree fall back to signals.
+    fn or_signals(
+        &mut self,
+        result: io::Result<()>,
+        op: impl FnOnce(&mut signals::SignalTree) -> io::Result<()>,
+    ) -> io::Result<()> {
+        match result {
+            Err(e) if self.fall_back(&e) => match self {
+                Tree::Signals(t) => op(t),
+                _ => Err(e),
+            },
+            other => other,
+        }
+    }
+
     /// What the next child needs between fork and exec. `frozen`: the child must
     /// start paused.
     pub fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup> {
-        match self {
+        let result = match self {
             Tree::Cgroup2(t) => t.child_setup(frozen),
             Tree::Freezer(t) => t.child_setup(frozen),
-            Tree::Signals(t) => Ok(t.child_setup(frozen)),
+            Tree::Signals(t) => return Ok(t.child_setup(frozen)),
+        };
+        match result {
+            Err(e) if self.fall_back(&e) => self.child_setup(frozen),
+            other => other,
         }
     }
 
@@ -182,37 +221,41 @@ impl Tree {
 
     /// Sends `signal` to every process of the tree.
     pub fn signal(&mut self, signal: Signal) -> io::Result<()> {
-        match self {
+        let result = match self {
             Tree::Cgroup2(t) => t.signal(signal),
             Tree::Freezer(t) => t.signal(signal),
             Tree::Signals(t) => t.signal(signal),
-        }
+        };
+        self.or_signals(result, |t| t.signal(signal))
     }
 
     /// Pauses every process of the tree. May complete asynchronously.
     pub fn freeze(&mut self) -> io::Result<()> {
-        match self {
+        let result = match self {
             Tree::Cgroup2(t) => t.freeze(),
             Tree::Freezer(t) => t.freeze(),
             Tree::Signals(t) => t.signal(Signal::SIGSTOP),
-        }
+        };
+        self.or_signals(result, |t| t.signal(Signal::SIGSTOP))
     }
 
     pub fn thaw(&mut self) -> io::Result<()> {
-        match self {
+        let result = match self {
             Tree::Cgroup2(t) => t.thaw(),
             Tree::Freezer(t) => t.thaw(),
             Tree::Signals(t) => t.signal(Signal::SIGCONT),
-        }
+        };
+        self.or_signals(result, |t| t.signal(Signal::SIGCONT))
     }
 
     /// KILL to every process of the tree.
     pub fn kill(&mut self) -> io::Result<()> {
-        match self {
+        let result = match self {
             Tree::Cgroup2(t) => t.kill(),
             Tree::Freezer(t) => t.kill(),
             Tree::Signals(t) => t.signal(Signal::SIGKILL),
-        }
+        };
+        self.or_signals(result, |t| t.signal(Signal::SIGKILL))
     }
 
     /// Whether no process of the tree is left (zombies not counted: the caller

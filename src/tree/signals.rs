@@ -113,6 +113,11 @@ impl SignalTree {
         super::ChildSetup { procs_fd: None, stop_self: false }
     }
 
+    /// Takes `pids` as members (a cgroup tree falling back to signals).
+    pub fn adopt(&mut self, pids: &[i32]) {
+        self.known.extend(pids);
+    }
+
     pub fn started(&mut self, pid: i32) {
         self.pgrp = Some(pid);
         self.known.clear();
