@@ -1,9 +1,9 @@
 //! Detaching from the terminal, the pid file, and where dmon's own messages go.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -12,14 +12,27 @@ use nix::fcntl::{Flock, FlockArg};
 /// The pid file, held open and locked (flock) for dmon's whole life: a second
 /// dmon given the same file finds the lock taken and refuses to start, instead of
 /// guessing from the pid written in it.
+///
+/// Pid files often live in shared directories, and root writes them. The open
+/// never follows a symbolic link (O_NOFOLLOW), and the opened file must be a
+/// regular file with no other hard link, and in a directory others can write to,
+/// belong to dmon's user or the directory's owner (the rule of the kernel's
+/// `fs.protected_regular=2`, which is often off). Otherwise dmon refuses, in one
+/// line, rather than write through a link planted by someone else.
+///
+/// Why not create a temporary file and rename it over PATH, which also never
+/// follows a link: the lock must stay on the one inode that PATH names. A rename
+/// replaces the inode a running dmon holds locked, so a second dmon would lock
+/// its own new file and both would run. Opening in place and checking what was
+/// opened (fstat, after the open, so nothing can be swapped in between) keeps the
+/// lock meaningful and gives the same protection.
 pub struct PidFile {
     file: Flock<File>,
     path: PathBuf,
 }
 
 impl PidFile {
-    /// Opens and locks PATH. Symlinks are not followed and only regular files are
-    /// accepted.
+    /// Opens and locks PATH.
     pub fn lock(path: &Path) -> Result<PidFile, String> {
         let shown = path.display();
         let file = OpenOptions::new()
@@ -29,10 +42,8 @@ impl PidFile {
             .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
-            .map_err(|e| format!("-p/--pid-file: cannot open '{shown}': {}", crate::io_reason(&e)))?;
-        if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            return Err(format!("-p/--pid-file: '{shown}' is not a regular file"));
-        }
+            .and_then(|file| check_opened(&file, path, false).map(|()| file))
+            .map_err(|e| format!("-p/--pid-file: cannot open '{shown}': {}", crate::io_reason(&open_error(path, e))))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(file) => Ok(PidFile { file, path: path.to_path_buf() }),
             Err((mut file, _)) => {
@@ -43,17 +54,84 @@ impl PidFile {
         }
     }
 
-    /// Replaces the content with `pid`.
+    /// Replaces the content with `pid`. The new content is written over the old
+    /// before the file is cut to its length, so a full disk leaves the old content
+    /// whole rather than an empty file.
     pub fn write(&mut self, pid: u32) -> io::Result<()> {
-        self.file.set_len(0)?;
-        self.file.rewind()?;
-        self.file.write_all(format!("{pid}\n").as_bytes())
+        let text = format!("{pid}\n");
+        self.file.write_all_at(text.as_bytes(), 0)?;
+        self.file.set_len(text.len() as u64)
     }
 
     /// Removes the file (on a clean exit). The lock goes with the descriptor.
     pub fn remove(self) {
-        let _ = std::fs::remove_file(&self.path);
+        drop(self);
     }
+}
+
+impl Drop for PidFile {
+    /// A pid file exists while its dmon runs: it is removed on every way out that
+    /// runs destructors, but only while PATH still names the file dmon locked.
+    fn drop(&mut self) {
+        let ours = match (std::fs::symlink_metadata(&self.path), self.file.metadata()) {
+            (Ok(at_path), Ok(locked)) => at_path.dev() == locked.dev() && at_path.ino() == locked.ino(),
+            _ => false,
+        };
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// An error of opening PATH without following links, for a message after
+/// "cannot open 'PATH': ". A symbolic link is named as such: O_NOFOLLOW reports it
+/// as "Too many levels of symbolic links".
+pub fn open_error(path: &Path, e: io::Error) -> io::Error {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if e.raw_os_error() == Some(libc::ELOOP) && is_link {
+        io::Error::other("it is a symbolic link, which dmon does not follow (remove it, or name its target)")
+    } else {
+        e
+    }
+}
+
+/// Checks what an open of PATH (without following links) found, after the open
+/// so that nothing can be swapped in between: a FIFO when `fifo`, else a regular
+/// file with no other hard link; and in a directory others can write to, one that
+/// belongs to dmon's user or to the directory's owner. The error reads after
+/// "cannot open 'PATH': ".
+pub fn check_opened(file: &File, path: &Path, fifo: bool) -> io::Result<()> {
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if fifo && !kind.is_fifo() {
+        return Err(io::Error::other("it is no longer a FIFO (replaced while being opened)"));
+    }
+    if !fifo && kind.is_fifo() {
+        return Err(io::Error::other("it is a FIFO, not a regular file"));
+    }
+    if !fifo && !kind.is_file() {
+        return Err(io::Error::other("it is not a regular file"));
+    }
+    if kind.is_file() && meta.nlink() > 1 {
+        return Err(io::Error::other(format!(
+            "it has {} hard links, and dmon does not write through a link",
+            meta.nlink()
+        )));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if let Ok(dir) = std::fs::metadata(dir) {
+            if dir.mode() & 0o022 != 0 && meta.uid() != dir.uid() {
+                return Err(io::Error::other(format!(
+                    "it belongs to uid {} in a directory others can write to, and dmon does not write to it",
+                    meta.uid()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Forks; the parent writes the child's pid into `pid_file` and exits 0 at once,
@@ -71,8 +149,9 @@ pub fn detach(pid_file: Option<&mut PidFile>) -> Result<(), String> {
         nix::unistd::ForkResult::Parent { child } => {
             if let Some(pid_file) = pid_file {
                 if let Err(e) = pid_file.write(child.as_raw() as u32) {
-                    eprintln!("dmon: cannot write the pid file: {}", crate::io_reason(&e));
+                    eprintln!("dmon: -p/--pid-file: cannot write: {}", crate::io_reason(&e));
                     let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    let _ = std::fs::remove_file(&pid_file.path);
                     std::process::exit(1);
                 }
             }

@@ -59,9 +59,14 @@ impl StatusFile {
         if is_fifo {
             options.read(true).write(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
         } else {
-            options.append(true).create(true).mode(0o644).custom_flags(libc::O_NOFOLLOW);
+            // O_NONBLOCK: a FIFO planted after the check fails (ENXIO) instead of blocking.
+            options.append(true).create(true).mode(0o644).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
         }
-        let file = options.open(path)?;
+        let file = options.open(path).map_err(|e| crate::daemon::open_error(path, e))?;
+        // What was opened, not what was there before: a regular file with no
+        // other link, or the FIFO that was seen; not someone else's in a shared
+        // directory.
+        crate::daemon::check_opened(&file, path, is_fifo)?;
         Ok(StatusFile { file, format, warned: false })
     }
 

@@ -245,3 +245,20 @@ pub fn backend_available(backend: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Waits for a spawned child's exit and output with a bound; kills it and fails
+/// if the bound passes (a hang).
+pub fn finish_output(child: Child, limit: Duration) -> Output {
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            signal(pid, libc::SIGKILL);
+            panic!("the process did not finish within {limit:?}");
+        }
+    }
+}
