@@ -646,7 +646,7 @@ fn cpu_pressure_pauses_the_tree_and_calm_resumes_it() {
     }
     let dir = Dir::new("pressure");
     let st = dir.path("st");
-    let child = dmon().args(["-n", "--pressure", "30:20", "-I", st.to_str().unwrap(), "sleep", "600"]).spawn().unwrap();
+    let child = dmon().args(["-n", "--pressure", "70:70", "-I", st.to_str().unwrap(), "sleep", "600"]).spawn().unwrap();
     assert!(wait_until(Duration::from_secs(10), || !started(&st, "cmd").is_empty()));
     let pid = started(&st, "cmd")[0];
     // Three busy processes per CPU make tasks wait for a CPU most of the time.
@@ -659,9 +659,10 @@ fn cpu_pressure_pauses_the_tree_and_calm_resumes_it() {
         let _ = hog.wait();
     }
     assert!(paused, "no pause under CPU pressure: {:?}", lines(&st));
-    // avg10 decays below 20% within about ten seconds, and must stay there 6 s.
+    // avg10 decays below 70% within seconds, and must stay there 6 s. (The marks
+    // are high so that the other tests running meanwhile do not keep it paused.)
     assert!(
-        wait_until(Duration::from_secs(60), || lines(&st).contains(&format!("cmd resume {pid}"))),
+        wait_until(Duration::from_secs(90), || lines(&st).contains(&format!("cmd resume {pid}"))),
         "no resume once calm: {:?}",
         lines(&st)
     );
