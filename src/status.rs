@@ -91,8 +91,33 @@ impl StatusFile {
         buffer.push(b'\n');
         match self.file.write(&buffer) {
             Ok(n) if n == buffer.len() => self.warned = false,
-            Ok(_) => self.warn(io::Error::new(io::ErrorKind::WriteZero, "short write")),
+            Ok(n) => {
+                // A full disk takes part of a line. Asking for the rest gets the
+                // reason; then the part is cut off again, so that every line in
+                // the file stays whole and the next one starts on its own line.
+                let e = match self.file.write(&buffer[n..]) {
+                    Ok(m) if n + m == buffer.len() => return self.warned = false,
+                    Ok(m) => {
+                        self.cut(n + m);
+                        io::Error::new(io::ErrorKind::WriteZero, "short write")
+                    }
+                    Err(e) => {
+                        self.cut(n);
+                        e
+                    }
+                };
+                self.warn(e)
+            }
             Err(e) => self.warn(e),
+        }
+    }
+
+    /// Removes the last `written` bytes of a regular file (a cut-off line).
+    fn cut(&mut self, written: usize) {
+        if let Ok(meta) = self.file.metadata() {
+            if meta.is_file() {
+                let _ = self.file.set_len(meta.len().saturating_sub(written as u64));
+            }
         }
     }
 

@@ -287,6 +287,7 @@ fn crash_loop_leaks_nothing() {
         .spawn()
         .unwrap();
     let pid = child.id() as i32;
+    let _stopper = Stopper(pid);
     let start = Instant::now();
     let early = hold_and_sample(pid, &status, &hold, 100);
     let late = hold_and_sample(pid, &status, &hold, total);
@@ -353,6 +354,7 @@ fn logger_faults_lose_no_line() {
         .spawn()
         .unwrap();
     let dmon = child.id() as i32;
+    let _stopper = Stopper(dmon);
     assert!(wait_until(Duration::from_secs(10), || !started(&status, "cmd").is_empty()));
     let cmd = started(&status, "cmd")[0];
 
@@ -440,6 +442,7 @@ fn signal_storm_is_forwarded_without_crash_or_hang() {
     );
     let child = dmon_cmd().args(["-n", "-s", "-I"]).arg(&status).args(["sh", "-c", &script]).spawn().unwrap();
     let dmon = child.id() as i32;
+    let _stopper = Stopper(dmon);
     assert!(wait_until(Duration::from_secs(10), || ready.exists()));
     let cmd = started(&status, "cmd")[0];
     let fds_before = fds(dmon);
@@ -626,6 +629,7 @@ fn repeated_timeouts_leave_nothing_behind() {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
+        let _stopper = Stopper(pid);
         let start = Instant::now();
         assert!(wait_until(Duration::from_secs(30), || started(&status, "cmd").len() >= 20));
         let home = home_of(&status);
@@ -655,6 +659,181 @@ fn repeated_timeouts_leave_nothing_behind() {
             runs + 1,
             elapsed.as_secs_f64(),
             late_fds.len()
+        );
+    }
+}
+
+/// Fills a file system: one file of zeros up to ENOSPC.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut file = fs::File::create(path).unwrap();
+    let block = [0u8; 4096];
+    while file.write(&block).is_ok_and(|n| n > 0) {}
+    // A last partial page.
+    while file.write(&block[..1]).is_ok_and(|n| n > 0) {}
+}
+
+/// Case 6, status and pid files: on a full disk dmon keeps running, says once
+/// that status lines are dropped, keeps every line already written whole, and
+/// goes on when space is back; a pid file that cannot be written is reported and
+/// not left behind, in the foreground and in daemon mode.
+#[test]
+fn full_disk_for_status_and_pid_files() {
+    let disk = match Tmpfs::mount("full-status", "64k") {
+        Ok(disk) => disk,
+        Err(why) => return println!("disk full: skipped: {why}"),
+    };
+    let status = disk.path("status");
+    let pid_file = disk.path("dmon.pid");
+    let log = Dir::new("full-status-log");
+    let stderr = fs::File::create(log.path("stderr")).unwrap();
+    let child = dmon_cmd()
+        .args(["-n", "-s", "-p"])
+        .arg(&pid_file)
+        .arg("-I")
+        .arg(&status)
+        .args(["sh", "-c", "trap '' USR1; while :; do sleep 0.05; done"])
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let dmon = child.id() as i32;
+    let _stopper = Stopper(dmon);
+    assert!(wait_until(Duration::from_secs(10), || !started(&status, "cmd").is_empty()));
+    let cmd = started(&status, "cmd")[0];
+    fill(&disk.path("filler"));
+    // Status lines until the last page of the status file is full too.
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            signal(dmon, libc::SIGUSR1);
+            std::thread::sleep(Duration::from_millis(1));
+            read(&log.path("stderr")).contains("No space left on device")
+        }),
+        "no report of the full disk"
+    );
+    // More lines while it is full.
+    for _ in 0..100 {
+        signal(dmon, libc::SIGUSR1);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(alive(dmon) && alive(cmd));
+    assert_eq!(read(&pid_file), format!("{dmon}\n"), "the pid file changed on the full disk");
+    let written = lines(&status).len();
+    fs::remove_file(disk.path("filler")).unwrap();
+    signal(dmon, libc::SIGUSR1);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            signal(dmon, libc::SIGUSR1);
+            lines(&status).len() > written + 1
+        }),
+        "status lines did not resume"
+    );
+    signal(dmon, libc::SIGTERM);
+    assert!(finish(child, Duration::from_secs(30)).success());
+    let text = read(&status);
+    assert!(text.ends_with('\n'));
+    for line in text.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        let whole = match words.as_slice() {
+            ["tree", ..] => true,
+            ["cmd", "signal", pid, "10"] => *pid == cmd.to_string(),
+            ["cmd", "start" | "stop", pid] => *pid == cmd.to_string(),
+            ["cmd", "exit", pid, _] => *pid == cmd.to_string(),
+            _ => false,
+        };
+        assert!(whole, "status line {line:?} is not whole");
+    }
+    let err = read(&log.path("stderr"));
+    assert_eq!(err.matches("cannot write to the status file").count(), 1, "{err}");
+    println!(
+        "disk full: status file: {} lines kept whole, {} after recovery; one warning",
+        written,
+        text.lines().count()
+    );
+
+    // A pid file that cannot be written: reported, not left behind.
+    fill(&disk.path("filler"));
+    for daemon in [false, true] {
+        let path = disk.path(&format!("new-{daemon}.pid"));
+        let mut command = dmon_cmd();
+        if !daemon {
+            command.arg("-n");
+        }
+        let out = run(command.arg("-p").arg(&path).args(["sleep", "600"]));
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "daemon {daemon}: {err}");
+        assert!(!panicked(&out), "{err}");
+        assert_eq!(err, "dmon: -p/--pid-file: cannot write: No space left on device\n", "daemon {daemon}");
+        assert!(!path.exists(), "daemon {daemon}: an empty pid file was left behind");
+    }
+    let _ = fs::remove_file(disk.path("filler"));
+}
+
+/// Case 6, log output: dlog and drlog on a full disk report it, retry, and lose
+/// nothing: the command blocks on the full pipe, and once space is back every
+/// line arrives whole and in order.
+#[test]
+fn full_disk_for_dlog_and_drlog_output() {
+    for tool in ["dlog", "drlog"] {
+        let disk = match Tmpfs::mount(&format!("full-{tool}"), "4m") {
+            Ok(disk) => disk,
+            Err(why) => return println!("disk full: skipped: {why}"),
+        };
+        let dir = Dir::new(&format!("full-{tool}-st"));
+        let status = dir.path("status");
+        // More than the 1 MiB pipe dlog and drlog ask for.
+        let total = 300_000;
+        let writer = format!("i=0; while [ $i -lt {total} ]; do i=$((i+1)); echo $i; done");
+        let (logger, output) = match tool {
+            "dlog" => (vec![DLOG.to_string(), disk.dir.s("out")], disk.path("out")),
+            _ => (vec![DRLOG.to_string(), "-s".into(), "1m".into(), disk.dir.s("logs")], disk.path("logs/current")),
+        };
+        fs::create_dir(disk.path("logs")).unwrap();
+        let stderr = fs::File::create(dir.path("stderr")).unwrap();
+        let child = dmon_cmd()
+            .args(["-n", "-1", "--grace", "5", "-I"])
+            .arg(&status)
+            .args(["sh", "-c", &writer, "--"])
+            .args(&logger)
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let _stopper = Stopper(child.id() as i32);
+        assert!(wait_until(Duration::from_secs(10), || read(&output).lines().count() > 100));
+        assert!(wait_until(Duration::from_secs(10), || !started(&status, "cmd").is_empty()));
+        let cmd = started(&status, "cmd")[0];
+        fill(&disk.path("filler"));
+        assert!(
+            wait_until(Duration::from_secs(30), || read(&dir.path("stderr")).contains("No space left on device")),
+            "{tool} did not report the full disk"
+        );
+        assert!(
+            wait_until(Duration::from_secs(30), || blocked_on_pipe(cmd)),
+            "{tool}: the command is not blocked on the pipe"
+        );
+        let during = read(&output).lines().count();
+        fs::remove_file(disk.path("filler")).unwrap();
+        let code = finish(child, Duration::from_secs(120));
+        let err = read(&dir.path("stderr"));
+        assert_eq!(code.code(), Some(0), "{tool}: {err}");
+        let mut got = String::new();
+        if tool == "drlog" {
+            let mut names: Vec<_> = fs::read_dir(disk.path("logs"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            for name in names.iter().filter(|n| n.starts_with("log-")).chain(names.iter().filter(|n| *n == "current")) {
+                got.push_str(&read(&disk.path("logs").join(name)));
+            }
+        } else {
+            got = read(&output);
+        }
+        let expected: String = (1..=total).map(|i| format!("{i}\n")).collect();
+        assert!(got == expected, "{tool}: {} lines arrived of {total}", got.lines().count());
+        println!(
+            "disk full: {tool}: {total} lines, {during} written when the disk was full, all arrived after; {tool} said: {:?}",
+            err.lines().find(|l| l.contains("No space")).unwrap_or("")
         );
     }
 }

@@ -262,3 +262,18 @@ pub fn finish_output(child: Child, limit: Duration) -> Output {
         }
     }
 }
+
+/// Stops a spawned dmon when a test fails half-way, so that nothing it started
+/// outlives the test: TERM (dmon stops its trees), then KILL after a while.
+pub struct Stopper(pub i32);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        if std::thread::panicking() && alive(self.0) {
+            signal(self.0, libc::SIGTERM);
+            if !wait_until(Duration::from_secs(10), || !alive(self.0)) {
+                signal(self.0, libc::SIGKILL);
+            }
+        }
+    }
+}
