@@ -400,7 +400,7 @@ class Suite:
     # -- (4) idle cost
 
     def case_idle(self):
-        seconds = 5 if self.quick else 60
+        seconds = 5 if self.quick else 30
         tools = {
             "dmon": [],
             "dmon -L 1000": ["-L", "1000"],
