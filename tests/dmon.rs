@@ -644,6 +644,13 @@ fn cpu_pressure_pauses_the_tree_and_calm_resumes_it() {
         eprintln!("skipped: this kernel has no /proc/pressure/cpu (PSI)");
         return;
     }
+    // The pressure is the whole machine's: wait for what else ran before (other
+    // test binaries, benchmarks) to have calmed down.
+    let avg10 = || {
+        let text = read(Path::new("/proc/pressure/cpu"));
+        text.split_whitespace().find_map(|f| f.strip_prefix("avg10=")?.parse::<f64>().ok()).unwrap_or(100.0)
+    };
+    assert!(wait_until(Duration::from_secs(180), || avg10() < 40.0), "the machine stays under CPU pressure");
     let dir = Dir::new("pressure");
     let st = dir.path("st");
     let child = dmon().args(["-n", "--pressure", "70:70", "-I", st.to_str().unwrap(), "sleep", "600"]).spawn().unwrap();
@@ -662,7 +669,7 @@ fn cpu_pressure_pauses_the_tree_and_calm_resumes_it() {
     // avg10 decays below 70% within seconds, and must stay there 6 s. (The marks
     // are high so that the other tests running meanwhile do not keep it paused.)
     assert!(
-        wait_until(Duration::from_secs(90), || lines(&st).contains(&format!("cmd resume {pid}"))),
+        wait_until(Duration::from_secs(180), || lines(&st).contains(&format!("cmd resume {pid}"))),
         "no resume once calm: {:?}",
         lines(&st)
     );
