@@ -176,7 +176,9 @@ pub fn with_marker(marker: &str) -> Vec<i32> {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
         let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { continue };
         let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if text.contains(marker) && alive(pid) {
+        // Not dmon itself, whose arguments hold the command's script.
+        let is_dmon = text.split(' ').next().is_some_and(|argv0| argv0.ends_with("dmon"));
+        if text.contains(marker) && !is_dmon && alive(pid) {
             out.push(pid);
         }
     }
