@@ -168,13 +168,15 @@ fn json_status_reports_a_killing_signal_and_forwarded_signals() {
     let st = dir.path("st");
     let child = dmon()
         .args(["-n", "-s", "--backoff-max", "0.05", "-I", &dir.s("st"), "--status-format", "json"])
-        .args(["sh", "-c", "trap '' USR1; exec sleep 600"])
+        .args(["sh", "-c", &format!("trap '' USR1; touch {}; exec sleep 600", dir.s("ready"))])
         .spawn()
         .unwrap();
     let started = |n: usize| {
         wait_until(Duration::from_secs(10), || records(&st).iter().filter(|r| r["event"] == "start").count() >= n)
     };
     assert!(started(1));
+    // The USR1 must come after the trap, or it kills the shell.
+    assert!(wait_until(Duration::from_secs(10), || dir.path("ready").exists()));
     let pid = records(&st).iter().find(|r| r["event"] == "start").unwrap()["pid"].as_i64().unwrap() as i32;
     unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
     assert!(wait_until(Duration::from_secs(10), || records(&st).iter().any(|r| r["event"] == "signal")));
