@@ -692,13 +692,19 @@ fn full_disk_for_status_and_pid_files() {
         .arg(&pid_file)
         .arg("-I")
         .arg(&status)
-        .args(["sh", "-c", "trap '' USR1; while :; do sleep 0.05; done"])
+        .args([
+            "sh",
+            "-c",
+            &format!("trap '' USR1; touch {}; while :; do sleep 0.05; done", log.path("ready").display()),
+        ])
         .stderr(stderr)
         .spawn()
         .unwrap();
     let dmon = child.id() as i32;
     let _stopper = Stopper(dmon);
     assert!(wait_until(Duration::from_secs(10), || !started(&status, "cmd").is_empty()));
+    // USR1 is forwarded: only once the command ignores it.
+    assert!(wait_until(Duration::from_secs(10), || log.path("ready").exists()));
     let cmd = started(&status, "cmd")[0];
     fill(&disk.path("filler"));
     // Status lines until the last page of the status file is full too.
