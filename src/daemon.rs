@@ -2,10 +2,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -134,37 +134,81 @@ pub fn check_opened(file: &File, path: &Path, fifo: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Forks; the parent writes the child's pid into `pid_file` and exits 0 at once,
-/// giving the shell its prompt back; the child starts a new session with its
-/// standard streams on /dev/null, and goes on as the daemon.
-pub fn detach(pid_file: Option<&mut PidFile>) -> Result<(), String> {
+/// Forks; the child starts a new session with its standard streams on
+/// /dev/null and goes on as the daemon. The parent waits, on a pipe, until the
+/// daemon is [`ready`] (its pid file written, the command started) and exits 0,
+/// or until it fails, and then prints the daemon's one-line message and exits
+/// with its code, as `-n` would: nothing that fails after the fork is silent.
+pub fn detach() -> Result<(), String> {
     let null = OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")
         .map_err(|e| format!("cannot open /dev/null: {e}"))?;
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {}", e.desc()))?;
     // SAFETY: dmon is single-threaded here; the child only continues Rust code
     // that a fork of a single-threaded process may run.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("cannot fork: {}", e.desc()))? {
-        nix::unistd::ForkResult::Parent { child } => {
-            if let Some(pid_file) = pid_file {
-                if let Err(e) = pid_file.write(child.as_raw() as u32) {
-                    eprintln!("dmon: -p/--pid-file: cannot write: {}", crate::io_reason(&e));
-                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-                    let _ = std::fs::remove_file(&pid_file.path);
-                    std::process::exit(1);
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(write);
+            let mut answer = String::new();
+            let _ = File::from(read).read_to_string(&mut answer);
+            // Destructors do not run: the pid file belongs to the daemon.
+            std::process::exit(match answer.split_once(' ') {
+                _ if answer == "0" => 0,
+                Some((code, message)) => {
+                    eprintln!("dmon: {message}");
+                    code.parse().unwrap_or(1)
                 }
-            }
-            std::process::exit(0);
+                None => {
+                    eprintln!("dmon: the daemon ended before it was ready (see the system log)");
+                    1
+                }
+            });
         }
         nix::unistd::ForkResult::Child => {
+            drop(read);
             nix::unistd::setsid().map_err(|e| format!("setsid: {}", e.desc()))?;
             for fd in 0..3 {
                 // SAFETY: dup2 onto the standard descriptors.
                 unsafe { libc::dup2(null.as_raw_fd(), fd) };
             }
             DETACHED.store(true, Ordering::Relaxed);
+            READY.store(write.into_raw_fd(), Ordering::Relaxed);
             Ok(())
+        }
+    }
+}
+
+/// The daemon's end of the pipe to the waiting parent, -1 once answered.
+static READY: AtomicI32 = AtomicI32::new(-1);
+
+/// Sends the waiting parent (if any) `answer` and closes the pipe.
+fn answer_parent(answer: &str) -> bool {
+    let fd = READY.swap(-1, Ordering::Relaxed);
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the descriptor was ours alone, taken out of READY above.
+    let mut pipe = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    pipe.write_all(answer.as_bytes()).is_ok()
+}
+
+/// The daemon is up: the parent exits 0.
+pub fn ready() {
+    answer_parent("0");
+}
+
+/// Reports a failure: to the waiting parent, which prints it and exits with
+/// `code`, when the daemon is not ready yet; otherwise on stderr or, detached,
+/// in the system log.
+pub fn fail(code: u8, message: &str) {
+    let message = one_line(message);
+    if !answer_parent(&format!("{code} {message}")) {
+        if DETACHED.load(Ordering::Relaxed) {
+            tracing::error!("{message}");
+        } else {
+            eprintln!("dmon: {message}");
         }
     }
 }

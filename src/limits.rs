@@ -56,12 +56,43 @@ impl Limit {
             let parsed = match unit {
                 Unit::Bytes => crate::units::parse_size(value),
                 Unit::Count => crate::units::parse_count(value),
-                Unit::Seconds => crate::units::parse_time(value).map(|d| d.as_secs()),
+                Unit::Seconds => crate::units::parse_time(value).and_then(|d| match d.subsec_nanos() {
+                    0 => Ok(d.as_secs()),
+                    _ => Err(format!("'{value}' is not a whole number of seconds")),
+                }),
                 Unit::Micros => crate::units::parse_count(value),
             };
             parsed.map_err(|e| format!("{name}: {e}"))?
         };
         Ok(Limit { resource, value })
+    }
+
+    /// Whether the limit can be applied, checked before anything starts: a value
+    /// above the hard limit needs CAP_SYS_RESOURCE, and open files cannot go above
+    /// the kernel's `fs.nr_open` for anyone.
+    pub fn check(&self) -> Result<(), String> {
+        let name = TABLE.iter().find(|row| row.1 == self.resource).map_or("?", |row| row.0);
+        let mut now = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes one struct.
+        if unsafe { libc::getrlimit(self.resource, &mut now) } != 0 {
+            return Ok(());
+        }
+        if self.resource == libc::RLIMIT_NOFILE {
+            let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|t| t.trim().parse().ok());
+            if let Some(max) = nr_open.filter(|max: &libc::rlim_t| self.value > *max) {
+                return Err(format!("{name}={} is above the kernel's maximum fs.nr_open = {max}", shown(self.value)));
+            }
+        }
+        let may_raise =
+            caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap_or(false);
+        if self.value > now.rlim_max && !may_raise {
+            return Err(format!(
+                "{name}={} is above the hard limit {}, which only CAP_SYS_RESOURCE may raise",
+                shown(self.value),
+                shown(now.rlim_max)
+            ));
+        }
+        Ok(())
     }
 
     /// Applies the limit. Called in the child between fork and exec: a single raw
@@ -74,6 +105,10 @@ impl Limit {
         }
         Ok(())
     }
+}
+
+fn shown(value: libc::rlim_t) -> String {
+    if value == libc::RLIM_INFINITY { "unlimited".into() } else { value.to_string() }
 }
 
 /// The text of `-r help`.
@@ -104,6 +139,8 @@ mod tests {
         assert!(Limit::parse("files").unwrap_err().contains("NAME=VALUE"));
         assert!(Limit::parse("nofile=3").unwrap_err().contains("unknown limit 'nofile'"));
         assert!(Limit::parse("files=-1").unwrap_err().starts_with("files: '-1'"));
+        assert!(Limit::parse("cpu=0.9").unwrap_err().contains("not a whole number of seconds"));
+        assert_eq!(Limit::parse("cpu=1.5m").unwrap().value, 90);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! Every error before the supervision starts is one line on stderr and exit 2.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
@@ -33,22 +32,22 @@ fn main() -> ExitCode {
         }
     };
     daemon::init_logging(options.verbose);
-    match run(*options) {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(Failure::Usage(message)) => {
-            eprintln!("dmon: {}", daemon::one_line(&message));
-            ExitCode::from(EXIT_USAGE)
-        }
-        Err(Failure::Runtime(message)) => {
-            tracing::error!("{message}");
-            ExitCode::from(EXIT_FAILURE)
-        }
-    }
+    let (code, message) = match run(*options) {
+        Ok(code) => return ExitCode::from(code.clamp(0, 255) as u8),
+        Err(Failure::Usage(message)) => (EXIT_USAGE, message),
+        Err(Failure::Runtime(message)) => (EXIT_FAILURE, message),
+        Err(Failure::Fatal(code, message)) => (code.clamp(1, 255) as u8, message),
+    };
+    // Detached and not yet ready, this reaches the shell that started dmon.
+    daemon::fail(code, &message);
+    ExitCode::from(code)
 }
 
 enum Failure {
     Usage(String),
     Runtime(String),
+    /// A command that could not be executed at its first start (126, 127).
+    Fatal(i32, String),
 }
 
 fn run(opts: Options) -> Result<i32, Failure> {
@@ -96,11 +95,22 @@ fn run(opts: Options) -> Result<i32, Failure> {
         }
     }
 
+    for limit in &opts.limits {
+        limit.check().map_err(|e| usage(format!("-r/--limit: {e}")))?;
+    }
+    // Whether dmon is the terminal's foreground job (not `dmon -n cmd &`): only
+    // then is the command made the terminal's foreground group.
+    // SAFETY: isatty, tcgetpgrp and getpgrp on descriptor 0 have no preconditions.
+    let foreground = !opts.daemon && unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
+
     if opts.daemon {
         // The working directory stays as it was, as with DMon: its examples give
         // relative paths (`-p example.pid ... -- dlog logfile`). -W / changes it.
-        daemon::detach(pid_file.as_mut()).map_err(Failure::Runtime)?;
-    } else if let Some(pid_file) = pid_file.as_mut() {
+        daemon::detach().map_err(Failure::Runtime)?;
+    }
+    // Written by the daemon itself before anything is started, so a pid file that
+    // cannot be written leaves nothing running.
+    if let Some(pid_file) = pid_file.as_mut() {
         pid_file
             .write(std::process::id())
             .map_err(|e| usage(format!("-p/--pid-file: cannot write: {}", dmon::io_reason(&e))))?;
@@ -111,11 +121,7 @@ fn run(opts: Options) -> Result<i32, Failure> {
         })?;
     }
 
-    let stdin = File::options().read(true).open("/dev/stdin").ok();
-    let tty = match (&stdin, opts.daemon) {
-        (Some(file), false) if dmon::supervisor::is_tty(file) => Some(std::io::stdin().as_raw_fd()),
-        _ => None,
-    };
+    let tty = foreground.then(|| std::io::stdin().as_raw_fd());
 
     let policy = Policy {
         once: opts.once,
@@ -127,7 +133,12 @@ fn run(opts: Options) -> Result<i32, Failure> {
     };
     let trees =
         dmon::tree::open(opts.tree, opts.cgroup_parent.as_deref(), opts.log_command.is_some()).map_err(usage)?;
-    tracing::info!("tree: {}: {}", trees.choice.backend.name(), trees.choice.why);
+    if trees.home.is_none() && opts.tree == dmon::cli::TreeChoice::Auto {
+        // The weaker control is the user's to know about, not only with -v.
+        tracing::warn!("no writable cgroup, controlling the tree with signals: {}", trees.choice.why);
+    } else {
+        tracing::info!("tree: {}: {}", trees.choice.backend.name(), trees.choice.why);
+    }
     if let Some(status) = status.as_mut() {
         status.record(dmon::status::Record::Tree {
             backend: trees.choice.backend.name(),
@@ -143,8 +154,10 @@ fn run(opts: Options) -> Result<i32, Failure> {
     let mut supervisor =
         Supervisor::new(cmd, log, status, &opts, tty).map_err(|e| Failure::Runtime(dmon::io_reason(&e)))?;
     supervisor.pressure = pressure;
-    let code =
-        supervisor.run().map_err(|e| Failure::Runtime(format!("supervision failed: {}", dmon::io_reason(&e))))?;
+    let code = supervisor.run().map_err(|(code, message)| match code {
+        1 => Failure::Runtime(message),
+        code => Failure::Fatal(code, message),
+    })?;
     if let Some(pid_file) = pid_file {
         pid_file.remove();
     }

@@ -10,7 +10,6 @@
 //! to its end, and only after that (or the grace period) is it stopped.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -45,6 +44,9 @@ pub struct Proc {
     /// Whether a failure to execute was already reported (reported once until a
     /// start succeeds again).
     exec_failure_reported: bool,
+    /// Whether a start ever succeeded: a first start that cannot execute is a
+    /// mistake on the command line (a typo), not something to retry.
+    ever_started: bool,
 }
 
 impl Proc {
@@ -56,7 +58,16 @@ impl Proc {
         creds: Option<Credentials>,
         forward: bool,
     ) -> Proc {
-        Proc { name, argv, task: Task::new(policy), tree, creds, forward, exec_failure_reported: false }
+        Proc {
+            name,
+            argv,
+            task: Task::new(policy),
+            tree,
+            creds,
+            forward,
+            exec_failure_reported: false,
+            ever_started: false,
+        }
     }
 }
 
@@ -77,8 +88,13 @@ pub struct Supervisor {
     pub report_command_status: bool,
     pipe_read: Option<OwnedFd>,
     pipe_write: Option<OwnedFd>,
-    /// Bytes in the pipe at the log command's last deadline (see `input_progress`).
+    /// Bytes in the pipe and the log command's activity at its last deadline (see
+    /// `input_progress`).
     pipe_bytes: i32,
+    log_activity: Option<u64>,
+    /// Why dmon must end with an error, once everything is stopped: a first start
+    /// that could not be executed (exit code and message).
+    fatal: Option<(i32, String)>,
     shutting_down: bool,
     /// The service manager's notification socket (`NOTIFY_SOCKET`), if any.
     notify: Option<crate::notify::Notifier>,
@@ -155,14 +171,28 @@ impl Supervisor {
             pipe_read,
             pipe_write,
             pipe_bytes: i32::MAX,
+            log_activity: None,
+            fatal: None,
             shutting_down: false,
             notify: crate::notify::Notifier::from_env(),
         })
     }
 
     /// Runs until the command is done and the log command has drained the pipe.
-    /// Returns dmon's exit code.
-    pub fn run(mut self) -> io::Result<i32> {
+    /// Returns dmon's exit code, or the message and code of a fatal error (a
+    /// command that could not be executed at its first start).
+    pub fn run(mut self) -> Result<i32, (i32, String)> {
+        self.supervise().map_err(|e| (1, format!("supervision failed: {}", crate::io_reason(&e))))?;
+        if let Some(fatal) = self.fatal.take() {
+            return Err(fatal);
+        }
+        Ok(match (self.report_command_status, self.cmd.task.last_status()) {
+            (true, Some(status)) => crate::task::exit_code(status),
+            _ => 0,
+        })
+    }
+
+    fn supervise(&mut self) -> io::Result<()> {
         let mut mask = SigSet::empty();
         for signal in
             [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGTTOU, Signal::SIGTTIN, Signal::SIGPIPE]
@@ -185,7 +215,12 @@ impl Supervisor {
         if self.log.is_some() {
             self.feed_log(Event::Start, now);
         }
-        self.feed_cmd(Event::Start, now);
+        if self.fatal.is_none() {
+            self.feed_cmd(Event::Start, now);
+        }
+        if self.fatal.is_some() {
+            self.shutdown();
+        }
 
         while !self.finished() {
             let deadline = self.deadline();
@@ -240,12 +275,7 @@ impl Supervisor {
                 self.feed_cmd(Event::Tick, now);
             }
             if self.log.as_ref().and_then(|l| l.task.deadline()).is_some_and(|d| d <= now) {
-                let bytes = self.pipe_read.as_ref().map_or(0, |fd| bytes_in_pipe(fd.as_raw_fd()));
-                if let Some(log) = self.log.as_mut() {
-                    log.task.input_left = bytes > 0;
-                    log.task.input_progress = bytes < self.pipe_bytes;
-                }
-                self.pipe_bytes = bytes;
+                self.observe_log_input(now);
                 self.feed_log(Event::Tick, now);
             }
             self.maybe_drain(now);
@@ -254,15 +284,41 @@ impl Supervisor {
             notify.stopping();
         }
         self.restore_terminal();
+        let unlogged = self.pipe_read.as_ref().map_or(0, |fd| bytes_in_pipe(fd.as_raw_fd()));
+        if unlogged > 0 {
+            tracing::warn!(
+                "{unlogged} bytes of the command's output were left unlogged: the log command made no progress \
+                 for {:?}",
+                self.log.as_ref().map(|l| l.task.grace())
+            );
+        }
         for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {
             if let Err(e) = proc.tree.remove() {
                 tracing::warn!("cannot remove the {} tree: {}", proc.name, crate::io_reason(&e));
             }
         }
-        Ok(match (self.report_command_status, self.cmd.task.last_status()) {
-            (true, Some(status)) => crate::task::exit_code(status),
-            _ => 0,
-        })
+        Ok(())
+    }
+
+    /// Tells the log task whether the pipe still holds data and whether the log
+    /// command made progress since the last look: the pipe got shorter, or it
+    /// used CPU, read or wrote, or waits on the disk (a slow disk is not a
+    /// stalled logger).
+    fn observe_log_input(&mut self, now: Instant) {
+        let bytes = self.pipe_read.as_ref().map_or(0, |fd| bytes_in_pipe(fd.as_raw_fd()));
+        let Some(log) = self.log.as_mut() else { return };
+        let activity = log.task.pid().and_then(activity);
+        let worked = match (activity, self.log_activity) {
+            (Some(Activity::Disk), _) => true,
+            (Some(Activity::Counted(now)), Some(before)) => now != before,
+            _ => false,
+        };
+        self.log_activity = match activity {
+            Some(Activity::Counted(n)) => Some(n),
+            _ => None,
+        };
+        log.task.observe_input(bytes > 0, bytes < self.pipe_bytes || worked, now);
+        self.pipe_bytes = bytes;
     }
 
     fn finished(&self) -> bool {
@@ -326,7 +382,8 @@ impl Supervisor {
             notify.stopping();
         }
         if self.pipe_write.take().is_some() || (self.shutting_down && self.log.is_none()) {
-            self.pipe_bytes = self.pipe_read.as_ref().map_or(0, |fd| bytes_in_pipe(fd.as_raw_fd()));
+            self.pipe_bytes = i32::MAX;
+            self.observe_log_input(now);
             self.feed_log(Event::Drain, now);
         }
     }
@@ -353,9 +410,9 @@ impl Supervisor {
                 let tree_empty = self.cmd.tree.is_empty();
                 self.feed_cmd(Event::Exited { status, tree_empty }, now);
             } else if self.log.as_ref().is_some_and(|l| l.task.pid() == Some(pid)) {
-                let input_left = self.pipe_read.as_ref().is_some_and(|fd| bytes_in_pipe(fd.as_raw_fd()) > 0);
+                self.observe_log_input(now);
+                self.log_activity = None;
                 let log = self.log.as_mut().expect("checked above");
-                log.task.input_left = input_left;
                 let tree_empty = log.tree.is_empty();
                 self.feed_log(Event::Exited { status, tree_empty }, now);
             }
@@ -431,6 +488,7 @@ impl Supervisor {
     fn notify_ready(&mut self) {
         let started = |p: &Proc| p.task.pid().is_some();
         if !self.shutting_down && started(&self.cmd) && self.log.as_ref().is_none_or(started) {
+            crate::daemon::ready();
             if let Some(notify) = self.notify.as_mut() {
                 notify.ready();
             }
@@ -458,7 +516,7 @@ impl Supervisor {
             Ok(stdio) => stdio,
             Err(e) => {
                 tracing::error!("cannot set up the standard streams: {}", crate::io_reason(&e));
-                return Event::SpawnFailed { status: 1 << 8 };
+                return Event::SpawnFailed { status: 1 << 8, retry: true };
             }
         };
         let environ = self.environ.clone();
@@ -468,7 +526,7 @@ impl Supervisor {
             Ok(setup) => setup,
             Err(e) => {
                 tracing::error!("{}: cannot prepare the tree: {}", proc.name, crate::io_reason(&e));
-                return Event::SpawnFailed { status: 1 << 8 };
+                return Event::SpawnFailed { status: 1 << 8, retry: true };
             }
         };
         let mut command = Command::new(&proc.argv[0]);
@@ -483,25 +541,47 @@ impl Supervisor {
             }
         }
         let creds = proc.creds.clone();
+        let steps = match StepPipe::new() {
+            Ok(steps) => steps,
+            Err(e) => {
+                tracing::error!("{}: cannot prepare the start: {}", proc.name, crate::io_reason(&e));
+                return Event::SpawnFailed { status: 1 << 8, retry: true };
+            }
+        };
+        let step_fd = steps.write_fd();
         // SAFETY: the hook makes only raw system calls on data prepared above.
         unsafe {
-            command.pre_exec(move || child_hook(setup, foreground, &limits, creds.as_ref()));
+            command.pre_exec(move || child_hook(setup, foreground, &limits, creds.as_ref(), step_fd));
         }
-        match command.spawn() {
+        let result = command.spawn();
+        let failed_step = steps.failed_step();
+        match result {
             Ok(child) => {
                 let pid = child.id() as i32;
                 proc.exec_failure_reported = false;
+                proc.ever_started = true;
                 proc.tree.started(pid);
                 tracing::info!("{} started as pid {pid}", proc.name);
                 Event::Spawned { pid }
             }
             Err(e) => {
+                let program = proc.argv[0].to_string_lossy();
+                let message = match failed_step {
+                    Some(step) => format!("{}: cannot start '{program}': {step}: {}", proc.name, crate::io_reason(&e)),
+                    None => format!("cannot execute '{program}': {}", crate::io_reason(&e)),
+                };
+                let code = if e.kind() == io::ErrorKind::NotFound { 127 } else { 126 };
+                if failed_step.is_none() && !proc.ever_started {
+                    // A typo on the command line: say so and end, rather than
+                    // retry for ever something that never ran.
+                    self.fatal.get_or_insert((code, message));
+                    return Event::SpawnFailed { status: code << 8, retry: false };
+                }
                 if !proc.exec_failure_reported {
-                    tracing::error!("cannot execute '{}': {}", proc.argv[0].to_string_lossy(), crate::io_reason(&e));
+                    tracing::error!("{message}");
                     proc.exec_failure_reported = true;
                 }
-                let code = if e.kind() == io::ErrorKind::NotFound { 127 } else { 126 };
-                Event::SpawnFailed { status: code << 8 }
+                Event::SpawnFailed { status: code << 8, retry: true }
             }
         }
     }
@@ -531,6 +611,27 @@ impl Supervisor {
     }
 }
 
+/// What a process is doing, from /proc: waiting on the disk (state D), or a
+/// count that grows with any work (CPU ticks, bytes and calls of read and write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    Disk,
+    Counted(u64),
+}
+
+fn activity(pid: i32) -> Option<Activity> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    if fields.first() == Some(&"D") {
+        return Some(Activity::Disk);
+    }
+    // utime and stime are fields 14 and 15 of stat(5), here 11 and 12 after the name.
+    let cpu: u64 = fields.get(11..13)?.iter().filter_map(|f| f.parse::<u64>().ok()).sum();
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    let counted: u64 = io.lines().filter_map(|l| l.split_once(": ")?.1.trim().parse::<u64>().ok()).sum();
+    Some(Activity::Counted(cpu.wrapping_add(counted)))
+}
+
 /// Bytes waiting in a pipe (FIONREAD).
 fn bytes_in_pipe(fd: RawFd) -> i32 {
     let mut n: libc::c_int = 0;
@@ -541,19 +642,85 @@ fn bytes_in_pipe(fd: RawFd) -> i32 {
     n
 }
 
+/// The steps of a child's set-up before exec, so that a failure names its step
+/// rather than reading as "cannot execute".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Step {
+    Cgroup = b'c',
+    ProcessGroup = b'p',
+    Limit = b'r',
+    Credentials = b'u',
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Cgroup => "joining its cgroup",
+            Step::ProcessGroup => "making its process group",
+            Step::Limit => "applying a -r limit",
+            Step::Credentials => "changing to its user and groups",
+        })
+    }
+}
+
+/// A pipe on which the child writes the step that failed before it returns the
+/// error; std then reports the errno, and this names the step. Nothing written:
+/// the exec itself failed.
+struct StepPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl StepPipe {
+    fn new() -> io::Result<StepPipe> {
+        let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
+        let (read, write) = nix::unistd::pipe2(flags).map_err(io::Error::from)?;
+        Ok(StepPipe { read, write })
+    }
+
+    fn write_fd(&self) -> RawFd {
+        self.write.as_raw_fd()
+    }
+
+    /// After the spawn returned: the step the child named, if any.
+    fn failed_step(self) -> Option<Step> {
+        drop(self.write);
+        let mut byte = [0u8; 1];
+        match nix::unistd::read(&self.read, &mut byte) {
+            Ok(1) => [Step::Cgroup, Step::ProcessGroup, Step::Limit, Step::Credentials]
+                .into_iter()
+                .find(|s| *s as u8 == byte[0]),
+            _ => None,
+        }
+    }
+}
+
 /// Runs in the child between fork and exec. Only raw system calls on prepared
 /// data: no allocation, no locks, no logging (std's `pre_exec` rules). The order
 /// matters: join the cgroup first, while still privileged; then the process
 /// group and the terminal; then limits and the change of ids, last the
-/// self-stop that starts a paused command frozen.
-fn child_hook(setup: ChildSetup, tty: Option<RawFd>, limits: &[Limit], creds: Option<&Credentials>) -> io::Result<()> {
+/// self-stop that starts a paused command frozen. A failed step is written to
+/// `step_fd` before its error is returned.
+fn child_hook(
+    setup: ChildSetup,
+    tty: Option<RawFd>,
+    limits: &[Limit],
+    creds: Option<&Credentials>,
+    step_fd: RawFd,
+) -> io::Result<()> {
+    let failed = |step: Step, e: io::Error| {
+        // SAFETY: write of one byte from a local.
+        unsafe { libc::write(step_fd, (&(step as u8) as *const u8).cast(), 1) };
+        e
+    };
     let check = |r: libc::c_int| if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) };
     // SAFETY: plain system calls on values owned by the closure.
     unsafe {
         if let Some(fd) = setup.procs_fd {
-            check(libc::write(fd, b"0".as_ptr().cast(), 1) as libc::c_int)?;
+            check(libc::write(fd, b"0".as_ptr().cast(), 1) as libc::c_int).map_err(|e| failed(Step::Cgroup, e))?;
         }
-        check(libc::setpgid(0, 0))?;
+        check(libc::setpgid(0, 0)).map_err(|e| failed(Step::ProcessGroup, e))?;
         if let Some(tty) = tty {
             // A background process calling tcsetpgrp gets SIGTTOU unless it is
             // blocked; std has just unblocked every signal for the child.
@@ -573,19 +740,14 @@ fn child_hook(setup: ChildSetup, tty: Option<RawFd>, limits: &[Limit], creds: Op
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     for limit in limits {
-        limit.apply()?;
+        limit.apply().map_err(|e| failed(Step::Limit, e))?;
     }
     if let Some(creds) = creds {
-        creds.apply()?;
+        creds.apply().map_err(|e| failed(Step::Credentials, e))?;
     }
     if setup.stop_self {
         // SAFETY: raise is async-signal-safe.
         unsafe { libc::raise(libc::SIGSTOP) };
     }
     Ok(())
-}
-
-/// Whether `file` is a terminal.
-pub fn is_tty(file: &File) -> bool {
-    nix::unistd::isatty(file.as_fd()).unwrap_or(false)
 }

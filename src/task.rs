@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 
 /// After a run this long, a failure counts as the first again (no backoff).
 pub const HEALTHY_RUN: Duration = Duration::from_secs(10);
+/// A zero exit after a run this long is a job that did its work: the next run
+/// starts at once. Shorter successful runs (`true` in a loop) back off like
+/// failures, so nothing spins.
+pub const FINISHED_RUN: Duration = Duration::from_secs(1);
 /// The second quick failure in a row waits this long; each further one doubles it.
 pub const BACKOFF_START: Duration = Duration::from_millis(100);
 /// While the tree will not die after KILL (it is still being walked, or the kernel
@@ -101,8 +105,10 @@ pub enum Event {
         pid: i32,
     },
     /// The process could not be started (`status` as a wait status, e.g. 127 << 8).
+    /// `retry`: start it again (with backoff); otherwise the task is done.
     SpawnFailed {
         status: i32,
+        retry: bool,
     },
     /// The leader was reaped; `tree_empty` tells whether anything of its tree is left.
     Exited {
@@ -161,9 +167,14 @@ pub struct Task {
     draining: bool,
     /// Set by the loop for the log command: whether the pipe still holds data.
     pub input_left: bool,
-    /// Set by the loop for the log command: whether it read from the pipe since
-    /// the last deadline. A draining log command that still reads is not stopped.
+    /// Set by the loop for the log command: whether it read from the pipe (or
+    /// otherwise worked: CPU, I/O, a wait on the disk) since the last deadline. A
+    /// draining log command that makes progress is not stopped.
     pub input_progress: bool,
+    /// While draining: when the log command last made progress. A log command
+    /// that is restarted again and again without progress for the grace period
+    /// is given up.
+    progress_at: Option<Instant>,
 }
 
 impl Task {
@@ -180,7 +191,23 @@ impl Task {
             draining: false,
             input_left: false,
             input_progress: false,
+            progress_at: None,
         }
+    }
+
+    /// What the loop saw of the log command's input: whether the pipe still holds
+    /// data, and whether the log command made progress since the last look.
+    pub fn observe_input(&mut self, left: bool, progress: bool, now: Instant) {
+        self.input_left = left;
+        self.input_progress = progress;
+        if progress && self.draining {
+            self.progress_at = Some(now);
+        }
+    }
+
+    /// Draining, and no progress for the grace period: the rest cannot be logged.
+    fn stalled(&self, now: Instant) -> bool {
+        self.draining && self.progress_at.is_some_and(|at| now >= at + self.policy.grace)
     }
 
     pub fn state(&self) -> &State {
@@ -189,6 +216,11 @@ impl Task {
 
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// The grace period between TERM and KILL (and of a draining log command).
+    pub fn grace(&self) -> Duration {
+        self.policy.grace
     }
 
     pub fn paused(&self) -> bool {
@@ -239,9 +271,13 @@ impl Task {
                     self.state = State::Draining { pid, started: now, stop_at: now + self.policy.grace };
                 }
             }
-            (State::Idle | State::Waiting { .. }, Event::SpawnFailed { status }) => {
+            (State::Idle | State::Waiting { .. }, Event::SpawnFailed { status, retry }) => {
                 self.last_status = Some(status);
-                self.next_run(now, Duration::ZERO, &mut out);
+                if retry {
+                    self.next_run(now, Duration::ZERO, &mut out);
+                } else {
+                    self.state = State::Done;
+                }
             }
             (State::Running { pid, started }, Event::Exited { status, tree_empty }) => {
                 self.last_status = Some(status);
@@ -289,11 +325,21 @@ impl Task {
                 out.push(Action::Report(Status::Stop(pid)));
                 self.stop_tree(Some(pid), started, Why::Shutdown, now, &mut out);
             }
+            (State::Waiting { until }, Event::Tick) if until <= now && self.stalled(now) => self.state = State::Done,
             (State::Waiting { until }, Event::Tick) if until <= now => {
                 self.respawns += 1;
                 out.push(Action::Spawn { frozen: self.paused });
             }
-            (State::Idle | State::Waiting { .. }, Event::Stop | Event::Drain) => self.state = State::Done,
+            (State::Idle | State::Waiting { .. }, Event::Stop) => self.state = State::Done,
+            // A log command waiting to be restarted when the input ends: what is
+            // left in the pipe still needs a reader, so it is started now.
+            (State::Idle | State::Waiting { .. }, Event::Drain) if self.input_left => {
+                self.draining = true;
+                self.progress_at = Some(now);
+                self.state = State::Idle;
+                out.push(Action::Spawn { frozen: self.paused });
+            }
+            (State::Idle | State::Waiting { .. }, Event::Drain) => self.state = State::Done,
             (State::Running { pid, started } | State::Draining { pid, started, .. }, Event::Stop) => {
                 out.push(Action::Report(Status::Stop(pid)));
                 self.stop_tree(Some(pid), started, Why::Shutdown, now, &mut out);
@@ -303,6 +349,7 @@ impl Task {
             }
             (State::Running { pid, started }, Event::Drain) => {
                 self.draining = true;
+                self.progress_at = Some(now);
                 self.state = State::Draining { pid, started, stop_at: now + self.policy.grace };
             }
             (_, Event::Pause) if !self.paused => {
@@ -349,11 +396,12 @@ impl Task {
     fn next_run(&mut self, now: Instant, ran: Duration, out: &mut Vec<Action>) {
         let success = self.last_status == Some(0);
         let respawns_used = self.policy.max_respawns.is_some_and(|max| self.respawns >= max);
-        if (self.policy.once && success) || respawns_used || (self.draining && !self.input_left) {
+        let drained = self.draining && (!self.input_left || self.stalled(now));
+        if (self.policy.once && success) || respawns_used || drained {
             self.state = State::Done;
             return;
         }
-        if ran >= HEALTHY_RUN {
+        if ran >= HEALTHY_RUN || (success && ran >= FINISHED_RUN) {
             self.quick_failures = 0;
         }
         self.quick_failures = self.quick_failures.saturating_add(1);
@@ -363,6 +411,10 @@ impl Task {
         };
         if let (true, Some(interval)) = (success, self.policy.interval) {
             delay = interval;
+        }
+        if self.draining {
+            // Try again within the grace period, which ends the attempts.
+            delay = delay.min(self.policy.grace);
         }
         if delay.is_zero() {
             self.respawns += 1;
@@ -509,8 +561,9 @@ mod tests {
         let t0 = Instant::now();
         let mut task = Task::new(policy());
         task.handle(Event::Start, t0);
-        assert_eq!(task.handle(Event::SpawnFailed { status: 127 << 8 }, t0), [Action::Spawn { frozen: false }]);
-        assert_eq!(task.handle(Event::SpawnFailed { status: 127 << 8 }, t0), []);
+        let failed = Event::SpawnFailed { status: 127 << 8, retry: true };
+        assert_eq!(task.handle(failed, t0), [Action::Spawn { frozen: false }]);
+        assert_eq!(task.handle(failed, t0), []);
         assert_eq!(task.deadline(), Some(t0 + BACKOFF_START));
         assert_eq!(exit_code(task.last_status().unwrap()), 127);
     }
@@ -628,8 +681,96 @@ mod tests {
         let t0 = Instant::now();
         let mut task = running(Policy::forever(secs(5), secs(60)), t0);
         task.handle(Event::Drain, t0);
-        task.input_left = true;
+        // It read part of the rest, then died.
+        task.observe_input(true, true, t0 + secs(20));
         let out = task.handle(Event::Exited { status: 9, tree_empty: true }, t0 + secs(20));
         assert_eq!(out.last(), Some(&Action::Spawn { frozen: false }));
+    }
+
+    #[test]
+    fn a_spawn_failure_without_retry_ends_the_task() {
+        let t0 = Instant::now();
+        let mut task = Task::new(policy());
+        task.handle(Event::Start, t0);
+        assert_eq!(task.handle(Event::SpawnFailed { status: 127 << 8, retry: false }, t0), []);
+        assert!(task.is_done());
+        assert_eq!(exit_code(task.last_status().unwrap()), 127);
+    }
+
+    #[test]
+    fn a_finished_run_restarts_at_once_but_true_in_a_loop_backs_off() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        let mut now = t0;
+        for pid in 101..106 {
+            now += Duration::from_millis(1500);
+            let out = task.handle(Event::Exited { status: EXIT_0, tree_empty: true }, now);
+            assert_eq!(out.last(), Some(&Action::Spawn { frozen: false }), "run {pid}");
+            task.handle(Event::Spawned { pid }, now);
+        }
+        // Zero exits after a few milliseconds are not finished work.
+        task.handle(Event::Exited { status: EXIT_0, tree_empty: true }, now + Duration::from_millis(5));
+        task.handle(Event::Spawned { pid: 200 }, now);
+        task.handle(Event::Exited { status: EXIT_0, tree_empty: true }, now + Duration::from_millis(10));
+        assert!(matches!(task.state(), State::Waiting { .. }));
+    }
+
+    #[test]
+    fn a_log_command_waiting_to_restart_is_started_to_drain_the_rest() {
+        let t0 = Instant::now();
+        let mut task = running(Policy::forever(secs(5), secs(60)), t0);
+        task.handle(Event::Exited { status: 9, tree_empty: true }, t0);
+        task.handle(Event::Spawned { pid: 101 }, t0);
+        task.handle(Event::Exited { status: 9, tree_empty: true }, t0);
+        assert!(matches!(task.state(), State::Waiting { .. }));
+        task.observe_input(true, false, t0);
+        assert_eq!(task.handle(Event::Drain, t0), [Action::Spawn { frozen: false }]);
+        task.handle(Event::Spawned { pid: 102 }, t0);
+        assert!(matches!(task.state(), State::Draining { pid: 102, .. }));
+
+        // With nothing left in the pipe, a waiting log command is simply done.
+        let mut idle = running(Policy::forever(secs(5), secs(60)), t0);
+        idle.handle(Event::Exited { status: 9, tree_empty: true }, t0);
+        idle.handle(Event::Spawned { pid: 101 }, t0);
+        idle.handle(Event::Exited { status: 9, tree_empty: true }, t0);
+        idle.observe_input(false, false, t0);
+        assert_eq!(idle.handle(Event::Drain, t0), []);
+        assert!(idle.is_done());
+    }
+
+    #[test]
+    fn a_draining_log_command_that_keeps_failing_is_given_up_after_the_grace() {
+        let t0 = Instant::now();
+        let mut task = running(Policy::forever(secs(5), secs(60)), t0);
+        task.observe_input(true, false, t0);
+        task.handle(Event::Drain, t0);
+        let mut now = t0;
+        let mut starts = 0;
+        while !task.is_done() {
+            assert!(now < t0 + secs(6), "never given up");
+            task.observe_input(true, false, now);
+            let out = match task.state() {
+                State::Waiting { until } => {
+                    now = *until;
+                    task.handle(Event::Tick, now)
+                }
+                _ => task.handle(Event::Exited { status: 1 << 8, tree_empty: true }, now),
+            };
+            if out.contains(&Action::Spawn { frozen: false }) {
+                starts += 1;
+                task.handle(Event::Spawned { pid: 200 + starts }, now);
+            }
+        }
+        assert!(starts > 1, "it was retried ({starts} starts)");
+        // Progress (the pipe got shorter, or the logger worked) gives it more time.
+        let mut busy = running(Policy::forever(secs(5), secs(60)), t0);
+        busy.observe_input(true, false, t0);
+        busy.handle(Event::Drain, t0);
+        busy.observe_input(true, true, t0 + secs(4));
+        busy.handle(Event::Exited { status: 1 << 8, tree_empty: true }, t0 + secs(4));
+        busy.handle(Event::Spawned { pid: 300 }, t0 + secs(4));
+        busy.observe_input(true, false, t0 + secs(6));
+        busy.handle(Event::Exited { status: 1 << 8, tree_empty: true }, t0 + secs(6));
+        assert!(!busy.is_done());
     }
 }

@@ -245,6 +245,12 @@ pub fn is_writable(dir: &Path) -> bool {
         && access(&dir.join("cgroup.procs"), AccessFlags::W_OK).is_ok()
 }
 
+/// Whether `dir` lies in the hierarchy mounted at `mount` (links resolved).
+fn in_hierarchy(dir: &Path, mount: &Path) -> bool {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    real(dir).starts_with(real(mount))
+}
+
 /// Why `parent` may not hold dmon's cgroups, or None when it may. `explicit`:
 /// the user named it, so systemd's ownership is the user's call.
 pub fn refusal(parent: &Path, explicit: bool, host: &Host) -> Option<String> {
@@ -275,6 +281,9 @@ pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: 
             Some(p) => (p.to_path_buf(), true),
             None => (own.clone(), false),
         };
+        if explicit && !in_hierarchy(&dir, mount) {
+            return Err(format!("{} is not in the cgroup2 hierarchy at {}", dir.display(), mount.display()));
+        }
         if let Some(no) = refusal(&dir, explicit, host) {
             return Err(format!("cgroup v2: {no}"));
         }
@@ -297,6 +306,9 @@ pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: 
             Some(p) => (p.to_path_buf(), true),
             None => (own.clone(), false),
         };
+        if explicit && !in_hierarchy(&dir, mount) {
+            return Err(format!("{} is not in the v1 freezer hierarchy at {}", dir.display(), mount.display()));
+        }
         if let Some(no) = refusal(&dir, explicit, host) {
             return Err(format!("freezer: {no}"));
         }
@@ -314,6 +326,20 @@ pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: 
         TreeChoice::Signals => Ok(Choice { backend: Backend::Signals, why: "asked for with --tree signals".into() }),
         TreeChoice::Cgroup2 => v2().map_err(|e| format!("--tree cgroup2: {e}")),
         TreeChoice::Freezer => freezer().map_err(|e| format!("--tree freezer: {e}")),
+        // A parent named by the user picks its hierarchy, and is never silently
+        // replaced by signals.
+        TreeChoice::Auto if parent.is_some() => {
+            let under =
+                |mount: Option<&(PathBuf, PathBuf)>| mount.is_some_and(|(m, _)| in_hierarchy(parent.unwrap(), m));
+            if under(layout.v2.as_ref()) {
+                v2()
+            } else if under(layout.freezer.as_ref()) {
+                freezer()
+            } else {
+                Err(format!("{} is not a directory of a cgroup2 or v1 freezer hierarchy", parent.unwrap().display()))
+            }
+            .map_err(|e| format!("--cgroup-parent: {e}"))
+        }
         TreeChoice::Auto => match layout.kind {
             Kind::PureV2 | Kind::Hybrid => v2().or_else(|e| {
                 // cgroup2 is mounted but refused: the freezer is no better a
@@ -456,7 +482,7 @@ mod tests {
 
     #[test]
     fn never_writes_into_a_cgroup_systemd_owns_unless_delegated_or_named() {
-        let fx = Fixture::new(&["sys/fs/cgroup/user.slice/x.service", "elsewhere"]);
+        let fx = Fixture::new(&["sys/fs/cgroup/user.slice/x.service", "sys/fs/cgroup/elsewhere", "elsewhere"]);
         let layout = Layout::detect(&fx.0, PURE, "0::/user.slice/x.service\n");
         let systemd = Host { systemd: true };
         let got = choose(&layout, TreeChoice::Auto, None, &systemd).unwrap();
@@ -464,9 +490,13 @@ mod tests {
         assert!(got.why.contains("not delegated"), "{}", got.why);
         assert!(choose(&layout, TreeChoice::Cgroup2, None, &systemd).is_err());
         // An explicit parent is the user's call.
-        let parent = fx.0.join("elsewhere");
+        let parent = fx.0.join("sys/fs/cgroup/elsewhere");
         let got = choose(&layout, TreeChoice::Auto, Some(&parent), &systemd).unwrap();
         assert_eq!(got.backend, Backend::Cgroup2 { parent });
+        // A parent outside every hierarchy is an error, not signals.
+        let outside = choose(&layout, TreeChoice::Auto, Some(&fx.0.join("elsewhere")), &systemd).unwrap_err();
+        assert!(outside.contains("is not a directory of a cgroup2"), "{outside}");
+        assert!(choose(&layout, TreeChoice::Cgroup2, Some(&fx.0.join("elsewhere")), &systemd).is_err());
         // Without systemd, dmon's own cgroup is fine.
         assert_eq!(choose(&layout, TreeChoice::Auto, None, &Host::default()).unwrap().backend.name(), "cgroup2");
 
