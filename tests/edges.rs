@@ -94,25 +94,30 @@ fn a_logger_in_backoff_when_the_command_ends_still_gets_the_rest() {
     assert_numbers(&out, 100_000);
 }
 
-/// A logger that fails its first starts (its configuration not there yet) while
-/// the command writes its output and exits: dmon keeps trying within the grace
-/// period, and once the logger can run, it logs everything.
+/// A logger that fails its first starts (its configuration not there yet) and
+/// waits out its back-off when the command exits: dmon keeps trying within the
+/// grace period, and once the logger can run, it logs everything.
 #[test]
 fn a_logger_that_fails_its_first_starts_still_gets_the_output() {
     let dir = Dir::new("failing-logger");
-    let (status, out, fail) = (dir.path("status"), dir.path("out"), dir.path("FAIL"));
+    let (status, out, fail, go) = (dir.path("status"), dir.path("out"), dir.path("FAIL"), dir.path("GO"));
     fs::write(&fail, "").unwrap();
     let logger =
         script(&dir, "logger", &format!("[ -e {} ] && exit 1\nexec {} -b {}", fail.display(), DLOG, out.display()));
+    let writer = format!("seq 1 10000; while [ ! -e {} ]; do sleep 0.01; done", go.display());
     let stderr = fs::File::create(dir.path("stderr")).unwrap();
     let child = dmon_cmd()
-        .args(["-n", "-1", "--grace", "5", "-I"])
+        .args(["-n", "-1", "--grace", "5", "--backoff-max", "8", "-I"])
         .arg(&status)
-        .args(["seq", "1", "10000", "--", &logger])
+        .args(["sh", "-c", &writer, "--", &logger])
         .stderr(stderr)
         .spawn()
         .unwrap();
     let _stopper = Stopper(child.id() as i32);
+    // Five failures: the next start is 0.8 s away when the command exits.
+    let failures = || lines(&status).iter().filter(|l| l.starts_with("log exit")).count();
+    assert!(wait_until(Duration::from_secs(30), || failures() >= 5), "the logger did not fail as planned");
+    fs::write(&go, "").unwrap();
     assert!(wait_until(Duration::from_secs(30), || lines(&status).iter().any(|l| l.starts_with("cmd exit"))));
     std::thread::sleep(Duration::from_millis(300));
     assert!(alive(child.id() as i32), "dmon ended with the output still in the pipe");
@@ -292,7 +297,8 @@ fn limits_that_cannot_be_applied_are_usage_errors() {
     for (limit, says) in
         [("files=99999999999", "files=99999999999 is above"), ("cpu=0.9", "not a whole number of seconds")]
     {
-        let out = run(dmon_cmd().args(["-n", "-1", "-r", limit, "sh", "-c", &touch]));
+        let dmon = dmon_cmd().args(["-n", "-1", "-r", limit, "sh", "-c", &touch]).stderr(Stdio::piped()).spawn();
+        let out = finish_output(dmon.unwrap(), Duration::from_secs(20));
         let stderr = stderr_of(&out);
         assert_eq!(out.status.code(), Some(2), "-r {limit}: {stderr}");
         assert!(stderr.starts_with("dmon: -r") && stderr.contains(says) && stderr.lines().count() == 1, "{stderr}");
