@@ -751,3 +751,51 @@ fn child_hook(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+
+    /// Starts `true` with `setup`, as the loop does, and returns the step the
+    /// child named and the error.
+    fn start(setup: ChildSetup, limits: Vec<Limit>) -> (Option<Step>, io::Error) {
+        let steps = StepPipe::new().unwrap();
+        let fd = steps.write_fd();
+        let mut command = Command::new("true");
+        // SAFETY: the hook makes only raw system calls.
+        unsafe { command.pre_exec(move || child_hook(setup, None, &limits, None, fd)) };
+        let error = command.spawn().expect_err("the set-up must fail");
+        (steps.failed_step(), error)
+    }
+
+    #[test]
+    fn a_failed_cgroup_join_is_named_as_such() {
+        // A descriptor open for reading only: the write of "0" fails (EBADF).
+        let procs = File::open("/dev/null").unwrap();
+        let setup = ChildSetup { procs_fd: Some(procs.as_raw_fd()), stop_self: false };
+        let (step, error) = start(setup, Vec::new());
+        assert_eq!(step, Some(Step::Cgroup));
+        assert_eq!(error.raw_os_error(), Some(libc::EBADF));
+        assert_eq!(step.unwrap().to_string(), "joining its cgroup");
+    }
+
+    #[test]
+    fn a_failed_limit_is_named_as_such() {
+        // Above the kernel's nr_open: setrlimit refuses it even for root.
+        let limit = Limit { resource: libc::RLIMIT_NOFILE, value: u64::MAX - 1 };
+        let (step, _) = start(ChildSetup::default(), vec![limit]);
+        assert_eq!(step, Some(Step::Limit));
+    }
+
+    #[test]
+    fn an_exec_failure_names_no_step() {
+        let steps = StepPipe::new().unwrap();
+        let fd = steps.write_fd();
+        let mut command = Command::new("/nonexistent/program");
+        // SAFETY: the hook makes only raw system calls.
+        unsafe { command.pre_exec(move || child_hook(ChildSetup::default(), None, &[], None, fd)) };
+        assert!(command.spawn().is_err());
+        assert_eq!(steps.failed_step(), None);
+    }
+}
