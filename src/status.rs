@@ -25,7 +25,7 @@ use crate::task::Status;
 /// `--status-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// DMon's lines, such as "cmd start 1234"
+    /// DMon's lines (cmd start 1234, cmd exit 1234 256)
     #[default]
     Text,
     /// JSON Lines: one object per event, with a time stamp (see docs/status.md)
