@@ -1,6 +1,6 @@
 complete -c dmon -s C -l config -d 'Read options from FILE (only as the first option); see dmon(8) for the format' -r -F
-complete -c dmon -s I -l write-info -d 'Append one status line per event to PATH (a file or a FIFO)' -r -F
-complete -c dmon -l status-format -d 'The format of -I\'s records: DMon\'s text lines, or JSON Lines' -r -f -a "text\t'DMon\'s lines, such as "cmd start 1234"'
+complete -c dmon -s I -l write-info -d 'Append one status line per event to PATH (a file, a FIFO, a terminal, /dev/stdout)' -r -F
+complete -c dmon -l status-format -d 'The format of -I\'s records: DMon\'s text lines, or JSON Lines' -r -f -a "text\t'DMon\'s lines (cmd start 1234, cmd exit 1234 256)'
 json\t'JSON Lines: one object per event, with a time stamp (see docs/status.md)'"
 complete -c dmon -s p -l pid-file -d 'Write dmon\'s pid to PATH, locked while dmon runs' -r -F
 complete -c dmon -s W -l work-dir -d 'Change to DIR before starting the commands' -r -F

@@ -17,9 +17,9 @@ _dmon() {
     _arguments "${_arguments_options[@]}" : \
 '-C+[Read options from FILE (only as the first option); see dmon(8) for the format]:FILE:_files' \
 '--config=[Read options from FILE (only as the first option); see dmon(8) for the format]:FILE:_files' \
-'-I+[Append one status line per event to PATH (a file or a FIFO)]:PATH:_files' \
-'--write-info=[Append one status line per event to PATH (a file or a FIFO)]:PATH:_files' \
-'--status-format=[The format of -I'\''s records\: DMon'\''s text lines, or JSON Lines]:FORMAT:((text\:"DMon'\''s lines, such as "cmd start 1234""
+'-I+[Append one status line per event to PATH (a file, a FIFO, a terminal, /dev/stdout)]:PATH:_files' \
+'--write-info=[Append one status line per event to PATH (a file, a FIFO, a terminal, /dev/stdout)]:PATH:_files' \
+'--status-format=[The format of -I'\''s records\: DMon'\''s text lines, or JSON Lines]:FORMAT:((text\:"DMon'\''s lines (cmd start 1234, cmd exit 1234 256)"
 json\:"JSON Lines\: one object per event, with a time stamp (see docs/status.md)"))' \
 '-p+[Write dmon'\''s pid to PATH, locked while dmon runs]:PATH:_files' \
 '--pid-file=[Write dmon'\''s pid to PATH, locked while dmon runs]:PATH:_files' \

@@ -48,7 +48,7 @@ pub struct Args {
     /// Read options from FILE (only as the first option); see dmon(8) for the format
     #[arg(short = 'C', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Append one status line per event to PATH (a file or a FIFO)
+    /// Append one status line per event to PATH (a file, a FIFO, a terminal, /dev/stdout)
     #[arg(short = 'I', long = "write-info", value_name = "PATH")]
     pub write_info: Option<PathBuf>,
     /// The format of -I's records: DMon's text lines, or JSON Lines
@@ -242,7 +242,7 @@ pub fn parse(args: &[OsString], env_options: Option<&OsStr>) -> Result<Parsed, U
             use clap::error::ErrorKind::*;
             return match e.kind() {
                 DisplayHelp | DisplayVersion => Ok(Parsed::Print(e.render().to_string())),
-                _ => Err(usage(first_line_of_clap_error(&e))),
+                _ => Err(usage(one_line_of_clap_error(&e))),
             };
         }
     };
@@ -252,10 +252,26 @@ pub fn parse(args: &[OsString], env_options: Option<&OsStr>) -> Result<Parsed, U
     validate(parsed).map(|o| Parsed::Run(Box::new(o)))
 }
 
-fn first_line_of_clap_error(e: &clap::Error) -> String {
+/// clap's message in one line: its first line, the possible values or the
+/// option meant where clap knows them, and where to look.
+fn one_line_of_clap_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
     let text = e.render().to_string();
     let line = text.lines().next().unwrap_or("invalid arguments");
-    line.strip_prefix("error: ").unwrap_or(line).to_string()
+    let mut line = line.strip_prefix("error: ").unwrap_or(line).to_string();
+    if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
+        line.push_str(&format!(": possible values are {}", values.join(", ")));
+    }
+    // clap's guess, when it starts as typed: `--tre` for `--tree`, but not
+    // `--bogus` for `--log-user`.
+    if let (Some(ContextValue::String(typed)), Some(ContextValue::String(meant))) =
+        (e.get(ContextKind::InvalidArg), e.get(ContextKind::SuggestedArg))
+    {
+        if typed.len() > 4 && meant.get(..5) == typed.get(..5) {
+            line.push_str(&format!("; did you mean '{meant}'?"));
+        }
+    }
+    line + " (see dmon --help)"
 }
 
 /// Whether a command-line word is an option that takes a value in its next word.
@@ -379,10 +395,11 @@ fn validate(a: Args) -> Result<Options, UsageError> {
         (None, None) => None,
         (None, Some(_)) => return Err(usage("-l/--load-low needs -L/--load-high")),
         (Some(high), low) => {
-            let high_value = units::parse_load(high).map_err(|e| usage(format!("-L/--load-high: {e}")))?;
-            if high_value <= 0.0 {
-                return Err(usage(format!("-L/--load-high: '{high}' must be above zero")));
-            }
+            let high_value = match units::parse_load(high) {
+                Ok(value) if value > 0.0 => value,
+                Err(e) if !units::is_negative(high) => return Err(usage(format!("-L/--load-high: {e}"))),
+                _ => return Err(usage(format!("-L/--load-high: '{high}' must be above zero"))),
+            };
             let low_value = match low {
                 Some(low) => units::parse_load(low).map_err(|e| usage(format!("-l/--load-low: {e}")))?,
                 None => high_value / 2.0,
@@ -517,6 +534,9 @@ mod tests {
     fn bad_inputs() {
         let cases: &[(&[&str], &str)] = &[
             (&["-L", "abc", "x"], "-L/--load-high: 'abc' is not a number"),
+            (&["-L", "-5", "x"], "-L/--load-high: '-5' must be above zero"),
+            (&["--tree", "foo", "x"], "invalid value 'foo' for '--tree <BACKEND>': possible values are auto, cgroup2,"),
+            (&["--bogus", "x"], "unexpected argument '--bogus' found (see dmon --help)"),
             (&["-L", "2", "-l", "3", "x"], "-l/--load-low: '3' is above -L/--load-high '2'"),
             (&["-t", "-1", "x"], "-t/--timeout: '-1' is not a time"),
             (&["-i", "5", "-1", "x"], "-i/--interval cannot be used with -1/--once"),

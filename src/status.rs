@@ -25,7 +25,7 @@ use crate::task::Status;
 /// `--status-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// DMon's lines, such as "cmd start 1234"
+    /// DMon's lines (cmd start 1234, cmd exit 1234 256)
     #[default]
     Text,
     /// JSON Lines: one object per event, with a time stamp (see docs/status.md)
@@ -52,9 +52,20 @@ pub struct StatusFile {
 
 impl StatusFile {
     /// Opens (creating if needed) PATH for appending. Symlinks are not followed,
-    /// so a link planted in a shared directory cannot redirect root's writes.
+    /// so a link planted in a shared directory cannot redirect root's writes,
+    /// except a trusted link to a terminal or other character device or to a
+    /// pipe: `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/dev/tty`.
     pub fn open(path: &Path, format: Format) -> io::Result<StatusFile> {
-        let is_fifo = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo());
+        let meta = std::fs::symlink_metadata(path);
+        if meta.as_ref().is_ok_and(|m| m.file_type().is_char_device()) || stream_behind_link(path) {
+            let file = OpenOptions::new().append(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+            let kind = file.metadata()?.file_type();
+            if !kind.is_char_device() && !kind.is_fifo() {
+                return Err(io::Error::other("it is no longer a device or a pipe (replaced while being opened)"));
+            }
+            return Ok(StatusFile { file, format, warned: false });
+        }
+        let is_fifo = meta.is_ok_and(|m| m.file_type().is_fifo());
         let mut options = OpenOptions::new();
         if is_fifo {
             options.read(true).write(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
@@ -129,10 +140,36 @@ impl StatusFile {
     }
 }
 
+/// Whether PATH is a symbolic link to a character device or a pipe (FIFO) that
+/// nobody else can have planted: it belongs to dmon's user or to its directory's
+/// owner, or its directory is writable by nobody else (`/dev/stdout`, `/dev/fd/1`).
+/// A link to anything else is never followed.
+fn stream_behind_link(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(link), Ok(target)) = (std::fs::symlink_metadata(path), std::fs::metadata(path)) else { return false };
+    if !link.file_type().is_symlink() || !(target.file_type().is_char_device() || target.file_type().is_fifo()) {
+        return false;
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    std::fs::metadata(dir).is_ok_and(|dir| link.uid() == me || link.uid() == dir.uid() || dir.mode() & 0o022 == 0)
+}
+
 /// The line for one event of the process named `who` (`cmd` or `log`), in DMon's
 /// text format.
 pub fn format(who: &str, status: Status) -> String {
     text(&Record::Task { process: who, status })
+}
+
+/// A task's event without the task's name: `start 4711`, `exit 4711 256`.
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Status::Exit(pid, code) => write!(f, "exit {pid} {code}"),
+            status => write!(f, "{} {}", event_name(status), status_pid(status)),
+        }
+    }
 }
 
 /// The name of a task event in both formats.
@@ -161,8 +198,7 @@ fn status_pid(status: Status) -> i32 {
 /// DMon's text line: `cmd exit 1234 256`, `log signal 1240 10`, `tree cgroup2 /sys/...`.
 pub fn text(record: &Record) -> String {
     match *record {
-        Record::Task { process, status: Status::Exit(pid, code) } => format!("{process} exit {pid} {code}"),
-        Record::Task { process, status } => format!("{process} {} {}", event_name(status), status_pid(status)),
+        Record::Task { process, status } => format!("{process} {status}"),
         Record::Signal { process, pid, signal } => format!("{process} signal {pid} {signal}"),
         Record::Tree { backend, cgroup: Some(dir), .. } => format!("tree {backend} {}", dir.display()),
         Record::Tree { backend, cgroup: None, .. } => format!("tree {backend}"),

@@ -454,7 +454,7 @@ impl Supervisor {
 
     fn act(&mut self, is_log: bool, action: Action, now: Instant) {
         let name = if is_log { "log" } else { "cmd" };
-        tracing::debug!("{name}: {action:?}");
+        tracing::debug!("{name}: {action}");
         let result = match action {
             Action::Report(status) => {
                 if let Some(file) = self.status.as_mut() {
@@ -479,7 +479,7 @@ impl Supervisor {
             Action::Thaw => self.proc(is_log).tree.thaw(),
         };
         if let Err(e) = result {
-            tracing::warn!("{name}: {action:?} failed: {}", crate::io_reason(&e));
+            tracing::warn!("{name}: {action} failed: {}", crate::io_reason(&e));
         }
     }
 

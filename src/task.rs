@@ -153,6 +153,21 @@ pub enum Action {
     Report(Status),
 }
 
+/// What `-vv` shows of an action: `start`, `freeze the tree`, `report exit 4711 256`.
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Spawn { frozen: false } => f.write_str("start"),
+            Action::Spawn { frozen: true } => f.write_str("start frozen"),
+            Action::Terminate => f.write_str("stop the tree (TERM)"),
+            Action::Kill => f.write_str("kill the tree"),
+            Action::Freeze => f.write_str("freeze the tree"),
+            Action::Thaw => f.write_str("thaw the tree"),
+            Action::Report(status) => write!(f, "report {status}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Task {
     policy: Policy,

@@ -53,7 +53,17 @@ pub fn parse_count(text: &str) -> Result<u64, String> {
 
 /// Parses a non-negative decimal number such as a load average: `3`, `3.5`, `.5`.
 pub fn parse_load(text: &str) -> Result<f64, String> {
-    parse_decimal(text).ok_or_else(|| format!("'{text}' is not a number (expected a non-negative decimal such as 3.5)"))
+    let expected = "expected a non-negative decimal such as 3.5";
+    match parse_decimal(text) {
+        Some(value) => Ok(value),
+        None if is_negative(text) => Err(format!("'{text}' is below zero ({expected})")),
+        None => Err(format!("'{text}' is not a number ({expected})")),
+    }
+}
+
+/// Whether `text` is a decimal number below zero: `-5`, `-0.5`.
+pub fn is_negative(text: &str) -> bool {
+    text.strip_prefix('-').and_then(parse_decimal).is_some_and(|value| value > 0.0)
 }
 
 fn split_suffix(text: &str) -> (&str, &str) {
@@ -118,5 +128,7 @@ mod tests {
         for bad in ["", "-1", "abc", "NaN", "inf", "1e9", ".", "3,5"] {
             assert!(parse_load(bad).is_err(), "{bad} accepted");
         }
+        assert!(parse_load("-1.5").unwrap_err().contains("'-1.5' is below zero"));
+        assert!(parse_load("--1").unwrap_err().contains("is not a number"));
     }
 }

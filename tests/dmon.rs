@@ -442,7 +442,14 @@ fn bad_inputs_get_one_line_and_exit_2_before_anything_starts() {
             vec!["-I".into(), "/nonexistent/dir/status".into()],
             "-I/--write-info: cannot open '/nonexistent/dir/status': No such file or directory".into(),
         ),
-        (vec!["--bogus".into()], "unexpected argument '--bogus' found".into()),
+        (vec!["--bogus".into()], "unexpected argument '--bogus' found (see dmon --help)".into()),
+        (vec!["--tre".into(), "auto".into()], "unexpected argument '--tre' found; did you mean '--tree'?".into()),
+        (
+            vec!["--tree".into(), "foo".into()],
+            "invalid value 'foo' for '--tree <BACKEND>': possible values are auto, cgroup2, freezer, signals".into(),
+        ),
+        (vec!["-L".into(), "-5".into()], "-L/--load-high: '-5' must be above zero".into()),
+        (vec!["-L".into(), "3".into(), "-l".into(), "-1".into()], "-l/--load-low: '-1' is below zero".into()),
         (vec!["--pressure".into(), "0".into()], "--pressure: '0' has HIGH outside 0..100".into()),
         (vec!["--pressure".into(), "40:60".into()], "--pressure: '40:60' has LOW above HIGH".into()),
         (vec!["--pressure".into(), "x".into()], "--pressure: 'x' is not a percentage".into()),
@@ -466,6 +473,45 @@ fn bad_inputs_get_one_line_and_exit_2_before_anything_starts() {
     let out = run(dmon().arg("-n"));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).starts_with("dmon: no command given"));
+}
+
+#[test]
+fn status_lines_go_to_dmons_own_stdout_or_stderr_and_to_character_devices() {
+    for (path, stdout) in [("/dev/stdout", true), ("/dev/stderr", false), ("/dev/fd/1", true)] {
+        let out = run(dmon().args(["-n", "-1", "-I", path, "true"]));
+        let written = String::from_utf8_lossy(if stdout { &out.stdout } else { &out.stderr }).into_owned();
+        assert!(out.status.success(), "-I {path}: {}", stderr_of(&out));
+        assert!(written.contains("cmd start ") && written.contains(" 0\n"), "-I {path}: {written:?}");
+    }
+    let out = run(dmon().args(["-n", "-1", "-I", "/dev/null", "true"]));
+    assert!(out.status.success(), "-I /dev/null: {}", stderr_of(&out));
+    // A link of one's own to a character device is followed too.
+    let dir = Dir::new("device-link");
+    std::os::unix::fs::symlink("/dev/null", dir.path("null")).unwrap();
+    let out = run(dmon().args(["-n", "-1", "-I", &dir.s("null"), "true"]));
+    assert!(out.status.success(), "-I a link to /dev/null: {}", stderr_of(&out));
+    // One that someone else planted in a directory others can write to is not.
+    let shared = dir.path("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let planted = shared.join("status");
+    std::os::unix::fs::symlink("/dev/null", &planted).unwrap();
+    std::os::unix::fs::lchown(&planted, Some(65534), Some(65534)).unwrap();
+    let out = run(dmon().args(["-n", "-1", "-I"]).arg(&planted).arg("true"));
+    assert_eq!(out.status.code(), Some(2), "a planted link: {}", stderr_of(&out));
+    assert!(stderr_of(&out).starts_with(&format!("dmon: -I/--write-info: cannot open '{}': ", planted.display())));
+}
+
+#[test]
+fn debug_lines_are_words_not_rust_structures() {
+    let out = run(dmon().args(["-n", "-1", "-vv", "true"]));
+    let err = stderr_of(&out);
+    let debug: Vec<&str> = err.lines().filter(|l| l.starts_with("dmon: debug: ")).collect();
+    assert!(debug.contains(&"dmon: debug: cmd: start"), "{err}");
+    assert!(debug.iter().any(|l| l.starts_with("dmon: debug: cmd: report exit ")), "{err}");
+    for line in debug {
+        assert!(!line.contains(['{', '(', '}']), "{line}");
+    }
 }
 
 #[test]

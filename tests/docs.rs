@@ -2,8 +2,8 @@
 //! generated from the parsers' own clap definitions, with the prose of the
 //! manual sources `docs/<tool>.md`. This test regenerates them in memory and fails
 //! when a committed file differs; `UPDATE_DOCS=1 cargo test --test docs` rewrites
-//! them. It also renders every page with man(1) and groff, and loads the bash
-//! completion into bash.
+//! them. It also renders every page with man(1) and groff, and asks bash,
+//! zsh and fish what each completion offers.
 //!
 //! The man pages come from a small generator here rather than clap_mangen: a page
 //! takes its option list from clap (every option, value name, default and
@@ -219,32 +219,81 @@ fn bash_completes_options_and_values() {
     assert_eq!(bash_complete("denv", &["denv", "--inherit-"]), ["--inherit-env"]);
 }
 
-#[test]
-fn zsh_and_fish_completions_load() {
-    for (name, _) in programs() {
-        let zsh = Path::new(ROOT).join(format!("completions/{name}.zsh"));
-        // Load it as compinit would (compdef registers the function), without running it.
-        let out = Command::new("zsh")
-            .args(["-f", "-c", "compdef() { print -r -- \"compdef $*\"; }; source \"$1\" && whence -w _$2", "zsh"])
-            .arg(&zsh)
-            .arg(name)
-            .output()
-            .expect("zsh runs (Debian package zsh)");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains(&format!("compdef _{name} {name}")) && stdout.contains("function"),
-            "zsh {name}: {stdout} {out:?}"
-        );
+/// Types `line` into an interactive zsh that has loaded the zsh completion of the
+/// program, presses Tab, and returns what the completion system offered: every
+/// word given to `compadd` that matches what is typed.
+const ZSH_COMPLETE: &str = r#"
+    zmodload zsh/zpty || exit 10
+    out=$(mktemp -d)
+    zpty z zsh -f -i
+    zpty -w z "PS1=''; autoload -U compinit; compinit -u -D; source ${(q)1} || exit"
+    zpty -w z "compadd() { local -a m; builtin compadd -O m \"\$@\"; print -rl -- \$m >> $out/matches; }"
+    zpty -w z "zle -C list-them complete-word _main_complete"
+    zpty -w z "tab() { zle list-them; : > $out/done; }; zle -N tab; bindkey '^I' tab"
+    zpty -w -n z "$2"$'\t'
+    for i in {1..100}; do [[ -e $out/done ]] && break; sleep 0.1; done
+    zpty -d z
+    [[ -e $out/done ]] || exit 11
+    cat $out/matches 2>/dev/null; rm -rf $out
+"#;
 
-        let fish = Path::new(ROOT).join(format!("completions/{name}.fish"));
-        let out = Command::new("fish")
-            .args(["--no-config", "-c", "source $argv[1]; and complete -C\"$argv[2] --\""])
-            .arg(&fish)
-            .arg(name)
-            .output()
-            .expect("fish runs (Debian package fish)");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && stdout.contains("--help"), "fish {name}: {stdout} {out:?}");
+/// What `shell` offers for the last word of `line` (the program's name first),
+/// from the committed completion of `program`: sorted, each once.
+fn complete(shell: Shell, program: &str, line: &str) -> Vec<String> {
+    let mut found = match shell {
+        Shell::Bash => {
+            let mut words: Vec<&str> = line.split(' ').collect();
+            if line.ends_with(' ') {
+                words.pop();
+                words.push("");
+            }
+            bash_complete(program, &words)
+        }
+        _ => {
+            let (file, mut command) = match shell {
+                Shell::Zsh => ("zsh", Command::new("zsh")),
+                _ => ("fish", Command::new("fish")),
+            };
+            let file = Path::new(ROOT).join(format!("completions/{program}.{file}"));
+            match shell {
+                Shell::Zsh => command.args(["-f", "-c", ZSH_COMPLETE, "zsh"]),
+                _ => command.args(["--no-config", "-c", "source $argv[1]; or exit 10; complete -C $argv[2]", "--"]),
+            };
+            let out = command.arg(&file).arg(line).stdin(Stdio::null()).output().expect("the shell runs");
+            assert!(out.status.success() && out.stderr.is_empty(), "{shell} completion of {line:?}: {out:?}");
+            // fish gives "value<TAB>description".
+            let text = String::from_utf8(out.stdout).unwrap();
+            text.lines().filter_map(|l| l.split('\t').next()).map(str::to_string).collect()
+        }
+    };
+    found.retain(|word| !word.is_empty());
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[test]
+fn every_shell_completes_every_option_and_exactly_its_values() {
+    for (program, mut command) in programs() {
+        command.build();
+        let options: Vec<_> = command.get_arguments().filter(|a| !a.is_positional() && !a.is_hide_set()).collect();
+        let mut longs: Vec<String> = options.iter().filter_map(|a| a.get_long()).map(|l| format!("--{l}")).collect();
+        longs.sort();
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let offered = complete(shell, program, &format!("{program} --"));
+            assert_eq!(offered, longs, "{shell}: {program} --<TAB>");
+            for arg in options.iter().filter(|a| a.get_action().takes_values()) {
+                let mut values: Vec<String> =
+                    arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect();
+                if values.is_empty() {
+                    continue;
+                }
+                values.sort();
+                let long = arg.get_long().unwrap();
+                let offered = complete(shell, program, &format!("{program} --{long} "));
+                assert_eq!(offered, values, "{shell}: {program} --{long} <TAB>");
+            }
+        }
     }
 }
 

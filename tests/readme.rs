@@ -111,3 +111,22 @@ fn everyday_forms_run_as_written() {
     assert!(dir.join("a").exists() && dir.join("b").exists());
     let _ = fs::remove_dir_all(dir);
 }
+
+/// The Debian packages `.ci/run` installs for the tests: `tool:package` pairs.
+fn ci_packages() -> Vec<String> {
+    let ci = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run")).unwrap();
+    let list = ci.split_once("for tool in ").and_then(|(_, rest)| rest.split_once("; do")).expect("the tool list").0;
+    let mut packages: Vec<String> =
+        list.split_whitespace().filter_map(|w| w.split_once(':')).map(|(_, p)| p.to_string()).collect();
+    packages.dedup();
+    packages
+}
+
+#[test]
+fn install_and_test_commands_are_locked_and_name_what_the_tests_need() {
+    assert_eq!(commands("cargo install"), ["cargo install --locked --path ."]);
+    assert_eq!(commands("cargo test"), ["cargo test --locked"]);
+    let apt = commands("apt-get install").pop().expect("the README's apt-get install line");
+    let named: Vec<&str> = apt.split_whitespace().skip(2).filter(|w| !w.starts_with('-')).collect();
+    assert_eq!(named, ci_packages(), "README's apt-get install line against .ci/run's");
+}
