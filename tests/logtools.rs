@@ -500,6 +500,16 @@ fn dsyslog_is_the_same_program_and_defaults_to_daemon_warning() {
 }
 
 #[test]
+fn dsyslog_version_names_dsyslog() {
+    for name in ["dslog", "dsyslog"] {
+        let out = tool(name).arg("--version").output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text, format!("{name} {}\n", env!("CARGO_PKG_VERSION")));
+    }
+}
+
+#[test]
 fn dslog_takes_options_from_dslog_options() {
     let dir = TempDir::new("dslogenv");
     let (socket, path) = syslog_socket(&dir);
