@@ -795,3 +795,109 @@ fn through_dmon_no_line_is_lost_when_dlog_is_stopped_fifty_times() {
     }
     assert_eq!(got.len(), TOTAL, "lines missing at the end (dlog stopped {stopped} times)");
 }
+
+/// What one run of [`signalled_every_100ms`] found in the log.
+#[derive(Debug)]
+struct Figures {
+    signals: usize,
+    lost: usize,
+    repeated: usize,
+    /// Runs of lines logged again (each starts where a line number goes back).
+    repeats: usize,
+    /// The longest such run, in bytes.
+    longest_repeat: usize,
+}
+
+/// `dmon -n -1 PRODUCER -- LOGGER`, with the current logger (found through its
+/// `log start PID` status line) sent `sig` every 100 ms from outside while the
+/// producer writes 100,000 numbered lines, paced over a few seconds so that the
+/// logger dies mid-stream again and again. `logged` reads back what was stored.
+fn signalled_every_100ms(sig: i32, logger: &[&std::ffi::OsStr], logged: impl Fn() -> Vec<String>) -> Figures {
+    const TOTAL: usize = 100_000;
+    let dir = TempDir::new("every100ms");
+    let status = dir.join("status");
+    let producer = format!("i=1; while [ $i -le {TOTAL} ]; do seq $i $((i+999)); i=$((i+1000)); sleep 0.03; done");
+    let mut child = Command::new(bin("dmon"))
+        .args(["-n", "-1", "--backoff-max", "0.01", "-I"])
+        .arg(&status)
+        .args(["sh", "-c", &producer, "--"])
+        .args(logger)
+        .env_remove("DLOG_OPTIONS")
+        .env_remove("DRLOG_OPTIONS")
+        .spawn()
+        .unwrap();
+    let mut signals = 0;
+    let start = std::time::Instant::now();
+    let exit = loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(120), "dmon did not finish");
+        let lines = read_lines(&status);
+        // Once the producer is done, the last logger drains the pipe in peace.
+        if lines.iter().any(|l| l.starts_with("cmd exit ")) {
+            continue;
+        }
+        let logger = lines.iter().rev().find_map(|l| l.strip_prefix("log start ")?.parse::<i32>().ok());
+        // SAFETY: kill with plain integers; a logger already gone gives ESRCH.
+        if logger.is_some_and(|pid| unsafe { libc::kill(pid, sig) } == 0) {
+            signals += 1;
+        }
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(signals >= 20, "the producer finished too early: only {signals} signals");
+    let mut seen = vec![false; TOTAL + 1];
+    let (mut newest, mut repeated, mut repeats, mut run, mut longest_repeat) = (0, 0, 0, 0, 0);
+    for line in logged() {
+        let n: usize = line.parse().ok().filter(|n| (1..=TOTAL).contains(n)).unwrap_or_else(|| {
+            panic!("a damaged line: {line:?}");
+        });
+        if n <= newest {
+            assert!(seen[n], "line {n} arrived after {newest}");
+            repeated += 1;
+            if run == 0 {
+                repeats += 1;
+            }
+            run += line.len() + 1;
+            longest_repeat = longest_repeat.max(run);
+        } else {
+            run = 0;
+            newest = n;
+        }
+        seen[n] = true;
+    }
+    let lost = seen[1..].iter().filter(|&&s| !s).count();
+    Figures { signals, lost, repeated, repeats, longest_repeat }
+}
+
+#[test]
+fn through_dmon_dlog_killed_every_100ms_loses_nothing() {
+    let dir = TempDir::new("kill100");
+    let out = dir.join("out.log");
+    let f = signalled_every_100ms(libc::SIGKILL, &[bin("dlog").as_os_str(), out.as_os_str()], || read_lines(&out));
+    eprintln!("dlog, KILL every 100 ms: {f:?}");
+    assert_eq!(f.lost, 0, "{f:?}");
+    // At most the one batch written but not yet taken from the pipe, per KILL.
+    assert!(f.repeats <= f.signals && f.longest_repeat <= 1 << 20, "{f:?}");
+}
+
+#[test]
+fn through_dmon_dlog_stopped_every_100ms_loses_and_repeats_nothing() {
+    let dir = TempDir::new("term100");
+    let out = dir.join("out.log");
+    let f = signalled_every_100ms(libc::SIGTERM, &[bin("dlog").as_os_str(), out.as_os_str()], || read_lines(&out));
+    eprintln!("dlog, TERM every 100 ms: {f:?}");
+    assert_eq!((f.lost, f.repeated), (0, 0), "{f:?}");
+}
+
+#[test]
+fn through_dmon_drlog_killed_every_100ms_loses_nothing() {
+    let dir = TempDir::new("drkill100");
+    let logger = [bin("drlog").into_os_string(), "-s".into(), "64k".into(), "-m".into(), "0".into(), dir.path().into()];
+    let logger: Vec<&std::ffi::OsStr> = logger.iter().map(|a| a.as_os_str()).collect();
+    let f = signalled_every_100ms(libc::SIGKILL, &logger, || all_logged(dir.path()));
+    eprintln!("drlog, KILL every 100 ms: {f:?}");
+    assert_eq!(f.lost, 0, "{f:?}");
+    assert!(f.repeats <= f.signals && f.longest_repeat <= 1 << 20, "{f:?}");
+}
