@@ -211,6 +211,8 @@ fn dlog_term_mid_stream_leaves_the_rest_in_the_pipe() {
     term_mid_stream("dlog", &[&path], || read_lines(&file));
 }
 
+/// From a pipe dlog takes only whole lines: the start of an unfinished one stays
+/// in the pipe, and INT leaves it there for the next reader.
 #[test]
 fn dlog_int_is_like_term() {
     let dir = TempDir::new("int");
@@ -220,13 +222,38 @@ fn dlog_int_is_like_term() {
     w.write_all(b"whole\npart").unwrap();
     wait_until("the whole line", || count_lines(&file) == 1);
     signal(&child, libc::SIGINT);
-    // dlog is now finishing the line in hand: it reads up to its newline only.
-    w.write_all(b"ial\nnext line\n").unwrap();
     assert!(child.wait().unwrap().success());
+    w.write_all(b"ial\nnext line\n").unwrap();
     drop(w);
     let mut rest = String::new();
     let mut r = r;
     r.read_to_string(&mut rest).unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "whole\n");
+    assert_eq!(rest, "partial\nnext line\n");
+}
+
+/// From input that is not a pipe (a socket here) a read takes the start of a
+/// line too: INT then reads the rest of that line, and not a byte further.
+#[test]
+fn dlog_int_finishes_the_line_in_hand_when_the_input_is_no_pipe() {
+    let dir = TempDir::new("intsock");
+    let file = dir.join("out.log");
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut child = tool("dlog")
+        .arg(&file)
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs.try_clone().unwrap())))
+        .spawn()
+        .unwrap();
+    ours.write_all(b"whole\npart").unwrap();
+    wait_until("the whole line", || count_lines(&file) == 1);
+    signal(&child, libc::SIGINT);
+    // dlog is now finishing the line in hand: it reads up to its newline only.
+    ours.write_all(b"ial\nnext line\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    drop(ours);
+    let mut rest = String::new();
+    let mut theirs = theirs;
+    theirs.read_to_string(&mut rest).unwrap();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "whole\npartial\n");
     assert_eq!(rest, "next line\n");
 }
@@ -806,6 +833,9 @@ struct Figures {
     repeats: usize,
     /// The longest such run, in bytes.
     longest_repeat: usize,
+    /// Lines cut short (the start of the line after them), where a KILL stopped
+    /// a write between two pages.
+    torn: usize,
 }
 
 /// `dmon -n -1 PRODUCER -- LOGGER`, with the current logger (found through its
@@ -848,8 +878,15 @@ fn signalled_every_100ms(sig: i32, logger: &[&std::ffi::OsStr], logged: impl Fn(
     assert!(exit.success(), "{exit:?}");
     assert!(signals >= 20, "the producer finished too early: only {signals} signals");
     let mut seen = vec![false; TOTAL + 1];
-    let (mut newest, mut repeated, mut repeats, mut run, mut longest_repeat) = (0, 0, 0, 0, 0);
-    for line in logged() {
+    let (mut newest, mut repeated, mut repeats, mut run, mut longest_repeat, mut torn) = (0, 0, 0, 0, 0, 0);
+    let lines = logged();
+    for (i, line) in lines.iter().enumerate() {
+        // In this stream a line starts with the line before it only when that one
+        // is its start, cut off.
+        if lines.get(i + 1).is_some_and(|next| next.len() > line.len() && next.starts_with(line.as_str())) {
+            torn += 1;
+            continue;
+        }
         let n: usize = line.parse().ok().filter(|n| (1..=TOTAL).contains(n)).unwrap_or_else(|| {
             panic!("a damaged line: {line:?}");
         });
@@ -868,7 +905,7 @@ fn signalled_every_100ms(sig: i32, logger: &[&std::ffi::OsStr], logged: impl Fn(
         seen[n] = true;
     }
     let lost = seen[1..].iter().filter(|&&s| !s).count();
-    Figures { signals, lost, repeated, repeats, longest_repeat }
+    Figures { signals, lost, repeated, repeats, longest_repeat, torn }
 }
 
 #[test]
@@ -879,7 +916,7 @@ fn through_dmon_dlog_killed_every_100ms_loses_nothing() {
     eprintln!("dlog, KILL every 100 ms: {f:?}");
     assert_eq!(f.lost, 0, "{f:?}");
     // At most the one batch written but not yet taken from the pipe, per KILL.
-    assert!(f.repeats <= f.signals && f.longest_repeat <= 1 << 20, "{f:?}");
+    assert!(f.repeats <= f.signals && f.longest_repeat <= 1 << 20 && f.torn <= f.signals, "{f:?}");
 }
 
 #[test]
@@ -888,7 +925,7 @@ fn through_dmon_dlog_stopped_every_100ms_loses_and_repeats_nothing() {
     let out = dir.join("out.log");
     let f = signalled_every_100ms(libc::SIGTERM, &[bin("dlog").as_os_str(), out.as_os_str()], || read_lines(&out));
     eprintln!("dlog, TERM every 100 ms: {f:?}");
-    assert_eq!((f.lost, f.repeated), (0, 0), "{f:?}");
+    assert_eq!((f.lost, f.repeated, f.torn), (0, 0, 0), "{f:?}");
 }
 
 #[test]
@@ -899,5 +936,5 @@ fn through_dmon_drlog_killed_every_100ms_loses_nothing() {
     let f = signalled_every_100ms(libc::SIGKILL, &logger, || all_logged(dir.path()));
     eprintln!("drlog, KILL every 100 ms: {f:?}");
     assert_eq!(f.lost, 0, "{f:?}");
-    assert!(f.repeats <= f.signals && f.longest_repeat <= 1 << 20, "{f:?}");
+    assert!(f.repeats <= f.signals && f.longest_repeat <= 1 << 20 && f.torn <= f.signals, "{f:?}");
 }

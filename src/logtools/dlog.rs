@@ -1,9 +1,9 @@
 //! dlog: append each input line to a file (or standard output), durably.
 //!
-//! Durable by default: after each read's lines are written, `fdatasync(2)` runs
-//! before the next read, so a crash can lose nothing dlog has taken from its input
-//! (what is still in the pipe belongs to the next reader). That is one sync per
-//! read, not per line, as DMon's C dlog did, which capped a chatty service at a
+//! Durable by default: after each batch's lines are written, `fdatasync(2)` runs
+//! before the pump takes them from the input, so a crash can lose nothing dlog has
+//! taken (what is still in the pipe belongs to the next reader). That is one sync
+//! per batch, not per line as DMon's C dlog did, which capped a chatty service at a
 //! few hundred lines per second on a real disk.
 
 use std::ffi::OsString;
@@ -24,7 +24,7 @@ use super::sys;
 #[command(
     name = "dlog",
     version,
-    about = "Append each line of the input to FILE (or standard output), synced to disk per read.",
+    about = "Append each line of the input to FILE (or standard output), synced to disk per batch of lines.",
     after_help = "Signals: HUP reopens FILE; INT and TERM finish the line in hand and exit.\n\
                   Options in DLOG_OPTIONS come before the command line.",
     args_override_self = true
@@ -36,7 +36,7 @@ pub struct Args {
     /// Read from descriptor FD instead of standard input
     #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
     pub input_fd: i32,
-    /// Buffered: do not sync to disk after each read
+    /// Buffered: do not sync to disk after each batch
     #[arg(short = 'b', long)]
     pub buffered: bool,
     /// Put a UTC timestamp YYYY-mm-dd/HH:MM:SS in front of each line
@@ -71,7 +71,11 @@ pub fn format(prefix: Option<OsString>, timestamp: bool, rfc3339: bool, skip_emp
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().append(true).create(true).mode(0o666).open(path)
+    let file = OpenOptions::new().read(true).append(true).create(true).mode(0o666).open(path)?;
+    if sys::is_regular_file(std::os::fd::AsRawFd::as_raw_fd(&file)) {
+        pump::end_torn_line(&file)?;
+    }
+    Ok(file)
 }
 
 struct FileSink {

@@ -54,7 +54,7 @@ pub struct Args {
     /// Read from descriptor FD instead of standard input
     #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
     pub input_fd: i32,
-    /// Buffered: do not sync to disk after each read (rotation still syncs)
+    /// Buffered: do not sync to disk after each batch (rotation still syncs)
     #[arg(short = 'b', long)]
     pub buffered: bool,
     /// Put a UTC timestamp YYYY-mm-dd/HH:MM:SS in front of each line
@@ -152,7 +152,8 @@ impl RotatingSink {
     }
 
     fn open_current(dir: &Path) -> io::Result<(File, u64)> {
-        let file = OpenOptions::new().append(true).create(true).mode(0o640).open(dir.join(CURRENT))?;
+        let file = OpenOptions::new().read(true).append(true).create(true).mode(0o640).open(dir.join(CURRENT))?;
+        pump::end_torn_line(&file)?;
         let size = file.metadata()?.len();
         Ok((file, size))
     }
