@@ -31,7 +31,7 @@ _dlog() {
 '--help[Print help]' \
 '-V[Print version]' \
 '--version[Print version]' \
-'::file -- The file to append to (created when missing); standard output without it:_files' \
+'::file -- The file to append to (created when missing, never through a link); standard output without it:_files' \
 && ret=0
 }
 

@@ -7,10 +7,9 @@
 //! few hundred lines per second on a real disk.
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
@@ -19,6 +18,7 @@ use super::args;
 use super::format::{Format, Stamp};
 use super::pump::{self, Batch, Control, Sink};
 use super::sys;
+use crate::planted::Dir;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,7 +48,7 @@ pub struct Args {
     /// Skip empty lines
     #[arg(short = 'e', long = "skip-empty")]
     pub skip_empty: bool,
-    /// The file to append to (created when missing); standard output without it
+    /// The file to append to (created when missing, never through a link); standard output without it
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
 }
@@ -70,11 +70,14 @@ pub fn format(prefix: Option<OsString>, timestamp: bool, rfc3339: bool, skip_emp
     Ok(Format { stamp, prefix, skip_empty })
 }
 
+/// Opens FILE for appending, by name in its directory: never through a link, and
+/// only a regular file of dlog's user or the directory's owner (see
+/// [`crate::planted`]). A line that a KILL left torn at its end is ended first.
 fn open_append(path: &Path) -> std::io::Result<File> {
-    let file = OpenOptions::new().read(true).append(true).create(true).mode(0o666).open(path)?;
-    if sys::is_regular_file(std::os::fd::AsRawFd::as_raw_fd(&file)) {
-        pump::end_torn_line(&file)?;
-    }
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("not the name of a file"))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file = Dir::open(dir, pump::program())?.open_append(name, 0o666)?;
+    pump::end_torn_line(&file)?;
     Ok(file)
 }
 
@@ -141,7 +144,9 @@ pub fn run(args: Args) -> i32 {
         }
     };
     let file = match &args.file {
-        Some(path) => open_append(path).map_err(|e| format!("cannot open {}: {e}", path.display())),
+        Some(path) => {
+            open_append(path).map_err(|e| format!("cannot open {}: {}", path.display(), crate::io_reason(&e)))
+        }
         None => {
             std::io::stdout().as_fd().try_clone_to_owned().map(File::from).map_err(|e| format!("standard output: {e}"))
         }
