@@ -50,6 +50,22 @@ fn dlog_appends_each_line_to_the_file() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "before\none\ntwo\nthree\n");
 }
 
+/// A file that stops inside a line (a write a KILL cut short) gets a newline
+/// before new lines, so they stay whole; drlog does the same with `current`.
+#[test]
+fn dlog_and_drlog_end_a_torn_last_line_first() {
+    let dir = TempDir::new("torn");
+    let file = dir.join("out.log");
+    std::fs::write(&file, "whole\ntor").unwrap();
+    let (code, _, err) = run_with(tool("dlog").arg(&file), b"next\n");
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "whole\ntor\nnext\n");
+    std::fs::write(dir.join("current"), "tor").unwrap();
+    let (code, _, err) = run_with(tool("drlog").arg(dir.path()), b"next\n");
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(std::fs::read_to_string(dir.join("current")).unwrap(), "tor\nnext\n");
+}
+
 #[test]
 fn dlog_writes_standard_output_without_a_file() {
     let (code, out, _) = run_with(&mut tool("dlog"), b"a\nb\n");
