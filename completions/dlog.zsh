@@ -19,8 +19,8 @@ _dlog() {
 '--prefix=[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
 '-i+[Read from descriptor FD instead of standard input]:FD:_default' \
 '--input-fd=[Read from descriptor FD instead of standard input]:FD:_default' \
-'-b[Buffered\: do not sync to disk after each read]' \
-'--buffered[Buffered\: do not sync to disk after each read]' \
+'-b[Buffered\: do not sync to disk after each batch]' \
+'--buffered[Buffered\: do not sync to disk after each batch]' \
 '-t[Put a UTC timestamp YYYY-mm-dd/HH\:MM\:SS in front of each line]' \
 '--timestamp[Put a UTC timestamp YYYY-mm-dd/HH\:MM\:SS in front of each line]' \
 '-R[Put an RFC 3339 UTC timestamp with microseconds in front of each line]' \
@@ -31,7 +31,7 @@ _dlog() {
 '--help[Print help]' \
 '-V[Print version]' \
 '--version[Print version]' \
-'::file -- The file to append to (created when missing); standard output without it:_files' \
+'::file -- The file to append to (created when missing, never through a link); standard output without it:_files' \
 && ret=0
 }
 

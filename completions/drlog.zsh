@@ -25,8 +25,8 @@ _drlog() {
 '--input-fd=[Read from descriptor FD instead of standard input]:FD:_default' \
 '-p+[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
 '--prefix=[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
-'-b[Buffered\: do not sync to disk after each read (rotation still syncs)]' \
-'--buffered[Buffered\: do not sync to disk after each read (rotation still syncs)]' \
+'-b[Buffered\: do not sync to disk after each batch (rotation still syncs)]' \
+'--buffered[Buffered\: do not sync to disk after each batch (rotation still syncs)]' \
 '-t[Put a UTC timestamp YYYY-mm-dd/HH\:MM\:SS in front of each line]' \
 '--timestamp[Put a UTC timestamp YYYY-mm-dd/HH\:MM\:SS in front of each line]' \
 '-R[Put an RFC 3339 UTC timestamp with microseconds in front of each line]' \

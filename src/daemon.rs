@@ -3,7 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -88,50 +88,16 @@ impl Drop for PidFile {
 /// as "Too many levels of symbolic links".
 pub fn open_error(path: &Path, e: io::Error) -> io::Error {
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    if e.raw_os_error() == Some(libc::ELOOP) && is_link {
-        io::Error::other("it is a symbolic link, which dmon does not follow (remove it, or name its target)")
-    } else {
-        e
-    }
+    if e.raw_os_error() == Some(libc::ELOOP) && is_link { crate::planted::link_error("dmon") } else { e }
 }
 
-/// Checks what an open of PATH (without following links) found, after the open
-/// so that nothing can be swapped in between: a FIFO when `fifo`, else a regular
-/// file with no other hard link; and in a directory others can write to, one that
-/// belongs to dmon's user or to the directory's owner. The error reads after
-/// "cannot open 'PATH': ".
+/// Checks what an open of PATH (without following links) found, by the rule of
+/// [`crate::planted::check`]: a FIFO when `fifo`, else a regular file with no
+/// other hard link, and in a directory others can write to, one of dmon's user or
+/// the directory's owner.
 pub fn check_opened(file: &File, path: &Path, fifo: bool) -> io::Result<()> {
-    let meta = file.metadata()?;
-    let kind = meta.file_type();
-    if fifo && !kind.is_fifo() {
-        return Err(io::Error::other("it is no longer a FIFO (replaced while being opened)"));
-    }
-    if !fifo && kind.is_fifo() {
-        return Err(io::Error::other("it is a FIFO, not a regular file"));
-    }
-    if !fifo && !kind.is_file() {
-        return Err(io::Error::other("it is not a regular file"));
-    }
-    if kind.is_file() && meta.nlink() > 1 {
-        return Err(io::Error::other(format!(
-            "it has {} hard links, and dmon does not write through a link",
-            meta.nlink()
-        )));
-    }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if let Ok(dir) = std::fs::metadata(dir) {
-            if dir.mode() & 0o022 != 0 && meta.uid() != dir.uid() {
-                return Err(io::Error::other(format!(
-                    "it belongs to uid {} in a directory others can write to, and dmon does not write to it",
-                    meta.uid()
-                )));
-            }
-        }
-    }
-    Ok(())
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    crate::planted::check(&file.metadata()?, std::fs::metadata(dir).ok().as_ref(), "dmon", fifo)
 }
 
 /// Forks; the child starts a new session with its standard streams on

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod limits;
 pub mod logtools;
 pub mod notify;
+pub mod planted;
 pub mod status;
 pub mod supervisor;
 pub mod task;

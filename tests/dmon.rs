@@ -600,18 +600,24 @@ while not stop:
         data = data[os.write(out, data):]
 "#;
 
-/// Runs a writer of `total` numbered lines through dmon into a logger that is
-/// killed with `sig` `kills` times; returns the lines that arrived.
-fn numbered_lines_through_a_killed_logger(sig: i32, total: usize, kills: usize) -> Vec<String> {
+/// Runs a writer of `total` numbered lines through dmon into a logger (the one
+/// above, or dlog with `dlog`) that is killed with `sig` `kills` times; returns
+/// the lines that arrived.
+fn numbered_lines_through_a_killed_logger(dlog: bool, sig: i32, total: usize, kills: usize) -> Vec<String> {
     let dir = Dir::new("lossless");
     let out = dir.s("out");
     let st = dir.path("st");
     fs::write(dir.path("logger.py"), LOGGER).unwrap();
+    let logger = match dlog {
+        true => vec![env!("CARGO_BIN_EXE_dlog").to_string(), out.clone()],
+        false => vec!["python3".to_string(), dir.s("logger.py"), out.clone()],
+    };
     // The writer paces itself a little so that the logger is killed mid-stream.
     let writer = format!("i=1; while [ $i -le {total} ]; do seq $i $((i+999)); i=$((i+1000)); sleep 0.02; done");
     let mut child = dmon()
         .args(["-n", "-1", "--backoff-max", "0.01", "-I", st.to_str().unwrap(), "sh", "-c", &writer, "--"])
-        .args(["python3", dir.path("logger.py").to_str().unwrap(), &out])
+        .args(&logger)
+        .env_remove("DLOG_OPTIONS")
         .spawn()
         .unwrap();
     let mut killed = 0;
@@ -638,25 +644,34 @@ fn numbered_lines_through_a_killed_logger(sig: i32, total: usize, kills: usize) 
 #[test]
 fn no_line_is_lost_when_the_logger_is_stopped_fifty_times() {
     let total = 100_000;
-    let got = numbered_lines_through_a_killed_logger(libc::SIGTERM, total, 50);
+    let got = numbered_lines_through_a_killed_logger(false, libc::SIGTERM, total, 50);
     let expected: Vec<String> = (1..=total).map(|i| i.to_string()).collect();
     assert_eq!(got.len(), total, "lines lost or repeated");
     assert!(got == expected, "lines out of order or mangled");
 }
 
 #[test]
-fn a_killed_logger_loses_at_most_what_it_had_read() {
+fn a_killed_dlog_loses_no_line() {
     let total = 100_000;
-    let got = numbered_lines_through_a_killed_logger(libc::SIGKILL, total, 50);
-    // Whatever arrived arrived once and in order; the only losses are whole
-    // chunks the logger had read and not yet written when it was killed.
-    let numbers: Vec<usize> = got.iter().filter_map(|l| l.parse().ok()).filter(|&n| n <= total).collect();
-    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "duplicated or reordered lines");
-    let lost = total - numbers.len();
-    eprintln!("SIGKILL x50: {lost} of {total} lines lost (read by a killed logger, not yet written)");
-    assert!(numbers.last() == Some(&total), "the end of the stream is missing");
-    // A logger holds at most one 64 KiB read: about 10000 short lines per kill.
-    assert!(lost <= 50 * 65536 / 6, "{lost} lines lost");
+    let got = numbered_lines_through_a_killed_logger(true, libc::SIGKILL, total, 50);
+    // dlog takes from the pipe only what it has stored: a KILL leaves the rest in
+    // dmon's pipe, so nothing is lost; what can repeat is the batch stored and not
+    // yet taken, once per kill.
+    // (A line the next one starts with is that line's start, where a KILL cut a
+    // write short between two pages; the whole line follows.)
+    let whole =
+        got.iter().enumerate().filter(|(i, l)| got.get(i + 1).is_none_or(|n| n == *l || !n.starts_with(l.as_str())));
+    let numbers: Vec<usize> = whole.map(|(_, l)| l.parse().unwrap()).collect();
+    let mut seen = vec![false; total + 1];
+    numbers.iter().for_each(|&n| seen[n] = true);
+    let lost = seen[1..].iter().filter(|&&s| !s).count();
+    let repeats = numbers.windows(2).filter(|w| w[1] <= w[0]).count();
+    eprintln!(
+        "SIGKILL x50: {lost} of {total} lines lost, {} repeated in {repeats} runs",
+        numbers.len().saturating_sub(total)
+    );
+    assert_eq!(lost, 0, "lines lost");
+    assert!(repeats <= 50, "{repeats} runs of repeated lines");
 }
 
 fn context_switches(pid: i32) -> u64 {

@@ -50,6 +50,22 @@ fn dlog_appends_each_line_to_the_file() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "before\none\ntwo\nthree\n");
 }
 
+/// A file that stops inside a line (a write a KILL cut short) gets a newline
+/// before new lines, so they stay whole; drlog does the same with `current`.
+#[test]
+fn dlog_and_drlog_end_a_torn_last_line_first() {
+    let dir = TempDir::new("torn");
+    let file = dir.join("out.log");
+    std::fs::write(&file, "whole\ntor").unwrap();
+    let (code, _, err) = run_with(tool("dlog").arg(&file), b"next\n");
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "whole\ntor\nnext\n");
+    std::fs::write(dir.join("current"), "tor").unwrap();
+    let (code, _, err) = run_with(tool("drlog").arg(dir.path()), b"next\n");
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(std::fs::read_to_string(dir.join("current")).unwrap(), "tor\nnext\n");
+}
+
 #[test]
 fn dlog_writes_standard_output_without_a_file() {
     let (code, out, _) = run_with(&mut tool("dlog"), b"a\nb\n");
@@ -211,6 +227,8 @@ fn dlog_term_mid_stream_leaves_the_rest_in_the_pipe() {
     term_mid_stream("dlog", &[&path], || read_lines(&file));
 }
 
+/// From a pipe dlog takes only whole lines: the start of an unfinished one stays
+/// in the pipe, and INT leaves it there for the next reader.
 #[test]
 fn dlog_int_is_like_term() {
     let dir = TempDir::new("int");
@@ -220,13 +238,38 @@ fn dlog_int_is_like_term() {
     w.write_all(b"whole\npart").unwrap();
     wait_until("the whole line", || count_lines(&file) == 1);
     signal(&child, libc::SIGINT);
-    // dlog is now finishing the line in hand: it reads up to its newline only.
-    w.write_all(b"ial\nnext line\n").unwrap();
     assert!(child.wait().unwrap().success());
+    w.write_all(b"ial\nnext line\n").unwrap();
     drop(w);
     let mut rest = String::new();
     let mut r = r;
     r.read_to_string(&mut rest).unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "whole\n");
+    assert_eq!(rest, "partial\nnext line\n");
+}
+
+/// From input that is not a pipe (a socket here) a read takes the start of a
+/// line too: INT then reads the rest of that line, and not a byte further.
+#[test]
+fn dlog_int_finishes_the_line_in_hand_when_the_input_is_no_pipe() {
+    let dir = TempDir::new("intsock");
+    let file = dir.join("out.log");
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut child = tool("dlog")
+        .arg(&file)
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs.try_clone().unwrap())))
+        .spawn()
+        .unwrap();
+    ours.write_all(b"whole\npart").unwrap();
+    wait_until("the whole line", || count_lines(&file) == 1);
+    signal(&child, libc::SIGINT);
+    // dlog is now finishing the line in hand: it reads up to its newline only.
+    ours.write_all(b"ial\nnext line\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    drop(ours);
+    let mut rest = String::new();
+    let mut theirs = theirs;
+    theirs.read_to_string(&mut rest).unwrap();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "whole\npartial\n");
     assert_eq!(rest, "next line\n");
 }
@@ -497,6 +540,16 @@ fn dsyslog_is_the_same_program_and_defaults_to_daemon_warning() {
     assert_eq!(code, 0);
     let (pri, rest) = parse_syslog(&receive(&socket));
     assert_eq!((pri, rest.as_slice()), (3 * 8 + 4, &b"svc: x"[..]));
+}
+
+#[test]
+fn dsyslog_version_names_dsyslog() {
+    for name in ["dslog", "dsyslog"] {
+        let out = tool(name).arg("--version").output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text, format!("{name} {}\n", env!("CARGO_PKG_VERSION")));
+    }
 }
 
 #[test]
@@ -784,4 +837,297 @@ fn through_dmon_no_line_is_lost_when_dlog_is_stopped_fifty_times() {
         panic!("line {} is {:?}, expected {:?} ({} lines logged)", at + 1, got[at], expected[at], got.len());
     }
     assert_eq!(got.len(), TOTAL, "lines missing at the end (dlog stopped {stopped} times)");
+}
+
+/// What one run of [`signalled_every_100ms`] found in the log.
+#[derive(Debug)]
+struct Figures {
+    signals: usize,
+    lost: usize,
+    repeated: usize,
+    /// Runs of lines logged again (each starts where a line number goes back).
+    repeats: usize,
+    /// The longest such run, in bytes.
+    longest_repeat: usize,
+    /// Lines cut short (the start of the line after them), where a KILL stopped
+    /// a write between two pages.
+    torn: usize,
+}
+
+/// `dmon -n -1 PRODUCER -- LOGGER`, with the current logger (found through its
+/// `log start PID` status line) sent `sig` every 100 ms from outside while the
+/// producer writes 100,000 numbered lines, paced over a few seconds so that the
+/// logger dies mid-stream again and again. `logged` reads back what was stored.
+fn signalled_every_100ms(sig: i32, logger: &[&std::ffi::OsStr], logged: impl Fn() -> Vec<String>) -> Figures {
+    const TOTAL: usize = 100_000;
+    let dir = TempDir::new("every100ms");
+    let status = dir.join("status");
+    let producer = format!("i=1; while [ $i -le {TOTAL} ]; do seq $i $((i+999)); i=$((i+1000)); sleep 0.03; done");
+    let mut child = Command::new(bin("dmon"))
+        .args(["-n", "-1", "--backoff-max", "0.01", "-I"])
+        .arg(&status)
+        .args(["sh", "-c", &producer, "--"])
+        .args(logger)
+        .env_remove("DLOG_OPTIONS")
+        .env_remove("DRLOG_OPTIONS")
+        .spawn()
+        .unwrap();
+    let mut signals = 0;
+    let start = std::time::Instant::now();
+    let exit = loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(120), "dmon did not finish");
+        let lines = read_lines(&status);
+        // Once the producer is done, the last logger drains the pipe in peace.
+        if lines.iter().any(|l| l.starts_with("cmd exit ")) {
+            continue;
+        }
+        let logger = lines.iter().rev().find_map(|l| l.strip_prefix("log start ")?.parse::<i32>().ok());
+        // SAFETY: kill with plain integers; a logger already gone gives ESRCH.
+        if logger.is_some_and(|pid| unsafe { libc::kill(pid, sig) } == 0) {
+            signals += 1;
+        }
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(signals >= 20, "the producer finished too early: only {signals} signals");
+    let mut seen = vec![false; TOTAL + 1];
+    let (mut newest, mut repeated, mut repeats, mut run, mut longest_repeat, mut torn) = (0, 0, 0, 0, 0, 0);
+    let lines = logged();
+    for (i, line) in lines.iter().enumerate() {
+        // In this stream a line starts with the line before it only when that one
+        // is its start, cut off.
+        if lines.get(i + 1).is_some_and(|next| next.len() > line.len() && next.starts_with(line.as_str())) {
+            torn += 1;
+            continue;
+        }
+        let n: usize = line.parse().ok().filter(|n| (1..=TOTAL).contains(n)).unwrap_or_else(|| {
+            panic!("a damaged line: {line:?}");
+        });
+        if n <= newest {
+            assert!(seen[n], "line {n} arrived after {newest}");
+            repeated += 1;
+            if run == 0 {
+                repeats += 1;
+            }
+            run += line.len() + 1;
+            longest_repeat = longest_repeat.max(run);
+        } else {
+            run = 0;
+            newest = n;
+        }
+        seen[n] = true;
+    }
+    let lost = seen[1..].iter().filter(|&&s| !s).count();
+    Figures { signals, lost, repeated, repeats, longest_repeat, torn }
+}
+
+#[test]
+fn through_dmon_dlog_killed_every_100ms_loses_nothing() {
+    let dir = TempDir::new("kill100");
+    let out = dir.join("out.log");
+    let f = signalled_every_100ms(libc::SIGKILL, &[bin("dlog").as_os_str(), out.as_os_str()], || read_lines(&out));
+    eprintln!("dlog, KILL every 100 ms: {f:?}");
+    assert_eq!(f.lost, 0, "{f:?}");
+    // At most the one batch written but not yet taken from the pipe, per KILL.
+    assert!(f.repeats <= f.signals && f.longest_repeat <= 1 << 20 && f.torn <= f.signals, "{f:?}");
+}
+
+#[test]
+fn through_dmon_dlog_stopped_every_100ms_loses_and_repeats_nothing() {
+    let dir = TempDir::new("term100");
+    let out = dir.join("out.log");
+    let f = signalled_every_100ms(libc::SIGTERM, &[bin("dlog").as_os_str(), out.as_os_str()], || read_lines(&out));
+    eprintln!("dlog, TERM every 100 ms: {f:?}");
+    assert_eq!((f.lost, f.repeated, f.torn), (0, 0, 0), "{f:?}");
+}
+
+#[test]
+fn through_dmon_drlog_killed_every_100ms_loses_nothing() {
+    let dir = TempDir::new("drkill100");
+    let logger = [bin("drlog").into_os_string(), "-s".into(), "64k".into(), "-m".into(), "0".into(), dir.path().into()];
+    let logger: Vec<&std::ffi::OsStr> = logger.iter().map(|a| a.as_os_str()).collect();
+    let f = signalled_every_100ms(libc::SIGKILL, &logger, || all_logged(dir.path()));
+    eprintln!("drlog, KILL every 100 ms: {f:?}");
+    assert_eq!(f.lost, 0, "{f:?}");
+    assert!(f.repeats <= f.signals && f.longest_repeat <= 1 << 20 && f.torn <= f.signals, "{f:?}");
+}
+
+// ---------------------------------------------------------------- planted files
+
+/// A file of value, and a check that it is exactly as it was.
+struct Victim(std::path::PathBuf);
+
+impl Victim {
+    const TEXT: &'static str = "precious\n";
+
+    fn new(dir: &TempDir) -> Victim {
+        let path = dir.join("victim");
+        std::fs::write(&path, Self::TEXT).unwrap();
+        Victim(path)
+    }
+
+    fn assert_untouched(&self) {
+        assert_eq!(std::fs::read_to_string(&self.0).unwrap(), Self::TEXT, "the victim was written to");
+    }
+}
+
+/// Runs `cmd` on one line of input; asserts it fails at start with one line
+/// naming `path` and saying `why`.
+fn assert_refused(cmd: &mut Command, path: &std::path::Path, why: &str) {
+    let (code, _, err) = run_with(cmd, b"written?\n");
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(path.to_str().unwrap()) && err.contains(why), "{err}");
+}
+
+/// A directory anyone may write to, as /tmp is.
+fn world_writable(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+}
+
+fn chown_nobody(path: &std::path::Path) {
+    std::os::unix::fs::lchown(path, Some(65534), Some(65534)).expect("chown needs root");
+}
+
+#[test]
+fn dlog_refuses_a_planted_file() {
+    let dir = TempDir::new("plant");
+    world_writable(dir.path());
+    let victim = Victim::new(&dir);
+    let file = dir.join("out.log");
+    std::os::unix::fs::symlink(&victim.0, &file).unwrap();
+    assert_refused(tool("dlog").arg(&file), &file, "symbolic link");
+    std::fs::remove_file(&file).unwrap();
+    // A dangling link: its target is not created.
+    std::os::unix::fs::symlink(dir.join("created?"), &file).unwrap();
+    assert_refused(tool("dlog").arg(&file), &file, "symbolic link");
+    assert!(!dir.join("created?").exists());
+    std::fs::remove_file(&file).unwrap();
+    std::fs::hard_link(&victim.0, &file).unwrap();
+    assert_refused(tool("dlog").arg(&file), &file, "2 hard links");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, "theirs\n").unwrap();
+    chown_nobody(&file);
+    assert_refused(tool("dlog").arg(&file), &file, "belongs to uid 65534");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "theirs\n");
+    victim.assert_untouched();
+}
+
+/// On HUP dlog opens FILE again: a link planted there meanwhile is refused and
+/// the open retried (the input waits), until the link is gone.
+#[test]
+fn dlog_reopen_never_writes_through_a_link() {
+    let dir = TempDir::new("plantreopen");
+    let victim = Victim::new(&dir);
+    let file = dir.join("out.log");
+    let errors = dir.join("stderr");
+    let (r, mut w) = pipe();
+    let mut child = tool("dlog")
+        .arg(&file)
+        .stdin(std::os::fd::OwnedFd::from(r))
+        .stderr(std::fs::File::create(&errors).unwrap())
+        .spawn()
+        .unwrap();
+    w.write_all(b"first\n").unwrap();
+    wait_until("the first line", || count_lines(&file) == 1);
+    std::fs::rename(&file, dir.join("out.log.1")).unwrap();
+    std::os::unix::fs::symlink(&victim.0, &file).unwrap();
+    signal(&child, libc::SIGHUP);
+    w.write_all(b"second\n").unwrap();
+    let said = || std::fs::read_to_string(&errors).unwrap();
+    wait_until("a message, or a write through the link", || {
+        said().contains('\n') || std::fs::read_to_string(&victim.0).unwrap() != Victim::TEXT
+    });
+    victim.assert_untouched();
+    let said = said();
+    assert!(said.contains(file.to_str().unwrap()) && said.contains("symbolic link"), "{said}");
+    victim.assert_untouched();
+    std::fs::remove_file(&file).unwrap();
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "second\n");
+    victim.assert_untouched();
+}
+
+#[test]
+fn drlog_refuses_planted_current_and_timestamp() {
+    for name in ["current", ".timestamp"] {
+        let dir = TempDir::new("drplant");
+        world_writable(dir.path());
+        let victim = Victim::new(&dir);
+        let logs = dir.join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        world_writable(&logs);
+        let planted = logs.join(name);
+        std::os::unix::fs::symlink(&victim.0, &planted).unwrap();
+        assert_refused(tool("drlog").arg(&logs), &planted, "symbolic link");
+        std::fs::remove_file(&planted).unwrap();
+        std::fs::hard_link(&victim.0, &planted).unwrap();
+        assert_refused(tool("drlog").arg(&logs), &planted, "2 hard links");
+        std::fs::remove_file(&planted).unwrap();
+        std::fs::write(&planted, "1\n").unwrap();
+        chown_nobody(&planted);
+        assert_refused(tool("drlog").arg(&logs), &planted, "belongs to uid 65534");
+        assert_eq!(std::fs::read_to_string(&planted).unwrap(), "1\n");
+        victim.assert_untouched();
+    }
+}
+
+/// `.timestamp` is replaced through a new file and a rename, so a link planted
+/// there while drlog runs is replaced, never written through.
+#[test]
+fn drlog_replaces_the_timestamp_file_rather_than_writing_through_it() {
+    let dir = TempDir::new("drstamp");
+    let victim = Victim::new(&dir);
+    let logs = dir.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let (r, mut w) = pipe();
+    let mut child = spawn_reading(tool("drlog").args(["-s", "10", "-m", "0"]).arg(&logs), &r);
+    drop(r);
+    w.write_all(b"first line\n").unwrap();
+    wait_until("the first line", || count_lines(&logs.join("current")) == 1);
+    std::fs::remove_file(logs.join(".timestamp")).unwrap();
+    std::os::unix::fs::symlink(&victim.0, logs.join(".timestamp")).unwrap();
+    // Over 10 bytes: a rotation, which writes .timestamp.
+    w.write_all(b"second line\n").unwrap();
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    victim.assert_untouched();
+    let stamp = std::fs::symlink_metadata(logs.join(".timestamp")).unwrap();
+    assert!(stamp.file_type().is_file(), "{stamp:?}");
+    assert_eq!(rotated(&logs).len(), 1);
+}
+
+fn context_switches(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// The start of a line left in the pipe keeps it readable; dlog looks at it again
+/// for a moment, then takes it into memory and waits for input without waking.
+#[test]
+fn dlog_waits_for_a_newline_without_spinning() {
+    let dir = TempDir::new("nospin");
+    let file = dir.join("out.log");
+    let (r, mut w) = pipe();
+    let mut child = spawn_reading(tool("dlog").arg(&file), &r);
+    drop(r);
+    w.write_all(b"no newline yet").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let before = context_switches(child.id());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let after = context_switches(child.id());
+    assert!(after - before <= 2, "dlog woke up {} times in 1 s", after - before);
+    w.write_all(b", now\n").unwrap();
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "no newline yet, now\n");
 }

@@ -17,7 +17,8 @@ pub fn invoked_name(fallback: &str) -> String {
 
 /// Parses the command line, with the words of `env_var` (when set) in front.
 /// Prints help or version and exits 0 when asked; prints one line naming the bad
-/// option and value and exits with `usage_status` on an error.
+/// option and value and exits with `usage_status` on an error. `--version` names
+/// the program as invoked (`dsyslog` is `dslog` under another name).
 pub fn parse<T: Parser>(program: &str, env_var: Option<&str>, usage_status: i32) -> T {
     let mut argv: Vec<OsString> = std::env::args_os().take(1).collect();
     if let Some(text) = env_var.and_then(std::env::var_os) {
@@ -31,7 +32,8 @@ pub fn parse<T: Parser>(program: &str, env_var: Option<&str>, usage_status: i32)
         }
     }
     argv.extend(std::env::args_os().skip(1));
-    match T::try_parse_from(argv) {
+    let command = T::command().display_name(program);
+    match command.try_get_matches_from(argv).and_then(|m| T::from_arg_matches(&m)) {
         Ok(parsed) => parsed,
         Err(e) => {
             use clap::error::ErrorKind::*;

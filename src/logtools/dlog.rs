@@ -1,16 +1,15 @@
 //! dlog: append each input line to a file (or standard output), durably.
 //!
-//! Durable by default: after each read's lines are written, `fdatasync(2)` runs
-//! before the next read, so a crash can lose nothing dlog has taken from its input
-//! (what is still in the pipe belongs to the next reader). That is one sync per
-//! read, not per line, as DMon's C dlog did, which capped a chatty service at a
+//! Durable by default: after each batch's lines are written, `fdatasync(2)` runs
+//! before the pump takes them from the input, so a crash can lose nothing dlog has
+//! taken (what is still in the pipe belongs to the next reader). That is one sync
+//! per batch, not per line as DMon's C dlog did, which capped a chatty service at a
 //! few hundred lines per second on a real disk.
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
@@ -19,12 +18,13 @@ use super::args;
 use super::format::{Format, Stamp};
 use super::pump::{self, Batch, Control, Sink};
 use super::sys;
+use crate::planted::Dir;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "dlog",
     version,
-    about = "Append each line of the input to FILE (or standard output), synced to disk per read.",
+    about = "Append each line of the input to FILE (or standard output), synced to disk per batch of lines.",
     after_help = "Signals: HUP reopens FILE; INT and TERM finish the line in hand and exit.\n\
                   Options in DLOG_OPTIONS come before the command line.",
     args_override_self = true
@@ -36,7 +36,7 @@ pub struct Args {
     /// Read from descriptor FD instead of standard input
     #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
     pub input_fd: i32,
-    /// Buffered: do not sync to disk after each read
+    /// Buffered: do not sync to disk after each batch
     #[arg(short = 'b', long)]
     pub buffered: bool,
     /// Put a UTC timestamp YYYY-mm-dd/HH:MM:SS in front of each line
@@ -48,7 +48,7 @@ pub struct Args {
     /// Skip empty lines
     #[arg(short = 'e', long = "skip-empty")]
     pub skip_empty: bool,
-    /// The file to append to (created when missing); standard output without it
+    /// The file to append to (created when missing, never through a link); standard output without it
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
 }
@@ -70,8 +70,15 @@ pub fn format(prefix: Option<OsString>, timestamp: bool, rfc3339: bool, skip_emp
     Ok(Format { stamp, prefix, skip_empty })
 }
 
+/// Opens FILE for appending, by name in its directory: never through a link, and
+/// only a regular file of dlog's user or the directory's owner (see
+/// [`crate::planted`]). A line that a KILL left torn at its end is ended first.
 fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().append(true).create(true).mode(0o666).open(path)
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("not the name of a file"))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file = Dir::open(dir, pump::program())?.open_append(name, 0o666)?;
+    pump::end_torn_line(&file)?;
+    Ok(file)
 }
 
 struct FileSink {
@@ -137,7 +144,9 @@ pub fn run(args: Args) -> i32 {
         }
     };
     let file = match &args.file {
-        Some(path) => open_append(path).map_err(|e| format!("cannot open {}: {e}", path.display())),
+        Some(path) => {
+            open_append(path).map_err(|e| format!("cannot open {}: {}", path.display(), crate::io_reason(&e)))
+        }
         None => {
             std::io::stdout().as_fd().try_clone_to_owned().map(File::from).map_err(|e| format!("standard output: {e}"))
         }

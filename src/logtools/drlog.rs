@@ -15,12 +15,15 @@
 //!
 //! The time `current` was started is kept in `DIR/.timestamp` (seconds since the
 //! epoch), as DMon did, so `-T` counts across restarts.
+//!
+//! drlog often runs as root in a directory its service's user can write to, so
+//! every file is opened, replaced and renamed through [`crate::planted::Dir`]: by
+//! name relative to the directory, never through a link, and `.timestamp` through
+//! a new file and a rename.
 
-use std::ffi::{CString, OsString};
-use std::fs::{File, OpenOptions};
+use std::ffi::OsString;
+use std::fs::File;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +34,7 @@ use super::clock::Civil;
 use super::format::Format;
 use super::pump::{self, Batch, Control, Sink};
 use super::sys;
+use crate::planted::Dir;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,7 +58,7 @@ pub struct Args {
     /// Read from descriptor FD instead of standard input
     #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
     pub input_fd: i32,
-    /// Buffered: do not sync to disk after each read (rotation still syncs)
+    /// Buffered: do not sync to disk after each batch (rotation still syncs)
     #[arg(short = 'b', long)]
     pub buffered: bool,
     /// Put a UTC timestamp YYYY-mm-dd/HH:MM:SS in front of each line
@@ -105,34 +109,12 @@ pub fn next_name(candidate: &str, newest: Option<&str>) -> String {
     }
 }
 
-fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-/// Renames `from` to `to` unless `to` exists (EEXIST then).
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    let (f, t) = (cstring(from)?, cstring(to)?);
-    // SAFETY: both are valid NUL-terminated paths.
-    let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
-    if r == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() != Some(libc::EINVAL) {
-        return Err(e);
-    }
-    // A file system without RENAME_NOREPLACE: a hard link also refuses to replace.
-    std::fs::hard_link(from, to)?;
-    std::fs::remove_file(from)
-}
-
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 struct RotatingSink {
-    dir: PathBuf,
-    dir_file: File,
+    dir: Dir,
     current: File,
     size: u64,
     /// When `current` was started, in seconds since the epoch.
@@ -151,21 +133,27 @@ impl RotatingSink {
         self.dir.join(name)
     }
 
-    fn open_current(dir: &Path) -> io::Result<(File, u64)> {
-        let file = OpenOptions::new().append(true).create(true).mode(0o640).open(dir.join(CURRENT))?;
+    /// Opens `current`, never through a link (see [`crate::planted`]).
+    fn open_current(dir: &Dir) -> io::Result<(File, u64)> {
+        let file = dir.open_append(CURRENT, 0o640)?;
+        pump::end_torn_line(&file)?;
         let size = file.metadata()?.len();
         Ok((file, size))
     }
 
+    /// Replaces `.timestamp` through a new file and a rename.
     fn write_started(&self) {
         let text = format!("{}\n", self.started);
-        if let Err(e) = std::fs::write(self.path(STARTED), text) {
-            eprintln!("{}: writing {}: {e}", pump::program(), self.path(STARTED).display());
+        if let Err(e) = self.dir.replace(STARTED, text.as_bytes(), 0o644) {
+            eprintln!("{}: writing {}: {}", pump::program(), self.path(STARTED).display(), crate::io_reason(&e));
         }
     }
 
-    fn read_started(dir: &Path) -> Option<u64> {
-        std::fs::read_to_string(dir.join(STARTED)).ok()?.trim().parse().ok()
+    /// The time in `.timestamp`; `None` when it is missing or holds no number.
+    fn read_started(dir: &Dir) -> io::Result<Option<u64>> {
+        let Some(mut file) = dir.open_read(STARTED)? else { return Ok(None) };
+        let mut text = String::new();
+        Ok(io::Read::read_to_string(&mut file, &mut text).ok().and_then(|_| text.trim().parse().ok()))
     }
 
     fn rotated_names(dir: &Path) -> io::Result<Vec<String>> {
@@ -189,7 +177,7 @@ impl RotatingSink {
         control.retry(
             || format!("renaming {} to {target}", current.display()),
             || loop {
-                match rename_noreplace(&current, &self.dir.join(&name)) {
+                match self.dir.rename(CURRENT, &name, true) {
                     // Someone else made that name: take the next one.
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => name = next_name(&name, Some(&name)),
                     other => return other,
@@ -202,8 +190,8 @@ impl RotatingSink {
         self.size = size;
         self.started = unix_now();
         self.write_started();
-        let dir_file = &self.dir_file;
-        control.retry(|| format!("syncing {}", self.dir.display()), || dir_file.sync_all());
+        let dir = &self.dir;
+        control.retry(|| format!("syncing {}", dir.path().display()), || dir.sync());
         self.prune();
     }
 
@@ -213,10 +201,10 @@ impl RotatingSink {
         if self.max_files == 0 {
             return;
         }
-        let names = match Self::rotated_names(&self.dir) {
+        let names = match Self::rotated_names(self.dir.path()) {
             Ok(n) => n,
             Err(e) => {
-                eprintln!("{}: listing {}: {e}", pump::program(), self.dir.display());
+                eprintln!("{}: listing {}: {e}", pump::program(), self.dir.path().display());
                 return;
             }
         };
@@ -333,26 +321,31 @@ pub fn run(args: Args) -> i32 {
         Ok(_) => return fail(format!("{}: not a directory", dir.display())),
         Err(e) => return fail(format!("log directory {}: {e}", dir.display())),
     }
-    let dir_file = match File::open(&dir) {
-        Ok(f) => f,
-        Err(e) => return fail(format!("opening {}: {e}", dir.display())),
+    let dir = match Dir::open(&dir, program) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("opening {}: {}", dir.display(), crate::io_reason(&e))),
     };
-    let newest = match RotatingSink::rotated_names(&dir) {
+    let newest = match RotatingSink::rotated_names(dir.path()) {
         Ok(names) => names.last().cloned(),
-        Err(e) => return fail(format!("listing {}: {e}", dir.display())),
+        Err(e) => return fail(format!("listing {}: {e}", dir.path().display())),
+    };
+    let cannot_open =
+        |name: &str, e: io::Error| fail(format!("cannot open {}: {}", dir.join(name).display(), crate::io_reason(&e)));
+    let known = match RotatingSink::read_started(&dir) {
+        Ok(known) => known,
+        Err(e) => return cannot_open(STARTED, e),
     };
     let (current, size) = match RotatingSink::open_current(&dir) {
         Ok(c) => c,
-        Err(e) => return fail(format!("opening {}: {e}", dir.join(CURRENT).display())),
+        Err(e) => return cannot_open(CURRENT, e),
     };
-    let known = if size > 0 { RotatingSink::read_started(&dir) } else { None };
+    let known = known.filter(|_| size > 0);
     let mut control = match Control::new() {
         Ok(c) => c,
         Err(e) => return fail(format!("signalfd: {e}")),
     };
     let mut sink = RotatingSink {
         dir,
-        dir_file,
         current,
         size,
         started: known.unwrap_or_else(unix_now),

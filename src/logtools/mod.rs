@@ -1,11 +1,11 @@
 //! The companion tools: dlog, drlog, dslog (also dsyslog) and denv.
 //!
-//! The three loggers share one line pump ([`pump`]): it reads what one `read(2)`
-//! returns, hands the complete lines of it to a sink as one batch, and keeps the
-//! unfinished tail for the next read. A sink stores a whole batch before the pump
-//! reads again, so "taken from the input" and "stored" never drift apart by more
-//! than one read, and a TERM leaves everything not yet read in the pipe for the
-//! next reader. denv shares nothing with them but the argument conventions.
+//! The three loggers share one line pump ([`pump`]): it looks at the input, hands
+//! the complete lines to a sink as one batch, and takes them from the input only
+//! once the sink has stored them. From a pipe that is exact (`tee(2)`, then a read
+//! of just those bytes), so a logger killed even with SIGKILL leaves what it had
+//! not stored in the pipe for the next one, and a TERM leaves everything after the
+//! batch in hand. denv shares nothing with them but the argument conventions.
 
 pub mod args;
 pub mod clock;

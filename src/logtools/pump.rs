@@ -1,33 +1,53 @@
 //! The line pump shared by dlog, drlog and dslog.
 //!
-//! One iteration is one `read(2)` of up to [`CHUNK`] bytes. The complete lines it
-//! finishes go to the sink as one [`Batch`], and the sink stores all of them
-//! (retrying failed writes for as long as it takes) before the next read. So:
+//! One iteration looks at up to [`CHUNK`] bytes of input. The complete lines among
+//! them go to the sink as one [`Batch`], and the sink stores all of them (retrying
+//! failed writes for as long as it takes) before the pump looks again. So
+//! durability costs one sync per batch, not per line, and a line is never split:
+//! only whole lines reach the sink.
 //!
-//! * durability costs one sync per read, not per line;
-//! * a line is never split: an unfinished tail waits in memory for the rest of its
-//!   bytes, however long the line gets, and only whole lines reach the sink;
-//! * on INT or TERM the pump stops reading chunks. If it holds part of a line, it
-//!   reads the rest of that line one byte at a time (so it cannot take a byte past
-//!   the newline), hands it over, and returns. Everything after that newline stays
-//!   unread in the pipe for the next reader. A second INT or TERM while it waits
-//!   for that newline gives up waiting: the part it has is stored as a line of its
-//!   own (the rest will reach the next reader as another line) rather than lost;
-//! * at end of input an unfinished last line is stored with a newline added.
+//! When the input is a pipe (dmon's log pipe), looking does not take: `tee(2)`
+//! copies the start of the pipe into a private pipe, the pump reads that copy, and
+//! only once the sink has stored the batch does it consume exactly those bytes from
+//! the input. A logger killed even with SIGKILL thus leaves everything it had not
+//! stored in dmon's pipe for the next one; what can repeat is the one batch stored
+//! and not yet consumed. The start of a line whose newline has not arrived stays in
+//! the pipe too, looked at again after short pauses (it keeps the pipe readable, so
+//! `poll` cannot wait for more). If it is still unfinished after [`LINE_WAIT`], or
+//! the pipe has no writer left, it is taken into memory, as from any other input:
+//! that bounds the wait for a line longer than the pipe can hold, and it also
+//! means that a KILL can lose the part of a line that waited that long.
+//!
+//! Any other input (a file, a terminal) is read with `read(2)`, which takes what
+//! it returns: an unfinished tail then waits in memory for the rest of its bytes,
+//! however long the line gets.
+//!
+//! On INT or TERM the pump stops looking. If it holds part of a line in memory, it
+//! reads the rest of that line one byte at a time (so it cannot take a byte past
+//! the newline), hands it over, and returns. Everything after that stays in the
+//! pipe for the next reader. A second INT or TERM while it waits for that newline
+//! gives up waiting: the part it has is stored as a line of its own (the rest will
+//! reach the next reader as another line) rather than lost. At end of input an
+//! unfinished last line is stored with a newline added.
 //!
 //! Signals arrive through a signalfd that the loop polls beside the input, so no
 //! code runs in a signal handler and a signal never interrupts a half-done write.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::sys::{self, Signal, SignalFd};
 
-/// The most one read takes. It bounds how much may sit between "read" and "synced".
+/// The most one look at the input takes. It bounds a batch, and so what may sit
+/// between "read" and "synced" (or, from a pipe, between "synced" and "consumed").
 pub const CHUNK: usize = 1 << 20;
+
+/// How long the start of a line may wait in the input pipe for its newline before
+/// the pump takes it into memory.
+pub const LINE_WAIT: Duration = Duration::from_millis(250);
 
 /// The pause between two attempts of an operation that failed (a write on a full
 /// disk, a reopen of a removed directory, a syslog socket with nobody behind it).
@@ -204,6 +224,21 @@ pub fn write_all(control: &mut Control, what: &dyn Fn() -> String, file: &File, 
     }
 }
 
+/// Ends a file that stops inside a line with a newline, so that what follows is
+/// a line of its own. Only a write cut short by SIGKILL leaves a log file so (the
+/// kernel may stop a write to a regular file between two pages): that part of a
+/// batch was not consumed from the pipe and is about to be written again whole.
+/// `file` must be open for reading and appending.
+pub fn end_torn_line(file: &File) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let size = file.metadata()?.len();
+    let mut last = [0u8; 1];
+    if size > 0 && file.read_at(&mut last, size - 1)? == 1 && last[0] != b'\n' {
+        (&*file).write_all(b"\n")?;
+    }
+    Ok(())
+}
+
 /// `fdatasync` with retries: the data and the size that reading it back needs.
 pub fn sync(control: &mut Control, what: &dyn Fn() -> String, file: &File) {
     control.retry(what, || file.sync_data());
@@ -213,6 +248,56 @@ pub fn sync(control: &mut Control, what: &dyn Fn() -> String, file: &File) {
 #[derive(Debug)]
 pub struct PumpError(pub String);
 
+/// The input: a pipe looked into with `tee(2)` and consumed once stored, or
+/// anything else, read plainly.
+struct Input {
+    fd: RawFd,
+    /// The private pipe `tee(2)` copies into: (read end, write end).
+    copy: Option<(OwnedFd, OwnedFd)>,
+}
+
+impl Input {
+    fn new(fd: RawFd) -> Input {
+        let copy = sys::is_pipe(fd).then(sys::pipe).and_then(Result::ok);
+        if let Some((_, w)) = &copy {
+            sys::grow_pipe(w.as_raw_fd(), CHUNK);
+        }
+        Input { fd, copy }
+    }
+
+    /// The next bytes, up to `buf.len()`: from a pipe, those at its start, which
+    /// stay there until [`Input::consume`]; otherwise what one `read(2)` takes.
+    fn look(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some((r, w)) = &self.copy else { return sys::read(self.fd, buf) };
+        let n = sys::tee(self.fd, w.as_raw_fd(), buf.len())?;
+        read_exactly(r.as_raw_fd(), &mut buf[..n])?;
+        Ok(n)
+    }
+
+    /// Takes the first `len` bytes that [`Input::look`] showed out of the pipe,
+    /// using `buf` as scratch. A no-op for other input, which `look` took.
+    fn consume(&self, buf: &mut [u8], len: usize) -> io::Result<()> {
+        match self.copy {
+            Some(_) => read_exactly(self.fd, &mut buf[..len]),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes that are known to be in the pipe `fd`.
+fn read_exactly(fd: RawFd, buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match sys::read(fd, &mut buf[done..]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the pipe holds less than was copied")),
+            Ok(n) => done += n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Moves lines from `input` to `sink` until end of input or INT/TERM.
 pub fn run(input: RawFd, sink: &mut impl Sink, control: &mut Control) -> Result<(), PumpError> {
     if !sys::is_open(input) {
@@ -220,8 +305,11 @@ pub fn run(input: RawFd, sink: &mut impl Sink, control: &mut Control) -> Result<
     }
     // A bigger pipe lets the writer go on while a batch is synced; see CHUNK.
     sys::grow_pipe(input, CHUNK);
+    let input = Input::new(input);
     let mut buf = vec![0u8; CHUNK];
     let mut carry: Vec<u8> = Vec::new();
+    // Since when the start of the pipe has held part of a line and nothing else.
+    let mut waiting: Option<Instant> = None;
     let result = loop {
         control.drain();
         if control.hangup {
@@ -229,12 +317,17 @@ pub fn run(input: RawFd, sink: &mut impl Sink, control: &mut Control) -> Result<
             sink.reopen(control);
         }
         if control.stopping() {
-            finish_line(input, &mut carry, sink, control);
+            finish_line(input.fd, &mut carry, sink, control);
             break Ok(());
         }
         let deadline = sink.deadline();
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let ready = match sys::poll(control.signals.raw(), Some(input), timeout) {
+        let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        // That part keeps the pipe readable: look again after a pause that grows.
+        let pause = waiting.map(|since| (since.elapsed() / 2).clamp(Duration::from_millis(1), LINE_WAIT / 5));
+        if let Some(pause) = pause {
+            timeout = Some(timeout.map_or(pause, |t| t.min(pause)));
+        }
+        let ready = match sys::poll(control.signals.raw(), pause.is_none().then_some(input.fd), timeout) {
             Ok(ready) => ready,
             Err(e) => break Err(PumpError(format!("poll: {e}"))),
         };
@@ -244,44 +337,70 @@ pub fn run(input: RawFd, sink: &mut impl Sink, control: &mut Control) -> Result<
         if deadline.is_some_and(|d| Instant::now() >= d) {
             sink.tick(control);
         }
-        if !ready.input {
+        if pause.is_none() && !ready.input {
             continue;
         }
-        let n = match sys::read(input, &mut buf) {
+        let n = match input.look(&mut buf) {
             Ok(n) => n,
             Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => continue,
             Err(e) => {
-                finish_line(input, &mut carry, sink, control);
+                finish_line(input.fd, &mut carry, sink, control);
                 break Err(PumpError(format!("reading input: {e}")));
             }
         };
         if n == 0 {
-            finish_line(input, &mut carry, sink, control);
+            finish_line(input.fd, &mut carry, sink, control);
             break Ok(());
         }
-        take(&buf[..n], &mut carry, sink, control);
+        let waited = waiting.is_some_and(|since| since.elapsed() >= LINE_WAIT);
+        match take(&input, &mut buf, n, waited, &mut carry, sink, control) {
+            Ok(true) => waiting = waiting.or_else(|| Some(Instant::now())),
+            Ok(false) => waiting = None,
+            Err(e) => break Err(PumpError(format!("reading input: {e}"))),
+        }
     };
     sink.finish(control);
     result
 }
 
-/// Hands the complete lines of `chunk` (with the line `carry` had started) to the
-/// sink, and leaves the unfinished tail in `carry`.
-fn take(chunk: &[u8], carry: &mut Vec<u8>, sink: &mut impl Sink, control: &mut Control) {
+/// Hands the complete lines among the `n` bytes [`Input::look`] put in `buf`
+/// (after the line `carry` had started) to the sink, then consumes exactly them.
+/// The unfinished tail stays in the pipe, or goes to `carry` when the input is no
+/// pipe, when `carry` already holds the start of its line, or when it has `waited`
+/// [`LINE_WAIT`] or the pipe has no writer left. Returns whether it stayed in the
+/// pipe with nothing before it (the pump then waits for it to grow).
+fn take(
+    input: &Input,
+    buf: &mut [u8],
+    n: usize,
+    waited: bool,
+    carry: &mut Vec<u8>,
+    sink: &mut impl Sink,
+    control: &mut Control,
+) -> io::Result<bool> {
+    let chunk = &buf[..n];
     let Some(last) = sys::memrchr(b'\n', chunk) else {
+        if input.copy.is_some() && carry.is_empty() && !waited && !sys::hung_up(input.fd) {
+            return Ok(true);
+        }
         carry.extend_from_slice(chunk);
-        return;
+        input.consume(buf, n)?;
+        return Ok(false);
     };
-    let (whole, tail) = chunk.split_at(last + 1);
+    let whole = last + 1;
     if carry.is_empty() {
-        sink.write(&Batch::new(&[], whole), control);
+        sink.write(&Batch::new(&[], &chunk[..whole]), control);
     } else {
-        let first = sys::memchr(b'\n', whole).map_or(whole.len(), |i| i + 1);
-        carry.extend_from_slice(&whole[..first]);
-        sink.write(&Batch::new(carry, &whole[first..]), control);
+        let first = sys::memchr(b'\n', chunk).map_or(whole, |i| i + 1);
+        carry.extend_from_slice(&chunk[..first]);
+        sink.write(&Batch::new(carry, &chunk[first..whole]), control);
         carry.clear();
     }
-    carry.extend_from_slice(tail);
+    if input.copy.is_none() {
+        carry.extend_from_slice(&buf[whole..n]);
+    }
+    input.consume(buf, whole)?;
+    Ok(false)
 }
 
 /// Completes the line in hand, if any, without reading past its newline, and

@@ -1,7 +1,7 @@
 //! Thin, safe wrappers over the few system calls the tools make directly:
 //! byte search (glibc's `memchr` is vectorised, `Iterator::position` is not),
-//! `read(2)` and `poll(2)` on descriptors the program does not own, and the
-//! signal descriptor that turns HUP, INT and TERM into readable events.
+//! `read(2)`, `tee(2)` and `poll(2)` on descriptors the program does not own, and
+//! the signal descriptor that turns HUP, INT and TERM into readable events.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -40,6 +40,40 @@ pub fn is_regular_file(fd: RawFd) -> bool {
     // SAFETY: `st` is plain data that fstat fills.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     (unsafe { libc::fstat(fd, &mut st) } == 0) && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+}
+
+/// Whether `fd` refers to a pipe or a FIFO (what `tee(2)` needs).
+pub fn is_pipe(fd: RawFd) -> bool {
+    // SAFETY: as for `is_regular_file`.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd, &mut st) } == 0) && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+}
+
+/// A new pipe: (read end, write end), both close-on-exec.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fresh descriptors, owned at once.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `tee(2)` without blocking: copies up to `len` bytes from the start of the pipe
+/// `from` into the pipe `to`, leaving them in `from`. 0 means `from` is empty and
+/// has no writer.
+pub fn tee(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: tee takes plain integers.
+    let n = unsafe { libc::tee(from, to, len, libc::SPLICE_F_NONBLOCK) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// Whether the pipe `fd` has no writer any more (POLLHUP), even while it still
+/// holds data.
+pub fn hung_up(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, no waiting.
+    (unsafe { libc::poll(&mut pfd, 1, 0) } == 1) && pfd.revents & libc::POLLHUP != 0
 }
 
 /// Grows the buffer of the pipe `fd` to `size` bytes when it is a pipe with a
