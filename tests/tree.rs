@@ -346,3 +346,30 @@ fn a_process_dmon_may_not_signal_does_not_stop_the_shutdown() {
     let reports = said.lines().filter(|l| l.contains("warning") && l.contains(&format!(" {intruder_pid} "))).count();
     assert_eq!(reports, 1, "the intruder {intruder_pid} should be reported once; dmon said:\n{said}");
 }
+
+/// dmon runs as nobody in a delegated cgroup; a root process is moved into the
+/// command's leaf. dmon's TERM to it is refused: that is no failure of the
+/// cgroup (no fallback to signals), it is reported once, and `cgroup.kill`,
+/// which the kernel carries out without a permission check, ends the whole leaf.
+#[test]
+fn a_refused_signal_is_no_cgroup_failure() {
+    let layout = Layout::Delegated;
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "intruder-cgroup");
+    t.write("tree.sh", WITH_LATE_MEMBER);
+    let mut dmon = t.start(&[]);
+    dmon.wait_line("cmd start ", 1);
+    t.wait_members(2);
+    let home = dmon.home().expect("a cgroup");
+    let intruder = Owned(std::process::Command::new("sleep").arg("1000").spawn().unwrap());
+    let intruder_pid = intruder.0.id() as i32;
+    std::fs::write(home.join("cmd/cgroup.procs"), intruder_pid.to_string()).unwrap();
+
+    dmon.terminate_and_wait();
+    t.assert_no_members();
+    let said = t.read("dmon.err");
+    assert!(!said.contains("controlling this tree with signals"), "a refused TERM made dmon fall back:\n{said}");
+    let reports = said.lines().filter(|l| l.contains("warning") && l.contains(&format!(" {intruder_pid} "))).count();
+    assert_eq!(reports, 1, "the intruder {intruder_pid} should be reported once; dmon said:\n{said}");
+    dmon.assert_cgroups_removed();
+}
