@@ -373,3 +373,74 @@ fn a_refused_signal_is_no_cgroup_failure() {
     assert_eq!(reports, 1, "the intruder {intruder_pid} should be reported once; dmon said:\n{said}");
     dmon.assert_cgroups_removed();
 }
+
+/// 200 busy processes: 197 in the command's process group, two setsid'd.
+const BUSY_200: &str = r#"dir=${0%/tree.sh}
+i=0
+while [ $i -lt 197 ]; do sh -c 'while :; do :; done' "$dir/orphan-$i" & i=$((i+1)); done
+( setsid sh -c 'while :; do :; done' "$dir/orphan-s1" & )
+( setsid sh -c 'while :; do :; done' "$dir/orphan-s2" & )
+while :; do :; done
+"#;
+
+/// With signals, a pause of a large busy tree stops every process of it, and
+/// the shutdown ends every one.
+#[test]
+fn signals_pause_a_large_busy_tree_completely() {
+    let layout = Layout::ForcedSignals;
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "busy200");
+    t.write("tree.sh", BUSY_200);
+    let mut dmon = t.start(&["-L", "5", "-l", "1"]);
+    let run = dmon.wait_line("cmd start ", 1);
+    let all = t.wait_members(200);
+    t.write("load", "9\n");
+    dmon.wait_line(&format!("cmd pause {run}"), 1);
+    let mut running = Vec::new();
+    let stopped = wait_until(Duration::from_secs(20), || {
+        running = all.iter().filter(|p| state(p.0) != Some('T')).map(|p| p.0).collect();
+        running.is_empty()
+    });
+    assert!(stopped, "not stopped after the pause: {running:?}");
+    t.assert_no_cpu_gained(&all, Duration::from_secs(1));
+    t.write("load", "0.2\n");
+    dmon.wait_line(&format!("cmd resume {run}"), 1);
+    dmon.terminate_and_wait();
+    t.assert_gone(&all);
+    t.assert_no_members();
+}
+
+/// Five members that end cleanly on TERM, writing a file, under a leader that
+/// TERM ends at once.
+const CLEAN_ON_TERM: &str = r#"dir=${0%/tree.sh}
+for i in 1 2 3 4 5; do
+    sh -c 'trap "echo > $0.term; exit 0" TERM; while :; do sleep 0.05; done' "$dir/orphan-$i" &
+done
+while :; do sleep 0.05; done
+"#;
+
+/// Every member gets its TERM on shutdown, also those whose parent the same
+/// TERM ended first (they are re-parented to dmon in between), so none has to
+/// be killed.
+fn every_member_gets_term(layout: Layout) {
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "term");
+    t.write("tree.sh", CLEAN_ON_TERM);
+    let mut dmon = t.start(&["--grace", "10"]);
+    dmon.wait_line("cmd start ", 1);
+    t.wait_members(6);
+    dmon.terminate_and_wait();
+    t.assert_no_members();
+    let missing: Vec<i32> = (1..=5).filter(|i| !t.path(&format!("orphan-{i}.term")).exists()).collect();
+    assert!(missing.is_empty(), "{layout:?}: members {missing:?} never got TERM; dmon said:\n{}", t.read("dmon.err"));
+}
+
+#[test]
+fn every_member_gets_term_signals() {
+    every_member_gets_term(Layout::ForcedSignals)
+}
+
+#[test]
+fn every_member_gets_term_cgroup2() {
+    every_member_gets_term(Layout::Hybrid)
+}

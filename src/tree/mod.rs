@@ -214,8 +214,11 @@ impl Tree {
         }
     }
 
-    /// TERM and CONT to every process of the tree.
+    /// TERM and CONT to every process of the tree (with signals, once all are stopped).
     pub fn terminate(&mut self) -> io::Result<()> {
+        if let Tree::Signals(t) = self {
+            return t.terminate();
+        }
         self.signal(Signal::SIGTERM)?;
         self.signal(Signal::SIGCONT)
     }

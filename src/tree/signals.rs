@@ -213,16 +213,18 @@ impl SignalTree {
     }
 
     /// A pidfd for member `row`, when it still is the process the walk saw: the
-    /// known member by its identity, a new one by its row read again after the
-    /// pidfd was opened (a signal through the pidfd that succeeds proves the
-    /// process was alive, so still had the pid, when it was read).
+    /// known member by its identity, a new one by its start time read again
+    /// after the pidfd was opened (a signal through the pidfd that succeeds
+    /// proves the process was alive, so still had the pid, when it was read).
+    /// Not by parent or group: a member whose parent died in between has been
+    /// re-parented to dmon, and is still a member.
     fn open(&mut self, row: &Row) -> Option<(Pidfd, Member)> {
         let fd = Pidfd::open(row.pid).ok()?;
         let now = row_now(row.pid)?;
         let member = Member { start: now.start, ino: fd.ino() };
         let same = match self.known.get(&row.pid) {
             Some(m) => *m == member,
-            None => now.start == row.start && now.ppid == row.ppid && now.pgrp == row.pgrp,
+            None => now.start == row.start,
         };
         if !same {
             self.known.remove(&row.pid);
@@ -236,7 +238,18 @@ impl SignalTree {
     /// process it had not signalled yet. Every signal goes through a pidfd of the
     /// process the walk saw. A member dmon may not signal is reported once and
     /// left alone; the others are signalled all the same.
+    ///
+    /// STOP, CONT and KILL (signals that mean the same when they arrive twice)
+    /// go to the whole process group first, in one call through the leader's
+    /// pidfd: a large busy group stops at once, instead of one process after
+    /// another while the rest keep both CPUs from dmon. The walk then finds the
+    /// rest and signals each process again; only that shows a refusal.
     pub fn signal(&mut self, signal: Signal) -> io::Result<()> {
+        if matches!(signal, Signal::SIGSTOP | Signal::SIGCONT | Signal::SIGKILL) && self.pgrp.is_some() {
+            if let Some(leader) = &self.leader {
+                let _ = leader.send_group(Some(signal));
+            }
+        }
         let mut signalled = BTreeSet::new();
         for _round in 0..64 {
             let (table, order) = self.walk();
@@ -255,6 +268,15 @@ impl SignalTree {
             }
         }
         Ok(())
+    }
+
+    /// TERM and CONT to every member, once all are stopped: a stopped tree cannot
+    /// fork while it is terminated, and every process has its TERM before any
+    /// runs again.
+    pub fn terminate(&mut self) -> io::Result<()> {
+        self.signal(Signal::SIGSTOP)?;
+        self.signal(Signal::SIGTERM)?;
+        self.signal(Signal::SIGCONT)
     }
 
     /// Whether no member is left but those dmon may not signal: nothing dmon
