@@ -177,7 +177,7 @@ impl SignalTree {
         }
     }
 
-    /// Whether `row` is the process dmon saw as member `pid`.
+    /// Whether `row` is a member dmon saw, not a process that got its pid since.
     fn is_known(&self, row: &Row) -> bool {
         self.known
             .get(&row.pid)
