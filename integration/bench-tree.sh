@@ -3,6 +3,7 @@
 #
 #   integration/bench-tree.sh            # sizes 10 100 1000
 #   SIZES="10 100" integration/bench-tree.sh
+#   BACKENDS=signals integration/bench-tree.sh
 #
 # Prints, per backend and tree size: the time from the decision to a fully
 # stopped tree and to a fully killed tree, and the CPU ticks the tree used in 2 s
@@ -22,7 +23,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 echo "== stop and kill, per backend"
-DMON_BENCH_SIZES="$SIZES" cargo test -q --release --test tree -- --ignored --nocapture bench_backends 2>/dev/null |
+DMON_BENCH_SIZES="$SIZES" DMON_BENCH_BACKENDS=${BACKENDS:-"cgroup2 freezer signals"} cargo test -q --release --test tree -- --ignored --nocapture bench_backends 2>/dev/null |
     grep -E '^(backend|cgroup2|freezer|signals) '
 cargo build -q --release --bin dmon
 DMON=$CARGO_TARGET_DIR/release/dmon

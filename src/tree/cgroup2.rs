@@ -27,6 +27,7 @@ use nix::sys::signal::Signal;
 
 use super::files;
 use super::home::Home;
+use super::pidfd::Refused;
 use super::{ChildSetup, TreeEvents};
 
 /// How long `freeze` waits for `frozen 1` before it returns anyway (the kernel
@@ -44,6 +45,8 @@ pub struct Cgroup2Tree {
     start_frozen: bool,
     /// A thaw still being written.
     thawing: Option<JoinHandle<io::Result<()>>>,
+    /// Processes of the leaf that dmon may not signal (an unprivileged dmon).
+    refused: Refused,
 }
 
 impl Cgroup2Tree {
@@ -62,6 +65,7 @@ impl Cgroup2Tree {
             dir,
             start_frozen: false,
             thawing: None,
+            refused: Refused::default(),
         })
     }
 
@@ -104,8 +108,11 @@ impl Cgroup2Tree {
         }
     }
 
+    /// A process that may not be signalled is reported once, not an error: the
+    /// cgroup works, and `cgroup.kill` ends that process too.
     pub fn signal(&mut self, signal: Signal) -> io::Result<()> {
-        files::signal_all(&self.dir, signal).map(drop)
+        files::signal_all(&self.dir, signal, &mut self.refused);
+        Ok(())
     }
 
     /// Freezes the leaf and waits (at most [`FREEZE_WAIT`]) for `frozen 1`.
@@ -140,7 +147,7 @@ impl Cgroup2Tree {
         self.settle();
         let path = self.dir.join("cgroup.kill");
         match files::write(&path, "1") {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => files::signal_all(&self.dir, Signal::SIGKILL).map(drop),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.signal(Signal::SIGKILL),
             other => other,
         }
     }

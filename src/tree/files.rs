@@ -1,5 +1,5 @@
 //! Small helpers for cgroup files: errors that name the file and the value, pid
-//! lists, and removal of a cgroup subtree.
+//! lists, signals to the processes they list, and removal of a cgroup subtree.
 
 use std::fs::File;
 use std::io;
@@ -8,7 +8,13 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+
+use super::pidfd::{Pidfd, Refused};
 
 /// An error that says which file refused what: "write 1 to /sys/.../cgroup.kill: Permission denied".
 pub fn context(e: io::Error, what: &str, path: &Path, value: &str) -> io::Error {
@@ -107,26 +113,44 @@ pub fn wait_for(file: &File, bound: Duration, done: impl Fn(&str) -> bool) -> io
     }
 }
 
+/// How many pidfds [`with_pidfds`] holds at once (far below the usual limit
+/// of 1024 descriptors).
+const PIDFD_BATCH: usize = 256;
+
+/// Calls `f` with a pidfd for each of `pids` (read from `cgroup.procs` below
+/// `dir`) that is still listed there after its pidfd was opened. A pidfd opened
+/// by number may refer to a process that took the pid after the list was read;
+/// but if that process is alive when `f` signals it, it had the pid when the
+/// list was read again, so it is listed, so it is in the cgroup. A pid that left
+/// in between is skipped: no process outside the cgroup is ever signalled.
+pub fn with_pidfds(dir: &Path, pids: &[i32], mut f: impl FnMut(i32, &Pidfd)) {
+    for batch in pids.chunks(PIDFD_BATCH) {
+        let opened: Vec<(i32, Pidfd)> = batch.iter().filter_map(|&pid| Some((pid, Pidfd::open(pid).ok()?))).collect();
+        let listed: BTreeSet<i32> = self::pids(dir).into_iter().collect();
+        for (pid, fd) in opened.iter().filter(|(pid, _)| listed.contains(pid)) {
+            f(*pid, fd);
+        }
+    }
+}
+
 /// Sends `signal` to every process of the cgroup subtree at `dir`, re-reading the
 /// lists until a round finds no process it had not signalled (a process forked
-/// after the first read is caught by the next). A pid that exits between the read
-/// and the signal is skipped (ESRCH); a recycled pid would need to be reused within
-/// that microsecond window, which pid allocation (cyclic) makes very unlikely.
-pub fn signal_all(dir: &Path, signal: nix::sys::signal::Signal) -> io::Result<usize> {
-    use nix::errno::Errno;
-    let mut signalled = std::collections::BTreeSet::new();
+/// after the first read is caught by the next). Signals go through pidfds (see
+/// [`with_pidfds`]); a process dmon may not signal is noted in `refused` (and
+/// reported once), not an error: the others are signalled all the same.
+pub fn signal_all(dir: &Path, signal: Signal, refused: &mut Refused) -> usize {
+    let mut signalled = BTreeSet::new();
     for _round in 0..64 {
         let fresh: Vec<i32> = pids(dir).into_iter().filter(|p| !signalled.contains(p)).collect();
         if fresh.is_empty() {
             break;
         }
-        for pid in fresh {
-            match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
-                Ok(()) | Err(Errno::ESRCH) => {}
-                Err(e) => return Err(io::Error::from(e)),
+        with_pidfds(dir, &fresh, |pid, fd| {
+            if fd.send(Some(signal)) == Err(Errno::EPERM) {
+                refused.note(pid, fd.ino());
             }
-            signalled.insert(pid);
-        }
+        });
+        signalled.extend(fresh);
     }
-    Ok(signalled.len())
+    signalled.len()
 }

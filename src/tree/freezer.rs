@@ -19,11 +19,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 use super::ChildSetup;
 use super::files;
 use super::home::Home;
+use super::pidfd::Refused;
 
 /// How long `freeze` waits for FROZEN before it returns anyway.
 pub const FREEZE_WAIT: Duration = Duration::from_millis(500);
@@ -38,6 +40,8 @@ pub struct FreezerTree {
     state: File,
     start_frozen: bool,
     thawing: Option<JoinHandle<io::Result<()>>>,
+    /// Processes of the leaf that dmon may not signal (an unprivileged dmon).
+    refused: Refused,
 }
 
 impl FreezerTree {
@@ -51,7 +55,15 @@ impl FreezerTree {
             let path = dir.join("cgroup.procs");
             File::options().write(true).open(&path).map_err(|e| files::context(e, "open", &path, ""))?
         };
-        Ok(FreezerTree { state: open("freezer.state")?, procs, _home: home, dir, start_frozen: false, thawing: None })
+        Ok(FreezerTree {
+            state: open("freezer.state")?,
+            procs,
+            _home: home,
+            dir,
+            start_frozen: false,
+            thawing: None,
+            refused: Refused::default(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -90,8 +102,10 @@ impl FreezerTree {
         }
     }
 
+    /// A process that may not be signalled is reported once, not an error.
     pub fn signal(&mut self, signal: Signal) -> io::Result<()> {
-        files::signal_all(&self.dir, signal).map(drop)
+        files::signal_all(&self.dir, signal, &mut self.refused);
+        Ok(())
     }
 
     /// Writes FROZEN and waits (at most [`FREEZE_WAIT`]) until the state reads FROZEN.
@@ -131,17 +145,27 @@ impl FreezerTree {
     }
 
     /// Freeze, KILL all, thaw, until no process is listed (or [`KILL_ROUNDS`]).
+    /// While the state reads FROZEN no listed process can exit (it would have to
+    /// run), so none of their pids can be reused before the thaw; when the freeze
+    /// did not complete in its bound some may, so the KILL goes through pidfds
+    /// checked against the list (see [`files::with_pidfds`]) either way.
     pub fn kill(&mut self) -> io::Result<()> {
         self.settle();
         let path = self.state_path();
         for _round in 0..KILL_ROUNDS {
             self.freeze_and_wait(Duration::from_millis(100))?;
             let pids = files::pids(&self.dir);
-            for &pid in &pids {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
-            }
+            let refused = &mut self.refused;
+            let mut left = 0;
+            files::with_pidfds(&self.dir, &pids, |pid, fd| {
+                if fd.send(Some(Signal::SIGKILL)) == Err(Errno::EPERM) {
+                    refused.note(pid, fd.ino());
+                } else {
+                    left += 1;
+                }
+            });
             files::write_fd(&self.state, &path, "THAWED")?;
-            if pids.is_empty() {
+            if left == 0 {
                 break;
             }
             // Let the killed processes run to their end before looking again.
@@ -150,8 +174,19 @@ impl FreezerTree {
         Ok(())
     }
 
+    /// No process is listed but those dmon may not signal (not waited for).
     pub fn is_empty(&mut self) -> bool {
-        files::pids(&self.dir).is_empty()
+        let pids = files::pids(&self.dir);
+        if self.refused.is_empty() || pids.is_empty() {
+            return pids.is_empty();
+        }
+        let mut others = 0;
+        files::with_pidfds(&self.dir, &pids, |pid, fd| {
+            if !self.refused.contains(pid, fd.ino()) {
+                others += 1;
+            }
+        });
+        others == 0
     }
 
     pub fn remove(&mut self) -> io::Result<()> {

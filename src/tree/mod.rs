@@ -29,6 +29,7 @@ pub mod detect;
 pub mod files;
 pub mod freezer;
 pub mod home;
+pub mod pidfd;
 pub mod psi;
 pub mod signals;
 
@@ -168,7 +169,7 @@ impl Tree {
         };
         // Only the command's tree claims orphans re-parented to dmon.
         let mut signals = signals::SignalTree::new(dir.file_name().is_some_and(|leaf| leaf == "cmd"));
-        signals.adopt(&files::pids(&dir));
+        files::with_pidfds(&dir, &files::pids(&dir), |pid, fd| signals.adopt(pid, fd));
         tracing::warn!("{}: {}; controlling this tree with signals from now on", dir.display(), crate::io_reason(e));
         *self = Tree::Signals(signals);
         true
@@ -213,8 +214,11 @@ impl Tree {
         }
     }
 
-    /// TERM and CONT to every process of the tree.
+    /// TERM and CONT to every process of the tree (with signals, once all are stopped).
     pub fn terminate(&mut self) -> io::Result<()> {
+        if let Tree::Signals(t) = self {
+            return t.terminate();
+        }
         self.signal(Signal::SIGTERM)?;
         self.signal(Signal::SIGCONT)
     }

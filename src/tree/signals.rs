@@ -13,13 +13,21 @@
 //! child the walk has not seen), and the walk is repeated until a round finds no
 //! new process. What remains possible: a process forked and detached between two
 //! walks while its parent is not yet stopped. cgroups have no such window.
+//!
+//! A pid read from `/proc` names a member only until the member exits: every
+//! signal goes through a pidfd checked to be the process the walk saw, members
+//! are remembered by start time and pidfd inode and forgotten once gone, and the
+//! process group counts only while the group the command made exists (see
+//! [`super::pidfd`]). A member dmon may not signal (EPERM) is reported once and
+//! not waited for; it does not stop the others from being signalled.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
+
+use super::pidfd::{Pidfd, Refused};
 
 /// One row of the process table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,13 +36,21 @@ pub struct Row {
     pub ppid: i32,
     pub pgrp: i32,
     pub zombie: bool,
+    /// Start time, in clock ticks since boot.
+    pub start: u64,
 }
 
 /// Reads the process table.
 pub fn process_table() -> Vec<Row> {
     let Ok(all) = procfs::process::all_processes() else { return Vec::new() };
     all.filter_map(|p| p.ok()?.stat().ok())
-        .map(|s| Row { pid: s.pid, ppid: s.ppid, pgrp: s.pgrp, zombie: s.state == 'Z' || s.state == 'X' })
+        .map(|s| Row {
+            pid: s.pid,
+            ppid: s.ppid,
+            pgrp: s.pgrp,
+            zombie: s.state == 'Z' || s.state == 'X',
+            start: s.starttime,
+        })
         .collect()
 }
 
@@ -79,11 +95,26 @@ pub fn members(
     order
 }
 
+/// A member as dmon saw it: its start time (clock ticks since boot) and the
+/// inode number of its pidfd, which together tell it from a later process that
+/// got the same pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Member {
+    start: u64,
+    ino: u64,
+}
+
 pub struct SignalTree {
     me: i32,
-    /// The command's process group (its leader's pid).
+    /// The command's process group (its leader's pid), while the group the
+    /// command made exists.
     pgrp: Option<i32>,
-    known: BTreeSet<i32>,
+    /// The leader's pidfd: tells whether its process group still exists.
+    leader: Option<Pidfd>,
+    /// Members seen alive, by pid; forgotten once gone.
+    known: BTreeMap<i32, Member>,
+    /// Members dmon may not signal.
+    refused: Refused,
     /// Whether orphans re-parented to dmon belong to this tree (the command's);
     /// the log command's tree does not claim them.
     claim_orphans: bool,
@@ -93,12 +124,20 @@ pub struct SignalTree {
     start_frozen: bool,
 }
 
+/// The row of `pid` read now, None once it is gone.
+fn row_now(pid: i32) -> Option<Row> {
+    let s = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    Some(Row { pid, ppid: s.ppid, pgrp: s.pgrp, zombie: s.state == 'Z' || s.state == 'X', start: s.starttime })
+}
+
 impl SignalTree {
     pub fn new(claim_orphans: bool) -> SignalTree {
         SignalTree {
             me: std::process::id() as i32,
             pgrp: None,
-            known: BTreeSet::new(),
+            leader: None,
+            known: BTreeMap::new(),
+            refused: Refused::default(),
             claim_orphans,
             foreign: Vec::new(),
             start_frozen: false,
@@ -113,15 +152,24 @@ impl SignalTree {
         super::ChildSetup { procs_fd: None, stop_self: false }
     }
 
-    /// Takes `pids` as members (a cgroup tree falling back to signals).
-    pub fn adopt(&mut self, pids: &[i32]) {
-        self.known.extend(pids);
+    /// Takes the process of `fd` as a member (a cgroup tree falling back to
+    /// signals; the pidfd was checked against the cgroup's list).
+    pub fn adopt(&mut self, pid: i32, fd: &Pidfd) {
+        // Read after the pidfd was opened, and the process alive after that: the
+        // row is that process's.
+        if let Some(row) = row_now(pid).filter(|_| fd.send(None) != Err(Errno::ESRCH)) {
+            self.known.insert(pid, Member { start: row.start, ino: fd.ino() });
+        }
     }
 
     pub fn started(&mut self, pid: i32) {
+        // The leader is dmon's child, not yet reaped: its pid is still its own.
         self.pgrp = Some(pid);
         self.known.clear();
-        self.known.insert(pid);
+        self.leader = Pidfd::open(pid).ok();
+        if let (Some(fd), Some(row)) = (&self.leader, row_now(pid)) {
+            self.known.insert(pid, Member { start: row.start, ino: fd.ino() });
+        }
         if std::mem::take(&mut self.start_frozen) {
             if let Err(e) = self.signal(Signal::SIGSTOP) {
                 tracing::warn!("cannot start the tree stopped: {}", crate::io_reason(&e));
@@ -129,35 +177,113 @@ impl SignalTree {
         }
     }
 
-    fn walk(&mut self) -> Vec<i32> {
-        let order = members(&process_table(), &self.known, self.pgrp, self.me, self.claim_orphans, &self.foreign);
-        self.known = order.iter().copied().collect();
-        order
+    /// Whether `row` is a member dmon saw, not a process that got its pid since.
+    fn is_known(&self, row: &Row) -> bool {
+        self.known
+            .get(&row.pid)
+            .is_some_and(|m| m.start == row.start && Pidfd::open(row.pid).is_ok_and(|fd| fd.ino() == m.ino))
+    }
+
+    /// Reads the process table and returns it with the members, parents first.
+    /// Members that are gone are forgotten first, so that a pid the kernel gave
+    /// to another process is not taken for a member.
+    fn walk(&mut self) -> (BTreeMap<i32, Row>, Vec<i32>) {
+        let table = process_table();
+        // After the table was read: a member still alive now had its pid all along.
+        let live: BTreeSet<i32> = table.iter().filter(|r| self.is_known(r)).map(|r| r.pid).collect();
+        self.known.retain(|pid, _| live.contains(pid));
+        self.refused.retain(|pid, _| live.contains(&pid));
+        // The group counts while the group the command made has a process: a
+        // group of a new process that got the same number is not the command's.
+        if let (Some(group), Some(leader)) = (self.pgrp, &self.leader) {
+            let gone = match leader.send_group(None) {
+                Err(Errno::ESRCH) => true,
+                // Before Linux 6.9: the number, while any process has it as its group.
+                Err(Errno::EINVAL) => !table.iter().any(|r| r.pgrp == group),
+                _ => false,
+            };
+            if gone {
+                self.pgrp = None;
+                self.leader = None;
+            }
+        }
+        let known: BTreeSet<i32> = self.known.keys().copied().collect();
+        let order = members(&table, &known, self.pgrp, self.me, self.claim_orphans, &self.foreign);
+        (table.into_iter().map(|r| (r.pid, r)).collect(), order)
+    }
+
+    /// A pidfd for member `row`, when it still is the process the walk saw: the
+    /// known member by its identity, a new one by its start time read again
+    /// after the pidfd was opened (a signal through the pidfd that succeeds
+    /// proves the process was alive, so still had the pid, when it was read).
+    /// Not by parent or group: a member whose parent died in between has been
+    /// re-parented to dmon, and is still a member.
+    fn open(&mut self, row: &Row) -> Option<(Pidfd, Member)> {
+        let fd = Pidfd::open(row.pid).ok()?;
+        let now = row_now(row.pid)?;
+        let member = Member { start: now.start, ino: fd.ino() };
+        let same = match self.known.get(&row.pid) {
+            Some(m) => *m == member,
+            None => now.start == row.start,
+        };
+        if !same {
+            self.known.remove(&row.pid);
+            return None;
+        }
+        self.known.insert(row.pid, member);
+        Some((fd, member))
     }
 
     /// Signals every member, top-down, repeating the walk until a round finds no
-    /// process it had not signalled yet.
+    /// process it had not signalled yet. Every signal goes through a pidfd of the
+    /// process the walk saw. A member dmon may not signal is reported once and
+    /// left alone; the others are signalled all the same.
+    ///
+    /// STOP, CONT and KILL (signals that mean the same when they arrive twice)
+    /// go to the whole process group first, in one call through the leader's
+    /// pidfd: a large busy group stops at once, instead of one process after
+    /// another while the rest keep both CPUs from dmon. The walk then finds the
+    /// rest and signals each process again; only that shows a refusal.
     pub fn signal(&mut self, signal: Signal) -> io::Result<()> {
+        if matches!(signal, Signal::SIGSTOP | Signal::SIGCONT | Signal::SIGKILL) && self.pgrp.is_some() {
+            if let Some(leader) = &self.leader {
+                let _ = leader.send_group(Some(signal));
+            }
+        }
         let mut signalled = BTreeSet::new();
         for _round in 0..64 {
-            let order = self.walk();
+            let (table, order) = self.walk();
             let fresh: Vec<i32> = order.into_iter().filter(|pid| !signalled.contains(pid)).collect();
             if fresh.is_empty() {
                 return Ok(());
             }
             for pid in fresh {
-                match kill(Pid::from_raw(pid), signal) {
+                signalled.insert(pid);
+                let Some((fd, member)) = table.get(&pid).and_then(|row| self.open(row)) else { continue };
+                match fd.send(Some(signal)) {
                     Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(Errno::EPERM) => self.refused.note(pid, member.ino),
                     Err(e) => return Err(e.into()),
                 }
-                signalled.insert(pid);
             }
         }
         Ok(())
     }
 
+    /// TERM and CONT to every member, once all are stopped: a stopped tree cannot
+    /// fork while it is terminated, and every process has its TERM before any
+    /// runs again.
+    pub fn terminate(&mut self) -> io::Result<()> {
+        self.signal(Signal::SIGSTOP)?;
+        self.signal(Signal::SIGTERM)?;
+        self.signal(Signal::SIGCONT)
+    }
+
+    /// Whether no member is left but those dmon may not signal: nothing dmon
+    /// does would end those, so they are not waited for.
     pub fn is_empty(&mut self) -> bool {
-        self.walk().is_empty()
+        let (_, order) = self.walk();
+        order.iter().all(|pid| self.known.get(pid).is_some_and(|m| self.refused.contains(*pid, m.ino)))
     }
 }
 
@@ -166,7 +292,7 @@ mod tests {
     use super::*;
 
     fn row(pid: i32, ppid: i32, pgrp: i32) -> Row {
-        Row { pid, ppid, pgrp, zombie: false }
+        Row { pid, ppid, pgrp, zombie: false, start: 0 }
     }
 
     #[test]

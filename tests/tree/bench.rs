@@ -5,7 +5,8 @@
 //!
 //! "Fully stopped" is the kernel's word where it has one (`frozen 1` for v2,
 //! FROZEN for the v1 freezer) and every process in state T for signals.
-//! Sizes come from DMON_BENCH_SIZES (default "10 100 1000").
+//! Sizes come from DMON_BENCH_SIZES (default "10 100 1000"), backends from
+//! DMON_BENCH_BACKENDS (default "cgroup2 freezer signals").
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -139,7 +140,14 @@ pub fn run() {
         .filter_map(|s| s.parse().ok())
         .collect();
     println!("{:<9} {:>6} {:>10} {:>10} {:>14}", "backend", "procs", "stop ms", "kill ms", "paused ticks");
-    for choice in [TreeChoice::Cgroup2, TreeChoice::Freezer, TreeChoice::Signals] {
+    // DMON_BENCH_BACKENDS: a subset, e.g. "signals".
+    let backends = std::env::var("DMON_BENCH_BACKENDS").unwrap_or_else(|_| "cgroup2 freezer signals".into());
+    for (choice, name) in
+        [(TreeChoice::Cgroup2, "cgroup2"), (TreeChoice::Freezer, "freezer"), (TreeChoice::Signals, "signals")]
+    {
+        if !backends.split_whitespace().any(|b| b == name) {
+            continue;
+        }
         for &size in &sizes {
             if let Some(r) = measure(choice, size) {
                 println!(

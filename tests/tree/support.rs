@@ -416,6 +416,12 @@ fn stat(pid: i32) -> Option<(u64, u64)> {
     Some((num(22)?, num(14)? + num(15)?))
 }
 
+/// The state letter of `pid` in `/proc/PID/stat` (`R`, `S`, `T`, `Z`...), None once it is gone.
+pub fn state(pid: i32) -> Option<char> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 2..].chars().next()
+}
+
 fn cpu((pid, start): Proc) -> Option<u64> {
     stat(pid).filter(|(s, _)| *s == start).map(|(_, cpu)| cpu)
 }

@@ -1,0 +1,113 @@
+//! Signals that reach only the process meant, never a recycled pid.
+//!
+//! A pid names a process only while that process exists: once it exits and is
+//! reaped, the kernel may give the number to any new process. A pidfd
+//! (`pidfd_open`, Linux 5.3) refers to one process for good: a signal sent
+//! through it (`pidfd_send_signal`) fails with ESRCH once that process is gone,
+//! whoever has its pid now. Since Linux 6.9 a pidfd's inode number is unique to
+//! its process for the life of the system, so a member seen earlier can be
+//! recognised again by it (the start time in `/proc/PID/stat` does the same,
+//! to the clock tick, on older kernels).
+//!
+//! A pidfd opened by number refers to whoever has that number at that moment:
+//! the callers check, after opening it, that the process still is the one they
+//! saw, and a signal through it that succeeds proves it was alive (so still had
+//! that pid) when they checked.
+//!
+//! nix 0.31 has no wrapper for these system calls; libc has their numbers.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+
+/// `pidfd_send_signal` flag: the process group of the pidfd's process
+/// (linux/pidfd.h, Linux 6.9).
+const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
+
+pub struct Pidfd(File);
+
+impl Pidfd {
+    /// A pidfd for whichever process has `pid` now (close-on-exec).
+    pub fn open(pid: i32) -> Result<Pidfd, Errno> {
+        // SAFETY: pidfd_open takes a pid and flags, no memory; it returns a new
+        // descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        Ok(Pidfd(File::from(unsafe { OwnedFd::from_raw_fd(fd as i32) })))
+    }
+
+    /// The inode number: unique per process since Linux 6.9, the same for
+    /// every pidfd before.
+    pub fn ino(&self) -> u64 {
+        self.0.metadata().map(|m| m.ino()).unwrap_or(0)
+    }
+
+    /// `signal` (None: only check that the process exists) to the process.
+    pub fn send(&self, signal: Option<Signal>) -> Result<(), Errno> {
+        self.send_with(signal, 0)
+    }
+
+    /// `signal` to every process of the process group the pidfd's process
+    /// leads, identified by the kernel's object for it, not by its number: once
+    /// every process of the group is gone this fails with ESRCH even when the
+    /// number names a new group. EINVAL before Linux 6.9. Succeeds when at
+    /// least one process got the signal (EPERM only when none may be signalled).
+    pub fn send_group(&self, signal: Option<Signal>) -> Result<(), Errno> {
+        self.send_with(signal, PIDFD_SIGNAL_PROCESS_GROUP)
+    }
+
+    fn send_with(&self, signal: Option<Signal>, flags: libc::c_uint) -> Result<(), Errno> {
+        let sig = signal.map_or(0, |s| s as libc::c_int);
+        // SAFETY: a descriptor we own, a signal number, no siginfo (null: the
+        // kernel fills it in as for kill), flags; no other memory.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                flags,
+            )
+        };
+        if r < 0 { Err(Errno::last()) } else { Ok(()) }
+    }
+}
+
+/// Processes dmon may not signal (EPERM: another user's, or a setuid program's),
+/// each reported once. They are left alone and not waited for: nothing dmon can
+/// do would end them.
+#[derive(Default)]
+pub struct Refused(BTreeSet<(i32, u64)>);
+
+impl Refused {
+    /// Notes that process `pid` (pidfd inode `ino`) refused a signal; warns the
+    /// first time.
+    pub fn note(&mut self, pid: i32, ino: u64) {
+        if self.0.insert((pid, ino)) {
+            tracing::warn!(
+                "cannot signal process {pid} ({}); leaving it alone and not waiting for it",
+                Errno::EPERM.desc()
+            );
+        }
+    }
+
+    pub fn contains(&self, pid: i32, ino: u64) -> bool {
+        self.0.contains(&(pid, ino))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Forgets the processes that are gone.
+    pub fn retain(&mut self, mut alive: impl FnMut(i32, u64) -> bool) {
+        self.0.retain(|&(pid, ino)| alive(pid, ino));
+    }
+}
