@@ -85,16 +85,6 @@ fn run(opts: Options) -> Result<i32, Failure> {
         None => None,
     };
 
-    for (name, value) in &opts.environ {
-        // SAFETY: dmon is still single-threaded.
-        unsafe {
-            match value {
-                Some(value) => std::env::set_var(name, value),
-                None => std::env::remove_var(name),
-            }
-        }
-    }
-
     for limit in &opts.limits {
         limit.check().map_err(|e| usage(format!("-r/--limit: {e}")))?;
     }

@@ -535,10 +535,15 @@ impl Supervisor {
         command.env_remove(crate::notify::SOCKET_VAR);
         if let Some(creds) = &proc.creds {
             for (name, value) in &creds.env {
-                if !environ.iter().any(|(n, _)| n == name) {
-                    command.env(name, value);
-                }
+                command.env(name, value);
             }
+        }
+        // -E last: it wins over the user's HOME, USER and the like.
+        for (name, value) in &environ {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
         }
         let creds = proc.creds.clone();
         let steps = match StepPipe::new() {
