@@ -7,6 +7,7 @@
 //! tools. Everything they do lives here, so integration tests and fuzz targets can
 //! reach the same code.
 
+pub mod child;
 pub mod cli;
 pub mod conf;
 pub mod creds;

@@ -12,8 +12,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -25,7 +24,7 @@ use crate::creds::Credentials;
 use crate::limits::Limit;
 use crate::status::{Record, StatusFile};
 use crate::task::{Action, Event, Policy, State, Task};
-use crate::tree::{ChildSetup, Tree};
+use crate::tree::Tree;
 
 /// The signals forwarded with `-s` / `-S` (ignored without).
 pub const FORWARDED: [Signal; 6] =
@@ -512,15 +511,14 @@ impl Supervisor {
     /// Starts the command or the log command into its tree.
     fn spawn(&mut self, is_log: bool, frozen: bool) -> Event {
         let foreground = if is_log { None } else { self.tty };
-        let (stdin, stdout, stderr) = match self.stdio(is_log) {
+        let stdio = match self.stdio(is_log) {
             Ok(stdio) => stdio,
             Err(e) => {
                 tracing::error!("cannot set up the standard streams: {}", crate::io_reason(&e));
                 return Event::SpawnFailed { status: 1 << 8, retry: true };
             }
         };
-        let environ = self.environ.clone();
-        let limits = self.limits.clone();
+        let (environ, limits) = (self.environ.clone(), self.limits.clone());
         let proc = self.proc(is_log);
         let setup = match proc.tree.child_setup(frozen) {
             Ok(setup) => setup,
@@ -529,40 +527,17 @@ impl Supervisor {
                 return Event::SpawnFailed { status: 1 << 8, retry: true };
             }
         };
-        let mut command = Command::new(&proc.argv[0]);
-        command.args(&proc.argv[1..]).stdin(stdin).stdout(stdout).stderr(stderr);
-        // dmon speaks for the service to systemd; see crate::notify.
-        command.env_remove(crate::notify::SOCKET_VAR);
-        if let Some(creds) = &proc.creds {
-            for (name, value) in &creds.env {
-                command.env(name, value);
-            }
-        }
-        // -E last: it wins over the user's HOME, USER and the like.
-        for (name, value) in &environ {
-            match value {
-                Some(value) => command.env(name, value),
-                None => command.env_remove(name),
-            };
-        }
-        let creds = proc.creds.clone();
-        let steps = match StepPipe::new() {
-            Ok(steps) => steps,
-            Err(e) => {
-                tracing::error!("{}: cannot prepare the start: {}", proc.name, crate::io_reason(&e));
-                return Event::SpawnFailed { status: 1 << 8, retry: true };
-            }
+        let child = crate::child::Child {
+            argv: &proc.argv,
+            stdio,
+            environ: &environ,
+            creds: proc.creds.as_ref(),
+            setup,
+            tty: foreground,
+            limits: &limits,
         };
-        let step_fd = steps.write_fd();
-        // SAFETY: the hook makes only raw system calls on data prepared above.
-        unsafe {
-            command.pre_exec(move || child_hook(setup, foreground, &limits, creds.as_ref(), step_fd));
-        }
-        let result = command.spawn();
-        let failed_step = steps.failed_step();
-        match result {
-            Ok(child) => {
-                let pid = child.id() as i32;
+        match child.start() {
+            Ok(pid) => {
                 proc.exec_failure_reported = false;
                 proc.ever_started = true;
                 proc.tree.started(pid);
@@ -570,20 +545,15 @@ impl Supervisor {
                 Event::Spawned { pid }
             }
             Err(e) => {
-                let program = proc.argv[0].to_string_lossy();
-                let message = match failed_step {
-                    Some(step) => format!("{}: cannot start '{program}': {step}: {}", proc.name, crate::io_reason(&e)),
-                    None => format!("cannot execute '{program}': {}", crate::io_reason(&e)),
-                };
-                let code = if e.kind() == io::ErrorKind::NotFound { 127 } else { 126 };
-                if failed_step.is_none() && !proc.ever_started {
+                let code = e.exit_code();
+                if e.is_exec() && !proc.ever_started {
                     // A typo on the command line: say so and end, rather than
                     // retry for ever something that never ran.
-                    self.fatal.get_or_insert((code, message));
+                    self.fatal.get_or_insert((code, e.to_string()));
                     return Event::SpawnFailed { status: code << 8, retry: false };
                 }
                 if !proc.exec_failure_reported {
-                    tracing::error!("{message}");
+                    tracing::error!("{}: {e}", proc.name);
                     proc.exec_failure_reported = true;
                 }
                 Event::SpawnFailed { status: code << 8, retry: true }
@@ -645,162 +615,4 @@ fn bytes_in_pipe(fd: RawFd) -> i32 {
         return 0;
     }
     n
-}
-
-/// The steps of a child's set-up before exec, so that a failure names its step
-/// rather than reading as "cannot execute".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Step {
-    Cgroup = b'c',
-    ProcessGroup = b'p',
-    Limit = b'r',
-    Credentials = b'u',
-}
-
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Step::Cgroup => "joining its cgroup",
-            Step::ProcessGroup => "making its process group",
-            Step::Limit => "applying a -r limit",
-            Step::Credentials => "changing to its user and groups",
-        })
-    }
-}
-
-/// A pipe on which the child writes the step that failed before it returns the
-/// error; std then reports the errno, and this names the step. Nothing written:
-/// the exec itself failed.
-struct StepPipe {
-    read: OwnedFd,
-    write: OwnedFd,
-}
-
-impl StepPipe {
-    fn new() -> io::Result<StepPipe> {
-        let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
-        let (read, write) = nix::unistd::pipe2(flags).map_err(io::Error::from)?;
-        Ok(StepPipe { read, write })
-    }
-
-    fn write_fd(&self) -> RawFd {
-        self.write.as_raw_fd()
-    }
-
-    /// After the spawn returned: the step the child named, if any.
-    fn failed_step(self) -> Option<Step> {
-        drop(self.write);
-        let mut byte = [0u8; 1];
-        match nix::unistd::read(&self.read, &mut byte) {
-            Ok(1) => [Step::Cgroup, Step::ProcessGroup, Step::Limit, Step::Credentials]
-                .into_iter()
-                .find(|s| *s as u8 == byte[0]),
-            _ => None,
-        }
-    }
-}
-
-/// Runs in the child between fork and exec. Only raw system calls on prepared
-/// data: no allocation, no locks, no logging (std's `pre_exec` rules). The order
-/// matters: join the cgroup first, while still privileged; then the process
-/// group and the terminal; then limits and the change of ids, last the
-/// self-stop that starts a paused command frozen. A failed step is written to
-/// `step_fd` before its error is returned.
-fn child_hook(
-    setup: ChildSetup,
-    tty: Option<RawFd>,
-    limits: &[Limit],
-    creds: Option<&Credentials>,
-    step_fd: RawFd,
-) -> io::Result<()> {
-    let failed = |step: Step, e: io::Error| {
-        // SAFETY: write of one byte from a local.
-        unsafe { libc::write(step_fd, (&(step as u8) as *const u8).cast(), 1) };
-        e
-    };
-    let check = |r: libc::c_int| if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) };
-    // SAFETY: plain system calls on values owned by the closure.
-    unsafe {
-        if let Some(fd) = setup.procs_fd {
-            check(libc::write(fd, b"0".as_ptr().cast(), 1) as libc::c_int).map_err(|e| failed(Step::Cgroup, e))?;
-        }
-        check(libc::setpgid(0, 0)).map_err(|e| failed(Step::ProcessGroup, e))?;
-        if let Some(tty) = tty {
-            // A background process calling tcsetpgrp gets SIGTTOU unless it is
-            // blocked; std has just unblocked every signal for the child.
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGTTOU);
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            libc::tcsetpgrp(tty, libc::getpid());
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        }
-        // The child inherits dmon's signal mask (every signal its signalfd reads
-        // is blocked) and SIGPIPE ignored: clear both, or TERM and Ctrl-C would
-        // never reach the command.
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-    for limit in limits {
-        limit.apply().map_err(|e| failed(Step::Limit, e))?;
-    }
-    if let Some(creds) = creds {
-        creds.apply().map_err(|e| failed(Step::Credentials, e))?;
-    }
-    if setup.stop_self {
-        // SAFETY: raise is async-signal-safe.
-        unsafe { libc::raise(libc::SIGSTOP) };
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs::File;
-
-    /// Starts `true` with `setup`, as the loop does, and returns the step the
-    /// child named and the error.
-    fn start(setup: ChildSetup, limits: Vec<Limit>) -> (Option<Step>, io::Error) {
-        let steps = StepPipe::new().unwrap();
-        let fd = steps.write_fd();
-        let mut command = Command::new("true");
-        // SAFETY: the hook makes only raw system calls.
-        unsafe { command.pre_exec(move || child_hook(setup, None, &limits, None, fd)) };
-        let error = command.spawn().expect_err("the set-up must fail");
-        (steps.failed_step(), error)
-    }
-
-    #[test]
-    fn a_failed_cgroup_join_is_named_as_such() {
-        // A descriptor open for reading only: the write of "0" fails (EBADF).
-        let procs = File::open("/dev/null").unwrap();
-        let setup = ChildSetup { procs_fd: Some(procs.as_raw_fd()), stop_self: false };
-        let (step, error) = start(setup, Vec::new());
-        assert_eq!(step, Some(Step::Cgroup));
-        assert_eq!(error.raw_os_error(), Some(libc::EBADF));
-        assert_eq!(step.unwrap().to_string(), "joining its cgroup");
-    }
-
-    #[test]
-    fn a_failed_limit_is_named_as_such() {
-        // Above the kernel's nr_open: setrlimit refuses it even for root.
-        let limit = Limit { resource: libc::RLIMIT_NOFILE, value: u64::MAX - 1 };
-        let (step, _) = start(ChildSetup::default(), vec![limit]);
-        assert_eq!(step, Some(Step::Limit));
-    }
-
-    #[test]
-    fn an_exec_failure_names_no_step() {
-        let steps = StepPipe::new().unwrap();
-        let fd = steps.write_fd();
-        let mut command = Command::new("/nonexistent/program");
-        // SAFETY: the hook makes only raw system calls.
-        unsafe { command.pre_exec(move || child_hook(ChildSetup::default(), None, &[], None, fd)) };
-        assert!(command.spawn().is_err());
-        assert_eq!(steps.failed_step(), None);
-    }
 }
