@@ -30,6 +30,23 @@ use crate::tree::Tree;
 pub const FORWARDED: [Signal; 6] =
     [Signal::SIGCONT, Signal::SIGALRM, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGHUP];
 
+/// Which of the two supervised processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Cmd,
+    Log,
+}
+
+impl Which {
+    /// As in the status lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Which::Cmd => "cmd",
+            Which::Log => "log",
+        }
+    }
+}
+
 /// One supervised process: the command or the log command.
 pub struct Proc {
     /// `cmd` or `log`, as in the status lines.
@@ -209,13 +226,13 @@ impl Supervisor {
 
         let now = Instant::now();
         if let Some(event) = self.load.as_mut().and_then(|l| l.check(now)) {
-            self.feed_cmd(event, now);
+            self.feed(Which::Cmd, event, now);
         }
         if self.log.is_some() {
-            self.feed_log(Event::Start, now);
+            self.feed(Which::Log, Event::Start, now);
         }
         if self.fatal.is_none() {
-            self.feed_cmd(Event::Start, now);
+            self.feed(Which::Cmd, Event::Start, now);
         }
         if self.fatal.is_some() {
             self.shutdown();
@@ -260,7 +277,7 @@ impl Supervisor {
 
             let now = Instant::now();
             if let Some(event) = self.load.as_mut().filter(|l| l.next <= now).and_then(|l| l.check(now)) {
-                self.feed_cmd(event, now);
+                self.feed(Which::Cmd, event, now);
             }
             let pressure_event = match self.pressure.as_mut() {
                 Some(watch) if pressure_fired => watch.on_trigger(now),
@@ -268,14 +285,14 @@ impl Supervisor {
                 _ => None,
             };
             if let Some(event) = pressure_event {
-                self.feed_cmd(event, now);
+                self.feed(Which::Cmd, event, now);
             }
             if self.cmd.task.deadline().is_some_and(|d| d <= now) {
-                self.feed_cmd(Event::Tick, now);
+                self.feed(Which::Cmd, Event::Tick, now);
             }
             if self.log.as_ref().and_then(|l| l.task.deadline()).is_some_and(|d| d <= now) {
                 self.observe_log_input(now);
-                self.feed_log(Event::Tick, now);
+                self.feed(Which::Log, Event::Tick, now);
             }
             self.maybe_drain(now);
         }
@@ -367,7 +384,7 @@ impl Supervisor {
             notify.stopping();
         }
         let now = Instant::now();
-        self.feed_cmd(Event::Stop, now);
+        self.feed(Which::Cmd, Event::Stop, now);
         self.maybe_drain(now);
     }
 
@@ -383,7 +400,7 @@ impl Supervisor {
         if self.pipe_write.take().is_some() || (self.shutting_down && self.log.is_none()) {
             self.pipe_bytes = i32::MAX;
             self.observe_log_input(now);
-            self.feed_log(Event::Drain, now);
+            self.feed(Which::Log, Event::Drain, now);
         }
     }
 
@@ -407,13 +424,13 @@ impl Supervisor {
                     self.shutdown();
                 }
                 let tree_empty = self.cmd.tree.is_empty();
-                self.feed_cmd(Event::Exited { status, tree_empty }, now);
+                self.feed(Which::Cmd, Event::Exited { status, tree_empty }, now);
             } else if self.log.as_ref().is_some_and(|l| l.task.pid() == Some(pid)) {
                 self.observe_log_input(now);
                 self.log_activity = None;
                 let log = self.log.as_mut().expect("checked above");
                 let tree_empty = log.tree.is_empty();
-                self.feed_log(Event::Exited { status, tree_empty }, now);
+                self.feed(Which::Log, Event::Exited { status, tree_empty }, now);
             }
         }
     }
@@ -427,32 +444,31 @@ impl Supervisor {
             log.tree.acknowledge();
         }
         if matches!(self.cmd.task.state(), State::Stopping { leader: None, .. }) && self.cmd.tree.is_empty() {
-            self.feed_cmd(Event::TreeEmpty, now);
+            self.feed(Which::Cmd, Event::TreeEmpty, now);
         }
         if let Some(log) = self.log.as_mut() {
             if matches!(log.task.state(), State::Stopping { leader: None, .. }) && log.tree.is_empty() {
-                self.feed_log(Event::TreeEmpty, now);
+                self.feed(Which::Log, Event::TreeEmpty, now);
             }
         }
     }
 
-    fn feed_cmd(&mut self, event: Event, now: Instant) {
-        let actions = self.cmd.task.handle(event, now);
-        for action in actions {
-            self.act(false, action, now);
+    /// Hands `event` to the task of `which` and carries out its actions.
+    fn feed(&mut self, which: Which, event: Event, now: Instant) {
+        let task = match which {
+            Which::Cmd => &mut self.cmd.task,
+            Which::Log => match self.log.as_mut() {
+                Some(log) => &mut log.task,
+                None => return,
+            },
+        };
+        for action in task.handle(event, now) {
+            self.act(which, action, now);
         }
     }
 
-    fn feed_log(&mut self, event: Event, now: Instant) {
-        let Some(log) = self.log.as_mut() else { return };
-        let actions = log.task.handle(event, now);
-        for action in actions {
-            self.act(true, action, now);
-        }
-    }
-
-    fn act(&mut self, is_log: bool, action: Action, now: Instant) {
-        let name = if is_log { "log" } else { "cmd" };
+    fn act(&mut self, which: Which, action: Action, now: Instant) {
+        let name = which.name();
         tracing::debug!("{name}: {action}");
         let result = match action {
             Action::Report(status) => {
@@ -462,20 +478,16 @@ impl Supervisor {
                 Ok(())
             }
             Action::Spawn { frozen } => {
-                let event = self.spawn(is_log, frozen);
-                if is_log {
-                    self.feed_log(event, now)
-                } else {
-                    self.feed_cmd(event, now)
-                }
+                let event = self.spawn(which, frozen);
+                self.feed(which, event, now);
                 self.update_foreign();
                 self.notify_ready();
                 Ok(())
             }
-            Action::Terminate => self.proc(is_log).tree.terminate(),
-            Action::Kill => self.proc(is_log).tree.kill(),
-            Action::Freeze => self.proc(is_log).tree.freeze(),
-            Action::Thaw => self.proc(is_log).tree.thaw(),
+            Action::Terminate => self.proc(which).tree.terminate(),
+            Action::Kill => self.proc(which).tree.kill(),
+            Action::Freeze => self.proc(which).tree.freeze(),
+            Action::Thaw => self.proc(which).tree.thaw(),
         };
         if let Err(e) = result {
             tracing::warn!("{name}: {action} failed: {}", crate::io_reason(&e));
@@ -494,8 +506,11 @@ impl Supervisor {
         }
     }
 
-    fn proc(&mut self, is_log: bool) -> &mut Proc {
-        if is_log { self.log.as_mut().expect("log task without a log command") } else { &mut self.cmd }
+    fn proc(&mut self, which: Which) -> &mut Proc {
+        match which {
+            Which::Cmd => &mut self.cmd,
+            Which::Log => self.log.as_mut().expect("log task without a log command"),
+        }
     }
 
     /// Keeps the command's tree from claiming the log command's processes.
@@ -509,9 +524,9 @@ impl Supervisor {
     }
 
     /// Starts the command or the log command into its tree.
-    fn spawn(&mut self, is_log: bool, frozen: bool) -> Event {
-        let foreground = if is_log { None } else { self.tty };
-        let stdio = match self.stdio(is_log) {
+    fn spawn(&mut self, which: Which, frozen: bool) -> Event {
+        let foreground = if which == Which::Log { None } else { self.tty };
+        let stdio = match self.stdio(which) {
             Ok(stdio) => stdio,
             Err(e) => {
                 tracing::error!("cannot set up the standard streams: {}", crate::io_reason(&e));
@@ -519,7 +534,7 @@ impl Supervisor {
             }
         };
         let (environ, limits) = (self.environ.clone(), self.limits.clone());
-        let proc = self.proc(is_log);
+        let proc = self.proc(which);
         let setup = match proc.tree.child_setup(frozen) {
             Ok(setup) => setup,
             Err(e) => {
@@ -561,9 +576,9 @@ impl Supervisor {
         }
     }
 
-    fn stdio(&self, is_log: bool) -> io::Result<(Stdio, Stdio, Stdio)> {
+    fn stdio(&self, which: Which) -> io::Result<(Stdio, Stdio, Stdio)> {
         let dup = |fd: &OwnedFd| fd.try_clone().map(Stdio::from);
-        if is_log {
+        if which == Which::Log {
             let read = self.pipe_read.as_ref().expect("a log command has a pipe");
             return Ok((dup(read)?, Stdio::inherit(), Stdio::inherit()));
         }
