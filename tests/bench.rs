@@ -2,6 +2,8 @@
 //! binaries writes a report with every case, every tool and both plots. No
 //! figure is judged; times on a shared machine are not a test.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,9 +29,8 @@ fn is_png(path: &Path) -> bool {
 #[test]
 fn quick_suite_reports_every_case() {
     // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the benchmark suite needs root (cgroups, Debian packages)");
-        return;
+    if !common::is_root() {
+        return common::skip("the benchmark suite needs root (cgroups, Debian packages)");
     }
     let tree = tree_test_binary().expect("the tests/tree.rs binary beside this test");
     let bin = Path::new(env!("CARGO_BIN_EXE_dmon")).parent().unwrap();

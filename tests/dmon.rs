@@ -3,6 +3,8 @@
 //! Timing is asserted loosely (lower bounds that follow from the design, generous
 //! upper bounds for waiting); nothing here depends on the machine being fast.
 
+mod common;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -702,8 +704,7 @@ fn an_idle_dmon_does_not_wake_up() {
 #[test]
 fn cpu_pressure_pauses_the_tree_and_calm_resumes_it() {
     if !Path::new("/proc/pressure/cpu").exists() {
-        eprintln!("skipped: this kernel has no /proc/pressure/cpu (PSI)");
-        return;
+        return common::skip("this kernel has no /proc/pressure/cpu (PSI)");
     }
     // The pressure is the whole machine's: wait for what else ran before (other
     // test binaries, benchmarks) to have calmed down.

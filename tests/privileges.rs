@@ -7,6 +7,10 @@
 //! lack some capabilities, so nothing assumes a full set). The tests need root and
 //! say so when they are skipped.
 
+mod common;
+
+use common::is_root;
+
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -25,17 +29,11 @@ const CAP_SETS: [&str; 4] = ["CapPrm", "CapEff", "CapInh", "CapAmb"];
 /// Only one test at a time binds port 80.
 static PORT_80: Mutex<()> = Mutex::new(());
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Returns from the test with a printed reason unless it runs as root.
 macro_rules! need_root {
     () => {
         if !is_root() {
-            eprintln!("skipped: this test changes users and needs root");
-            return;
+            return common::skip("this test changes users and needs root");
         }
     };
 }
@@ -616,12 +614,10 @@ fn a_capability_dmon_lacks_is_refused() {
     need_root!();
     let permitted = own_caps("CapPrm");
     let Some(missing) = (0..=40).find(|c| permitted & (1u64 << c) == 0) else {
-        eprintln!("skipped: this root holds every capability, none is missing to ask for");
-        return;
+        return common::skip("this root holds every capability, none is missing to ask for");
     };
     let Some(name) = caps::all().into_iter().find(|c| c.index() == missing).map(|c| c.to_string()) else {
-        eprintln!("skipped: capability {missing} is missing here but has no name in the caps crate");
-        return;
+        return common::skip(&format!("capability {missing} is missing here but has no name in the caps crate"));
     };
     let (output, dir) = refused(&["-u", "nobody", "--cap", &name], false);
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));

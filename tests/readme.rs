@@ -1,6 +1,10 @@
 //! The commands README.md gives, run as written (with the built binaries first on
 //! the PATH in place of `cargo build`'s `./target/release/`).
 
+mod common;
+
+use common::is_root;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -52,11 +56,6 @@ fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     condition()
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 #[test]
 fn quick_start_runs_a_failing_command_three_times_into_dlog() {
     let line = commands("cargo build --release && ").pop().expect("the quick start command");
@@ -75,8 +74,7 @@ fn quick_start_runs_a_failing_command_three_times_into_dlog() {
 #[test]
 fn everyday_forms_run_as_written() {
     if !is_root() {
-        eprintln!("skipped: the service example writes /run and /var/log and drops to nobody, which needs root");
-        return;
+        return common::skip("the service example writes /run and /var/log and drops to nobody, which needs root");
     }
     let forms = commands("dmon -");
     let service = forms.iter().find(|l| l.starts_with("dmon -p /run/ticker.pid")).expect("the service example");

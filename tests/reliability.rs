@@ -6,6 +6,8 @@
 //! The soak cases run short by default (CI); `DMON_SOAK=1` runs their long form.
 //! Conditions are polled with generous bounds; nothing asserts a duration.
 
+mod common;
+
 #[path = "reliability/support.rs"]
 mod support;
 
@@ -614,7 +616,7 @@ fn repeated_timeouts_leave_nothing_behind() {
     let runs = if soak() { 1_000 } else { 300 };
     for backend in ["cgroup2", "freezer", "signals"] {
         if let Err(why) = backend_available(backend) {
-            println!("timeouts: --tree {backend} skipped: {why}");
+            common::skip(&format!("timeouts: --tree {backend}: {why}"));
             continue;
         }
         let dir = Dir::new(&format!("timeouts-{backend}"));
@@ -681,7 +683,7 @@ fn fill(path: &Path) {
 fn full_disk_for_status_and_pid_files() {
     let disk = match Tmpfs::mount("full-status", "64k") {
         Ok(disk) => disk,
-        Err(why) => return println!("disk full: skipped: {why}"),
+        Err(why) => return common::skip(&format!("disk full: {why}")),
     };
     let status = disk.path("status");
     let pid_file = disk.path("dmon.pid");
@@ -782,7 +784,7 @@ fn full_disk_for_dlog_and_drlog_output() {
     for tool in ["dlog", "drlog"] {
         let disk = match Tmpfs::mount(&format!("full-{tool}"), "4m") {
             Ok(disk) => disk,
-            Err(why) => return println!("disk full: skipped: {why}"),
+            Err(why) => return common::skip(&format!("disk full: {why}")),
         };
         let dir = Dir::new(&format!("full-{tool}-st"));
         let status = dir.path("status");
@@ -853,7 +855,7 @@ fn full_disk_for_dlog_and_drlog_output() {
 fn dmon_killed_leaves_its_tree_and_a_new_dmon_starts_cleanly() {
     for backend in ["cgroup2", "freezer", "signals"] {
         if let Err(why) = backend_available(backend) {
-            println!("dmon killed: --tree {backend} skipped: {why}");
+            common::skip(&format!("dmon killed: --tree {backend}: {why}"));
             continue;
         }
         let dir = Dir::new(&format!("killed-{backend}"));
