@@ -224,7 +224,10 @@ impl Supervisor {
         // What parsing, resolving and the first starts allocated is freed by now:
         // hand its pages back to the kernel before waiting, perhaps for months.
         // SAFETY: malloc_trim has no preconditions.
-        unsafe { libc::malloc_trim(0) };
+        #[cfg(target_env = "gnu")]
+        unsafe {
+            libc::malloc_trim(0)
+        };
 
         while !self.finished() {
             let deadline = self.deadline();
