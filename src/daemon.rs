@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use nix::fcntl::{Flock, FlockArg};
+use tracing::level_filters::LevelFilter;
 
 /// The pid file, held open and locked (flock) for dmon's whole life: a second
 /// dmon given the same file finds the lock taken and refuses to start, instead of
@@ -250,22 +251,41 @@ impl Drop for LogWriter {
     }
 }
 
-/// Sets up tracing: warnings by default, more with `-v` or `DMON_LOG`.
+/// Sets up tracing: warnings by default, more with `-v`, or the level named in
+/// `DMON_LOG` (`error`, `warn`, `info`, `debug`, `trace`, `off`), which wins over
+/// `-v`. A value that names no level is ignored.
 pub fn init_logging(verbose: u8) {
     // SAFETY: openlog with a static identifier string.
     unsafe { libc::openlog(c"dmon".as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, libc::LOG_DAEMON) };
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DMON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let level = std::env::var("DMON_LOG").ok().and_then(|name| log_level(&name)).unwrap_or(match verbose {
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        _ => LevelFilter::DEBUG,
+    });
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_target(false)
         .without_time()
         .with_ansi(false)
         .with_writer(|| LogWriter { buffer: Vec::new() })
         .try_init();
+}
+
+/// The level `DMON_LOG` names, in any case (`debug`, `WARN`); none when empty.
+fn log_level(name: &str) -> Option<LevelFilter> {
+    Some(name.trim()).filter(|name| !name.is_empty())?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dmon_log_names_a_level() {
+        assert_eq!(log_level("debug"), Some(LevelFilter::DEBUG));
+        assert_eq!(log_level("WARN"), Some(LevelFilter::WARN));
+        assert_eq!(log_level("off"), Some(LevelFilter::OFF));
+        assert_eq!(log_level(""), None);
+        assert_eq!(log_level("dmon=debug"), None);
+    }
 }
