@@ -260,7 +260,9 @@ fn one_line_of_clap_error(e: &clap::Error) -> String {
     let line = text.lines().next().unwrap_or("invalid arguments");
     let mut line = line.strip_prefix("error: ").unwrap_or(line).to_string();
     if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
-        line.push_str(&format!(": possible values are {}", values.join(", ")));
+        if !values.is_empty() {
+            line.push_str(&format!(": possible values are {}", values.join(", ")));
+        }
     }
     // clap's guess, when it starts as typed: `--tre` for `--tree`, but not
     // `--bogus` for `--log-user`.
@@ -495,6 +497,14 @@ mod tests {
             Parsed::Run(o) => Ok(*o),
             Parsed::Print(text) => panic!("printed {text}"),
         }
+    }
+
+    #[test]
+    fn a_missing_value_lists_no_empty_possible_values() {
+        let e = run(&["-t"]).err().unwrap().to_string();
+        assert_eq!(e, "a value is required for '--timeout <TIME>' but none was supplied (see dmon --help)");
+        let e = run(&["--tree"]).err().unwrap().to_string();
+        assert!(e.ends_with("possible values are auto, cgroup2, freezer, signals (see dmon --help)"), "{e}");
     }
 
     #[test]
