@@ -98,6 +98,9 @@ pub struct Supervisor {
     shutting_down: bool,
     /// The service manager's notification socket (`NOTIFY_SOCKET`), if any.
     notify: Option<crate::notify::Notifier>,
+    /// dmon's nice value before it raised its own priority (see
+    /// [`raise_priority`]): what every child is given back before exec.
+    child_nice: Option<i32>,
 }
 
 /// Watches the load average for `-L`/`-l`.
@@ -175,6 +178,7 @@ impl Supervisor {
             fatal: None,
             shutting_down: false,
             notify: crate::notify::Notifier::from_env(),
+            child_nice: None,
         })
     }
 
@@ -207,6 +211,7 @@ impl Supervisor {
         // Orphaned grandchildren come back to dmon, to be found and reaped.
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        self.child_nice = raise_priority();
 
         let now = Instant::now();
         if let Some(event) = self.load.as_mut().and_then(|l| l.check(now)) {
@@ -257,6 +262,12 @@ impl Supervisor {
                 self.on_signal(signal);
             }
             self.reap();
+            let now = Instant::now();
+            for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {
+                if proc.tree.deadline().is_some_and(|d| d <= now) {
+                    proc.tree.on_tick();
+                }
+            }
             self.check_trees();
 
             let now = Instant::now();
@@ -328,9 +339,11 @@ impl Supervisor {
     fn deadline(&self) -> Option<Instant> {
         let load = self.load.as_ref().filter(|_| !self.cmd.task.is_done()).map(|l| l.next);
         let pressure = self.pressure.as_ref().filter(|_| !self.cmd.task.is_done()).and_then(|p| p.deadline());
+        let trees = [Some(&self.cmd), self.log.as_ref()].into_iter().flatten().filter_map(|p| p.tree.deadline());
         [self.cmd.task.deadline(), self.log.as_ref().and_then(|l| l.task.deadline()), load, pressure]
             .into_iter()
             .flatten()
+            .chain(trees)
             .min()
     }
 
@@ -521,6 +534,7 @@ impl Supervisor {
         };
         let environ = self.environ.clone();
         let limits = self.limits.clone();
+        let nice = self.child_nice;
         let proc = self.proc(is_log);
         let setup = match proc.tree.child_setup(frozen) {
             Ok(setup) => setup,
@@ -551,7 +565,7 @@ impl Supervisor {
         let step_fd = steps.write_fd();
         // SAFETY: the hook makes only raw system calls on data prepared above.
         unsafe {
-            command.pre_exec(move || child_hook(setup, foreground, &limits, creds.as_ref(), step_fd));
+            command.pre_exec(move || child_hook(setup, foreground, nice, &limits, creds.as_ref(), step_fd));
         }
         let result = command.spawn();
         let failed_step = steps.failed_step();
@@ -608,6 +622,33 @@ impl Supervisor {
             // background does not stop dmon.
             unsafe { libc::tcsetpgrp(tty, libc::getpgrp()) };
         }
+    }
+}
+
+/// How many nice levels dmon raises its own priority when it may.
+const PRIORITY_RAISE: i32 = 5;
+
+/// Raises the priority of dmon's loop by [`PRIORITY_RAISE`] nice levels where
+/// dmon may (root, or CAP_SYS_NICE), so that a tree of busy processes does not
+/// keep it from the CPU while it stops that tree. On Linux the nice value is per
+/// thread: this sets the loop's, and threads it starts later (the thaw writers)
+/// inherit it; children get the original back before exec. Returns the original
+/// nice value when it was raised.
+fn raise_priority() -> Option<i32> {
+    // SAFETY: getpriority and setpriority take integers; errno tells a nice
+    // value of -1 from an error.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let before = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if before == -1 && *libc::__errno_location() != 0 {
+            return None;
+        }
+        let raised = (before - PRIORITY_RAISE).max(-20);
+        if raised == before || libc::setpriority(libc::PRIO_PROCESS, 0, raised) != 0 {
+            return None;
+        }
+        tracing::debug!("priority raised from nice {before} to {raised}");
+        Some(before)
     }
 }
 
@@ -705,6 +746,7 @@ impl StepPipe {
 fn child_hook(
     setup: ChildSetup,
     tty: Option<RawFd>,
+    nice: Option<i32>,
     limits: &[Limit],
     creds: Option<&Credentials>,
     step_fd: RawFd,
@@ -738,6 +780,11 @@ fn child_hook(
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // dmon's raised priority is its own: the command gets dmon's original one
+        // (a lower priority is always allowed).
+        if let Some(nice) = nice {
+            libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+        }
     }
     for limit in limits {
         limit.apply().map_err(|e| failed(Step::Limit, e))?;
@@ -764,7 +811,7 @@ mod tests {
         let fd = steps.write_fd();
         let mut command = Command::new("true");
         // SAFETY: the hook makes only raw system calls.
-        unsafe { command.pre_exec(move || child_hook(setup, None, &limits, None, fd)) };
+        unsafe { command.pre_exec(move || child_hook(setup, None, None, &limits, None, fd)) };
         let error = command.spawn().expect_err("the set-up must fail");
         (steps.failed_step(), error)
     }
@@ -794,7 +841,7 @@ mod tests {
         let fd = steps.write_fd();
         let mut command = Command::new("/nonexistent/program");
         // SAFETY: the hook makes only raw system calls.
-        unsafe { command.pre_exec(move || child_hook(ChildSetup::default(), None, &[], None, fd)) };
+        unsafe { command.pre_exec(move || child_hook(ChildSetup::default(), None, None, &[], None, fd)) };
         assert!(command.spawn().is_err());
         assert_eq!(steps.failed_step(), None);
     }

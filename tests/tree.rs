@@ -34,6 +34,7 @@ fn pause_resume_respawn_shutdown(layout: Layout) {
     // Above the high mark: the whole tree stops.
     t.write("load", "9\n");
     dmon.wait_line(&format!("cmd pause {run1}"), 1);
+    dmon.wait_frozen();
     t.assert_no_cpu_gained(&first, PAUSED_WINDOW);
 
     // Below the low mark: every process runs again.
@@ -48,6 +49,7 @@ fn pause_resume_respawn_shutdown(layout: Layout) {
     t.write("load", "9\n");
     let run2 = dmon.wait_line("cmd start ", 2);
     dmon.wait_line(&format!("cmd pause {run2}"), 1);
+    dmon.wait_frozen();
     t.assert_gone(&first);
     let frozen = t.members();
     assert!(!frozen.is_empty(), "{layout:?}: the second run has no process");
@@ -84,6 +86,67 @@ fn timeout(layout: Layout) {
     dmon.terminate_and_wait();
     t.assert_no_members();
     dmon.assert_cgroups_removed();
+}
+
+/// 200 busy processes (two of them setsid'd) that end on TERM, writing a file
+/// first; they start spinning once `go` exists, after the leader wrote `ready`.
+const BUSY_TRAPPING_200: &str = r#"dir=${0%/tree.sh}
+member='trap "echo > $0.term; exit 0" TERM; while [ ! -e "$1/go" ]; do sleep 0.05; done; while :; do :; done'
+i=0
+while [ $i -lt 198 ]; do sh -c "$member" "$dir/orphan-$i" "$dir" & i=$((i+1)); done
+( setsid sh -c "$member" "$dir/orphan-198" "$dir" & )
+( setsid sh -c "$member" "$dir/orphan-199" "$dir" & )
+echo > "$dir/ready"
+while :; do :; done
+"#;
+
+/// A timeout of 200 busy processes: the tree is frozen, TERM sent, thawed; every
+/// member acts on its TERM (none needs the KILL after the grace), and nothing of
+/// the tree is left. With `-m 0` dmon then exits.
+fn timeout_of_a_large_busy_tree(layout: Layout) {
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "busy-term");
+    t.write("tree.sh", BUSY_TRAPPING_200);
+    let mut dmon = t.start(&["-t", "12", "--grace", "60", "-m", "0"]);
+    let run = dmon.wait_line("cmd start ", 1);
+    t.wait_file("ready");
+    t.write("go", "");
+    let all = t.wait_members(201);
+    // dmon runs 5 nice levels above the test (it is root); the command does not.
+    let ours = nice(std::process::id() as i32).unwrap();
+    assert_eq!(nice(Dmon::pid(&run)), Some(ours), "{layout:?}: the command's nice value");
+    if layout == Layout::Hybrid {
+        let raised = (ours - 5).max(-20);
+        assert_eq!(nice(dmon.dmon_pid().unwrap()), Some(raised), "dmon's nice value");
+    }
+    dmon.wait_line(&format!("cmd timeout {run}"), 1);
+    assert!(dmon.wait_exit(Duration::from_secs(90)), "{layout:?}: dmon did not exit; it said:\n{}", t.read("dmon.err"));
+    t.assert_gone(&all);
+    t.assert_no_members();
+    let missing: Vec<i32> = (0..200).filter(|i| !t.path(&format!("orphan-{i}.term")).exists()).collect();
+    assert!(
+        missing.is_empty(),
+        "{layout:?}: members {missing:?} never acted on TERM; dmon said:\n{}",
+        t.read("dmon.err")
+    );
+    let said = t.read("dmon.err");
+    assert!(!said.contains("kill the tree"), "{layout:?}: the tree needed KILL; dmon said:\n{said}");
+    dmon.assert_cgroups_removed();
+}
+
+#[test]
+fn timeout_of_a_large_busy_tree_cgroup2() {
+    timeout_of_a_large_busy_tree(Layout::Hybrid)
+}
+
+#[test]
+fn timeout_of_a_large_busy_tree_pure_v2() {
+    timeout_of_a_large_busy_tree(Layout::PureV2)
+}
+
+#[test]
+fn timeout_of_a_large_busy_tree_freezer() {
+    timeout_of_a_large_busy_tree(Layout::FreezerOnly)
 }
 
 macro_rules! layouts {

@@ -416,6 +416,12 @@ fn stat(pid: i32) -> Option<(u64, u64)> {
     Some((num(22)?, num(14)? + num(15)?))
 }
 
+/// The nice value of `pid` (field 19 of `/proc/PID/stat`).
+pub fn nice(pid: i32) -> Option<i64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 2..].split(' ').nth(19 - 3)?.parse().ok()
+}
+
 /// The state letter of `pid` in `/proc/PID/stat` (`R`, `S`, `T`, `Z`...), None once it is gone.
 pub fn state(pid: i32) -> Option<char> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -456,7 +462,7 @@ impl Dmon<'_> {
     }
 
     /// dmon's pid as seen from here.
-    fn dmon_pid(&self) -> Option<i32> {
+    pub fn dmon_pid(&self) -> Option<i32> {
         let child = self.child.as_ref()?;
         let pid = child.id() as i32;
         if self.t.layout != Layout::Pid1 {
@@ -485,6 +491,27 @@ impl Dmon<'_> {
             let _ = child.wait();
         }
         assert!(ok, "{:?}: dmon did not exit after TERM; it said:\n{}", self.t.layout, self.t.read("dmon.err"));
+    }
+
+    /// Waits (at most `limit`) for dmon to exit by itself; whether it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let Some(child) = self.child.as_mut() else { return true };
+        let ok = wait_until(limit, || child.try_wait().unwrap().is_some());
+        if ok {
+            self.child = None;
+        }
+        ok
+    }
+
+    /// Waits until the kernel says the command's cgroup is frozen (a freeze
+    /// returns before it completes); nothing to wait for with signals.
+    pub fn wait_frozen(&self) {
+        let Some(home) = self.home() else { return };
+        let frozen = || {
+            fs::read_to_string(home.join("cmd/cgroup.events")).is_ok_and(|t| t.lines().any(|l| l == "frozen 1"))
+                || fs::read_to_string(home.join("cmd/freezer.state")).is_ok_and(|t| t.trim() == "FROZEN")
+        };
+        assert!(wait_until(WAIT, frozen), "{:?}: the cgroup never read frozen", self.t.layout);
     }
 
     pub fn kill_hard(&mut self) {
