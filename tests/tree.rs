@@ -149,6 +149,55 @@ fn timeout_of_a_large_busy_tree_freezer() {
     timeout_of_a_large_busy_tree(Layout::FreezerOnly)
 }
 
+/// 200 busy processes that TERM ends, under a leader that ignores TERM and
+/// writes a numbered line every 50 ms.
+const BUSY_200_AND_A_WRITER: &str = r#"dir=${0%/tree.sh}
+i=0
+while [ $i -lt 200 ]; do sh -c 'while :; do :; done' "$dir/orphan-$i" & i=$((i+1)); done
+trap '' TERM
+n=0
+while :; do n=$((n+1)); echo "line $n"; sleep 0.05; done
+"#;
+
+/// While the command's tree is stopped (frozen, TERM, thawed, and KILL after
+/// the grace), the log command is not: it goes on logging the lines the leader
+/// still writes, and at the end it has every line up to the last.
+fn the_log_is_drained_while_the_tree_is_stopped(layout: Layout) {
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "log-drain");
+    t.write("tree.sh", BUSY_200_AND_A_WRITER);
+    let out = t.path("log.out").display().to_string();
+    let logger = ["sh", "-c", r#"while IFS= read -r l; do echo "$l" >> "$0"; done"#, out.as_str()];
+    let mut dmon = t.start_with_log(&["-t", "6", "--grace", "6", "-m", "0"], &logger);
+    let run = dmon.wait_line("cmd start ", 1);
+    t.wait_members(201);
+    dmon.wait_line(&format!("cmd timeout {run}"), 1);
+    let lines = || t.read("log.out").lines().count();
+    let at_timeout = lines();
+    assert!(
+        wait_until(Duration::from_secs(4), || lines() > at_timeout + 5),
+        "{layout:?}: the log did not grow while the tree was stopped ({at_timeout} lines); dmon said:\n{}",
+        t.read("dmon.err")
+    );
+    assert!(dmon.wait_exit(Duration::from_secs(60)), "{layout:?}: dmon did not exit; it said:\n{}", t.read("dmon.err"));
+    t.assert_no_members();
+    let logged = t.read("log.out");
+    let numbers: Vec<u64> = logged.lines().filter_map(|l| l.strip_prefix("line ")?.parse().ok()).collect();
+    let expected: Vec<u64> = (1..=numbers.len() as u64).collect();
+    assert_eq!(numbers, expected, "{layout:?}: lines lost or out of order");
+    dmon.assert_cgroups_removed();
+}
+
+#[test]
+fn the_log_is_drained_while_the_tree_is_stopped_cgroup2() {
+    the_log_is_drained_while_the_tree_is_stopped(Layout::Hybrid)
+}
+
+#[test]
+fn the_log_is_drained_while_the_tree_is_stopped_freezer() {
+    the_log_is_drained_while_the_tree_is_stopped(Layout::FreezerOnly)
+}
+
 macro_rules! layouts {
     ($($name:ident: $layout:expr,)*) => {
         mod pause {

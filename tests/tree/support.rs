@@ -207,18 +207,27 @@ impl TestDir {
         self.read(name)
     }
 
-    fn dmon_args(&self, extra: &[&str], script: &str) -> Vec<String> {
+    fn dmon_args(&self, extra: &[&str], script: &str, log: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = vec!["-n".into(), "-I".into(), self.path("status").display().to_string()];
         args.extend(["--grace".into(), "1".into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
         args.extend(["sh".into(), self.path(script).display().to_string()]);
+        if !log.is_empty() {
+            args.push("--".into());
+            args.extend(log.iter().map(|s| s.to_string()));
+        }
         args
     }
 
     /// Starts dmon (in the foreground, `-n`) on the tree.
     pub fn start(&self, extra: &[&str]) -> Dmon<'_> {
+        self.start_with_log(extra, &[])
+    }
+
+    /// Starts dmon on the tree with the log command `log` (none when empty).
+    pub fn start_with_log(&self, extra: &[&str], log: &[&str]) -> Dmon<'_> {
         let _ = fs::remove_file(self.path("status"));
-        let argv = self.layout.wrap(&self.dmon_args(extra, "tree.sh"), self.delegated.as_deref());
+        let argv = self.layout.wrap(&self.dmon_args(extra, "tree.sh", log), self.delegated.as_deref());
         let err = fs::File::create(self.path("dmon.err")).unwrap();
         let child = Command::new(&argv[0])
             .args(&argv[1..])
@@ -334,7 +343,7 @@ impl TestDir {
 
     /// Starts dmon in a tmux session on the interactive script.
     pub fn tmux_start(&self) -> Tmux<'_> {
-        let argv = self.layout.wrap(&self.dmon_args(&[], "interactive.sh"), self.delegated.as_deref());
+        let argv = self.layout.wrap(&self.dmon_args(&[], "interactive.sh", &[]), self.delegated.as_deref());
         let quoted: Vec<String> = argv.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
         let line = format!(
             "DMON_LOADAVG_FILE={} {} 2>{}; echo $? > {}",
