@@ -89,9 +89,11 @@ fn timeout(layout: Layout) {
 }
 
 /// 200 busy processes (two of them setsid'd) that end on TERM, writing a file
-/// first; they start spinning once `go` exists, after the leader wrote `ready`.
+/// first; they start spinning once `go` exists (looking every second: 200
+/// processes forking `sleep` more often slow everything down), after the leader
+/// wrote `ready`.
 const BUSY_TRAPPING_200: &str = r#"dir=${0%/tree.sh}
-member='trap "echo > $0.term; exit 0" TERM; while [ ! -e "$1/go" ]; do sleep 0.05; done; while :; do :; done'
+member='trap "echo > $0.term; exit 0" TERM; while [ ! -e "$1/go" ]; do sleep 1; done; while :; do :; done'
 i=0
 while [ $i -lt 198 ]; do sh -c "$member" "$dir/orphan-$i" "$dir" & i=$((i+1)); done
 ( setsid sh -c "$member" "$dir/orphan-198" "$dir" & )
@@ -107,7 +109,8 @@ fn timeout_of_a_large_busy_tree(layout: Layout) {
     let Some(_serial) = serial(layout) else { return };
     let t = TestDir::new(layout, "busy-term");
     t.write("tree.sh", BUSY_TRAPPING_200);
-    let mut dmon = t.start(&["-t", "12", "--grace", "60", "-m", "0"]);
+    // The timeout leaves time to fork 200 processes and see them all on a busy machine.
+    let mut dmon = t.start(&["-t", "20", "--grace", "60", "-m", "0"]);
     let run = dmon.wait_line("cmd start ", 1);
     t.wait_file("ready");
     t.write("go", "");
