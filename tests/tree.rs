@@ -15,6 +15,7 @@
 #[path = "tree/support.rs"]
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use support::*;
@@ -199,6 +200,62 @@ fn the_log_is_drained_while_the_tree_is_stopped_cgroup2() {
 #[test]
 fn the_log_is_drained_while_the_tree_is_stopped_freezer() {
     the_log_is_drained_while_the_tree_is_stopped(Layout::FreezerOnly)
+}
+
+/// A member in uninterruptible sleep that a freezer cannot freeze: `stat` on
+/// a FUSE mount whose server never answers (it waits, killable, for the
+/// connection's start). The mount is in a mount namespace of the tree's own.
+const STALLED_MEMBER: &str = r#"dir=${0%/tree.sh}
+mkdir -p "$dir/mnt"
+unshare --mount --propagation private sh -c '
+    sh -c "mount -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 dmonstall $0/mnt && exec sleep 1000" 3<>/dev/fuse &
+    while ! grep -q " $0/mnt " /proc/self/mountinfo; do sleep 0.05; done
+    exec stat "$0/mnt/x"' "$dir" &
+while :; do sleep 0.1; done
+"#;
+
+/// A freeze that cannot complete (a member in uninterruptible sleep) keeps
+/// nothing waiting: dmon says so, and a TERM to dmon is acted on at once: its
+/// `cmd stop` appears, the tree ends, dmon exits. cgroup2 only: the v1 freezer
+/// freezes this wait.
+fn term_during_a_freeze_that_does_not_complete(layout: Layout) {
+    let Some(_serial) = serial(layout) else { return };
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("skipped: no /dev/fuse");
+        return;
+    }
+    let t = TestDir::new(layout, "stalled");
+    t.write("tree.sh", STALLED_MEMBER);
+    let mut dmon = t.start(&["-L", "5", "-l", "1"]);
+    let run = dmon.wait_line("cmd start ", 1);
+    let stalled = t.path("mnt/x").display().to_string();
+    let in_d = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let pid = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok());
+            String::from_utf8_lossy(&cmdline).contains(&stalled) && pid.and_then(state) == Some('D')
+        })
+    };
+    assert!(wait_until(Duration::from_secs(30), in_d), "{layout:?}: no member in uninterruptible sleep");
+    t.write("load", "9\n");
+    dmon.wait_line(&format!("cmd pause {run}"), 1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!dmon.is_frozen(), "{layout:?}: the freeze completed; the test needs one that does not");
+    let started = std::time::Instant::now();
+    dmon.terminate_and_wait();
+    let took = started.elapsed();
+    assert!(t.read("status").contains(&format!("cmd stop {run}")), "{layout:?}: no stop line:\n{}", t.read("status"));
+    assert!(!in_d(), "{layout:?}: the stalled member survived");
+    t.assert_no_members();
+    dmon.assert_cgroups_removed();
+    let said = t.read("dmon.err");
+    assert!(said.contains("not frozen after"), "{layout:?}: dmon did not say the freeze was incomplete:\n{said}");
+    eprintln!("{layout:?}: dmon exited {took:?} after TERM");
+}
+
+#[test]
+fn term_during_a_freeze_that_does_not_complete_cgroup2() {
+    term_during_a_freeze_that_does_not_complete(Layout::Hybrid)
 }
 
 macro_rules! layouts {

@@ -515,12 +515,17 @@ impl Dmon<'_> {
     /// Waits until the kernel says the command's cgroup is frozen (a freeze
     /// returns before it completes); nothing to wait for with signals.
     pub fn wait_frozen(&self) {
-        let Some(home) = self.home() else { return };
-        let frozen = || {
-            fs::read_to_string(home.join("cmd/cgroup.events")).is_ok_and(|t| t.lines().any(|l| l == "frozen 1"))
-                || fs::read_to_string(home.join("cmd/freezer.state")).is_ok_and(|t| t.trim() == "FROZEN")
-        };
-        assert!(wait_until(WAIT, frozen), "{:?}: the cgroup never read frozen", self.t.layout);
+        if self.home().is_none() {
+            return;
+        }
+        assert!(wait_until(WAIT, || self.is_frozen()), "{:?}: the cgroup never read frozen", self.t.layout);
+    }
+
+    /// Whether the kernel says the command's cgroup is frozen.
+    pub fn is_frozen(&self) -> bool {
+        let Some(home) = self.home() else { return false };
+        fs::read_to_string(home.join("cmd/cgroup.events")).is_ok_and(|t| t.lines().any(|l| l == "frozen 1"))
+            || fs::read_to_string(home.join("cmd/freezer.state")).is_ok_and(|t| t.trim() == "FROZEN")
     }
 
     pub fn kill_hard(&mut self) {
