@@ -25,6 +25,8 @@ pub struct Child<'a> {
     pub setup: ChildSetup,
     /// The terminal whose foreground process group the child becomes.
     pub tty: Option<RawFd>,
+    /// The nice value to go back to: dmon's own before it raised its priority.
+    pub nice: Option<i32>,
     pub limits: &'a [Limit],
 }
 
@@ -86,12 +88,12 @@ impl Child<'_> {
             };
         }
         let steps = StepPipe::new().map_err(StartError::Prepare)?;
-        let (setup, tty, step_fd) = (self.setup, self.tty, steps.write_fd());
+        let (setup, tty, nice, step_fd) = (self.setup, self.tty, self.nice, steps.write_fd());
         let limits = self.limits.to_vec();
         let creds = self.creds.cloned();
         // SAFETY: the hook makes only raw system calls on data prepared above.
         unsafe {
-            command.pre_exec(move || child_hook(setup, tty, &limits, creds.as_ref(), step_fd));
+            command.pre_exec(move || child_hook(setup, tty, nice, &limits, creds.as_ref(), step_fd));
         }
         let result = command.spawn();
         let program = self.argv[0].to_string_lossy().into_owned();
@@ -166,6 +168,7 @@ impl StepPipe {
 fn child_hook(
     setup: ChildSetup,
     tty: Option<RawFd>,
+    nice: Option<i32>,
     limits: &[Limit],
     creds: Option<&Credentials>,
     step_fd: RawFd,
@@ -199,6 +202,11 @@ fn child_hook(
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // dmon's raised priority is its own: the command gets dmon's original one
+        // (a lower priority is always allowed).
+        if let Some(nice) = nice {
+            libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+        }
     }
     for limit in limits {
         limit.apply().map_err(|e| failed(Step::Limit, e))?;
@@ -225,7 +233,7 @@ mod tests {
         let fd = steps.write_fd();
         let mut command = Command::new("true");
         // SAFETY: the hook makes only raw system calls.
-        unsafe { command.pre_exec(move || child_hook(setup, None, &limits, None, fd)) };
+        unsafe { command.pre_exec(move || child_hook(setup, None, None, &limits, None, fd)) };
         let error = command.spawn().expect_err("the set-up must fail");
         (steps.failed_step(), error)
     }
@@ -255,7 +263,7 @@ mod tests {
         let fd = steps.write_fd();
         let mut command = Command::new("/nonexistent/program");
         // SAFETY: the hook makes only raw system calls.
-        unsafe { command.pre_exec(move || child_hook(ChildSetup::default(), None, &[], None, fd)) };
+        unsafe { command.pre_exec(move || child_hook(ChildSetup::default(), None, None, &[], None, fd)) };
         assert!(command.spawn().is_err());
         assert_eq!(steps.failed_step(), None);
     }

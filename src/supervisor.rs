@@ -114,6 +114,9 @@ pub struct Supervisor {
     shutting_down: bool,
     /// The service manager's notification socket (`NOTIFY_SOCKET`), if any.
     notify: Option<crate::notify::Notifier>,
+    /// dmon's nice value before it raised its own priority (see
+    /// [`raise_priority`]): what every child is given back before exec.
+    child_nice: Option<i32>,
 }
 
 /// Watches the load average for `-L`/`-l`.
@@ -191,6 +194,7 @@ impl Supervisor {
             fatal: None,
             shutting_down: false,
             notify: crate::notify::Notifier::from_env(),
+            child_nice: None,
         })
     }
 
@@ -223,6 +227,7 @@ impl Supervisor {
         // Orphaned grandchildren come back to dmon, to be found and reaped.
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        self.child_nice = raise_priority();
 
         let now = Instant::now();
         if let Some(event) = self.load.as_mut().and_then(|l| l.check(now)) {
@@ -280,6 +285,12 @@ impl Supervisor {
                 self.on_signal(signal);
             }
             self.reap();
+            let now = Instant::now();
+            for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {
+                if proc.tree.deadline().is_some_and(|d| d <= now) {
+                    proc.tree.on_tick();
+                }
+            }
             self.check_trees();
 
             let now = Instant::now();
@@ -351,9 +362,11 @@ impl Supervisor {
     fn deadline(&self) -> Option<Instant> {
         let load = self.load.as_ref().filter(|_| !self.cmd.task.is_done()).map(|l| l.next);
         let pressure = self.pressure.as_ref().filter(|_| !self.cmd.task.is_done()).and_then(|p| p.deadline());
+        let trees = [Some(&self.cmd), self.log.as_ref()].into_iter().flatten().filter_map(|p| p.tree.deadline());
         [self.cmd.task.deadline(), self.log.as_ref().and_then(|l| l.task.deadline()), load, pressure]
             .into_iter()
             .flatten()
+            .chain(trees)
             .min()
     }
 
@@ -540,7 +553,7 @@ impl Supervisor {
                 return Event::SpawnFailed { status: 1 << 8, retry: true };
             }
         };
-        let (environ, limits) = (self.environ.clone(), self.limits.clone());
+        let (environ, limits, nice) = (self.environ.clone(), self.limits.clone(), self.child_nice);
         let proc = self.proc(which);
         let setup = match proc.tree.child_setup(frozen) {
             Ok(setup) => setup,
@@ -556,6 +569,7 @@ impl Supervisor {
             creds: proc.creds.as_ref(),
             setup,
             tty: foreground,
+            nice,
             limits: &limits,
         };
         match child.start() {
@@ -605,6 +619,33 @@ impl Supervisor {
             // background does not stop dmon.
             unsafe { libc::tcsetpgrp(tty, libc::getpgrp()) };
         }
+    }
+}
+
+/// How many nice levels dmon raises its own priority when it may.
+const PRIORITY_RAISE: i32 = 5;
+
+/// Raises the priority of dmon's loop by [`PRIORITY_RAISE`] nice levels where
+/// dmon may (root, or CAP_SYS_NICE), so that a tree of busy processes does not
+/// keep it from the CPU while it stops that tree. On Linux the nice value is per
+/// thread: this sets the loop's, and threads it starts later (the thaw writers)
+/// inherit it; children get the original back before exec. Returns the original
+/// nice value when it was raised.
+fn raise_priority() -> Option<i32> {
+    // SAFETY: getpriority and setpriority take integers; errno tells a nice
+    // value of -1 from an error.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let before = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if before == -1 && *libc::__errno_location() != 0 {
+            return None;
+        }
+        let raised = (before - PRIORITY_RAISE).max(-20);
+        if raised == before || libc::setpriority(libc::PRIO_PROCESS, 0, raised) != 0 {
+            return None;
+        }
+        tracing::debug!("priority raised from nice {before} to {raised}");
+        Some(before)
     }
 }
 

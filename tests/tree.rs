@@ -15,6 +15,7 @@
 #[path = "tree/support.rs"]
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use support::*;
@@ -34,6 +35,7 @@ fn pause_resume_respawn_shutdown(layout: Layout) {
     // Above the high mark: the whole tree stops.
     t.write("load", "9\n");
     dmon.wait_line(&format!("cmd pause {run1}"), 1);
+    dmon.wait_frozen();
     t.assert_no_cpu_gained(&first, PAUSED_WINDOW);
 
     // Below the low mark: every process runs again.
@@ -48,6 +50,7 @@ fn pause_resume_respawn_shutdown(layout: Layout) {
     t.write("load", "9\n");
     let run2 = dmon.wait_line("cmd start ", 2);
     dmon.wait_line(&format!("cmd pause {run2}"), 1);
+    dmon.wait_frozen();
     t.assert_gone(&first);
     let frozen = t.members();
     assert!(!frozen.is_empty(), "{layout:?}: the second run has no process");
@@ -84,6 +87,175 @@ fn timeout(layout: Layout) {
     dmon.terminate_and_wait();
     t.assert_no_members();
     dmon.assert_cgroups_removed();
+}
+
+/// 200 busy processes (two of them setsid'd) that end on TERM, writing a file
+/// first; they start spinning once `go` exists (looking every second: 200
+/// processes forking `sleep` more often slow everything down), after the leader
+/// wrote `ready`.
+const BUSY_TRAPPING_200: &str = r#"dir=${0%/tree.sh}
+member='trap "echo > $0.term; exit 0" TERM; while [ ! -e "$1/go" ]; do sleep 1; done; while :; do :; done'
+i=0
+while [ $i -lt 198 ]; do sh -c "$member" "$dir/orphan-$i" "$dir" & i=$((i+1)); done
+( setsid sh -c "$member" "$dir/orphan-198" "$dir" & )
+( setsid sh -c "$member" "$dir/orphan-199" "$dir" & )
+echo > "$dir/ready"
+while :; do :; done
+"#;
+
+/// A timeout of 200 busy processes: the tree is frozen, TERM sent, thawed; every
+/// member acts on its TERM (none needs the KILL after the grace), and nothing of
+/// the tree is left. With `-m 0` dmon then exits.
+fn timeout_of_a_large_busy_tree(layout: Layout) {
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "busy-term");
+    t.write("tree.sh", BUSY_TRAPPING_200);
+    // The timeout leaves time to fork 200 processes and see them all on a busy machine.
+    let mut dmon = t.start(&["-t", "20", "--grace", "60", "-m", "0"]);
+    let run = dmon.wait_line("cmd start ", 1);
+    t.wait_file("ready");
+    t.write("go", "");
+    let all = t.wait_members(201);
+    // dmon runs 5 nice levels above the test (it is root); the command does not.
+    let ours = nice(std::process::id() as i32).unwrap();
+    assert_eq!(nice(Dmon::pid(&run)), Some(ours), "{layout:?}: the command's nice value");
+    if layout == Layout::Hybrid {
+        let raised = (ours - 5).max(-20);
+        assert_eq!(nice(dmon.dmon_pid().unwrap()), Some(raised), "dmon's nice value");
+    }
+    dmon.wait_line(&format!("cmd timeout {run}"), 1);
+    assert!(dmon.wait_exit(Duration::from_secs(90)), "{layout:?}: dmon did not exit; it said:\n{}", t.read("dmon.err"));
+    t.assert_gone(&all);
+    t.assert_no_members();
+    let missing: Vec<i32> = (0..200).filter(|i| !t.path(&format!("orphan-{i}.term")).exists()).collect();
+    assert!(
+        missing.is_empty(),
+        "{layout:?}: members {missing:?} never acted on TERM; dmon said:\n{}",
+        t.read("dmon.err")
+    );
+    let said = t.read("dmon.err");
+    assert!(!said.contains("kill the tree"), "{layout:?}: the tree needed KILL; dmon said:\n{said}");
+    dmon.assert_cgroups_removed();
+}
+
+#[test]
+fn timeout_of_a_large_busy_tree_cgroup2() {
+    timeout_of_a_large_busy_tree(Layout::Hybrid)
+}
+
+#[test]
+fn timeout_of_a_large_busy_tree_pure_v2() {
+    timeout_of_a_large_busy_tree(Layout::PureV2)
+}
+
+#[test]
+fn timeout_of_a_large_busy_tree_freezer() {
+    timeout_of_a_large_busy_tree(Layout::FreezerOnly)
+}
+
+/// 200 busy processes that TERM ends, under a leader that ignores TERM and
+/// writes a numbered line every 50 ms.
+const BUSY_200_AND_A_WRITER: &str = r#"dir=${0%/tree.sh}
+i=0
+while [ $i -lt 200 ]; do sh -c 'while :; do :; done' "$dir/orphan-$i" & i=$((i+1)); done
+trap '' TERM
+n=0
+while :; do n=$((n+1)); echo "line $n"; sleep 0.05; done
+"#;
+
+/// While the command's tree is stopped (frozen, TERM, thawed, and KILL after
+/// the grace), the log command is not: it goes on logging the lines the leader
+/// still writes, and at the end it has every line up to the last.
+fn the_log_is_drained_while_the_tree_is_stopped(layout: Layout) {
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "log-drain");
+    t.write("tree.sh", BUSY_200_AND_A_WRITER);
+    let out = t.path("log.out").display().to_string();
+    let logger = ["sh", "-c", r#"while IFS= read -r l; do echo "$l" >> "$0"; done"#, out.as_str()];
+    let mut dmon = t.start_with_log(&["-t", "6", "--grace", "6", "-m", "0"], &logger);
+    let run = dmon.wait_line("cmd start ", 1);
+    t.wait_members(201);
+    dmon.wait_line(&format!("cmd timeout {run}"), 1);
+    let lines = || t.read("log.out").lines().count();
+    let at_timeout = lines();
+    assert!(
+        wait_until(Duration::from_secs(4), || lines() > at_timeout + 5),
+        "{layout:?}: the log did not grow while the tree was stopped ({at_timeout} lines); dmon said:\n{}",
+        t.read("dmon.err")
+    );
+    assert!(dmon.wait_exit(Duration::from_secs(60)), "{layout:?}: dmon did not exit; it said:\n{}", t.read("dmon.err"));
+    t.assert_no_members();
+    let logged = t.read("log.out");
+    let numbers: Vec<u64> = logged.lines().filter_map(|l| l.strip_prefix("line ")?.parse().ok()).collect();
+    let expected: Vec<u64> = (1..=numbers.len() as u64).collect();
+    assert_eq!(numbers, expected, "{layout:?}: lines lost or out of order");
+    dmon.assert_cgroups_removed();
+}
+
+#[test]
+fn the_log_is_drained_while_the_tree_is_stopped_cgroup2() {
+    the_log_is_drained_while_the_tree_is_stopped(Layout::Hybrid)
+}
+
+#[test]
+fn the_log_is_drained_while_the_tree_is_stopped_freezer() {
+    the_log_is_drained_while_the_tree_is_stopped(Layout::FreezerOnly)
+}
+
+/// A member in uninterruptible sleep that a freezer cannot freeze: `stat` on
+/// a FUSE mount whose server never answers (it waits, killable, for the
+/// connection's start). The mount is in a mount namespace of the tree's own.
+const STALLED_MEMBER: &str = r#"dir=${0%/tree.sh}
+mkdir -p "$dir/mnt"
+unshare --mount --propagation private sh -c '
+    sh -c "mount -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 dmonstall $0/mnt && exec sleep 1000" 3<>/dev/fuse &
+    while ! grep -q " $0/mnt " /proc/self/mountinfo; do sleep 0.05; done
+    exec stat "$0/mnt/x"' "$dir" &
+while :; do sleep 0.1; done
+"#;
+
+/// A freeze that cannot complete (a member in uninterruptible sleep) keeps
+/// nothing waiting: dmon says so, and a TERM to dmon is acted on at once: its
+/// `cmd stop` appears, the tree ends, dmon exits. cgroup2 only: the v1 freezer
+/// freezes this wait.
+fn term_during_a_freeze_that_does_not_complete(layout: Layout) {
+    let Some(_serial) = serial(layout) else { return };
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("skipped: no /dev/fuse");
+        return;
+    }
+    let t = TestDir::new(layout, "stalled");
+    t.write("tree.sh", STALLED_MEMBER);
+    let mut dmon = t.start(&["-L", "5", "-l", "1"]);
+    let run = dmon.wait_line("cmd start ", 1);
+    let stalled = t.path("mnt/x").display().to_string();
+    let in_d = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let pid = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok());
+            String::from_utf8_lossy(&cmdline).contains(&stalled) && pid.and_then(state) == Some('D')
+        })
+    };
+    assert!(wait_until(Duration::from_secs(30), in_d), "{layout:?}: no member in uninterruptible sleep");
+    t.write("load", "9\n");
+    dmon.wait_line(&format!("cmd pause {run}"), 1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!dmon.is_frozen(), "{layout:?}: the freeze completed; the test needs one that does not");
+    let started = std::time::Instant::now();
+    dmon.terminate_and_wait();
+    let took = started.elapsed();
+    assert!(t.read("status").contains(&format!("cmd stop {run}")), "{layout:?}: no stop line:\n{}", t.read("status"));
+    assert!(!in_d(), "{layout:?}: the stalled member survived");
+    t.assert_no_members();
+    dmon.assert_cgroups_removed();
+    let said = t.read("dmon.err");
+    assert!(said.contains("not frozen after"), "{layout:?}: dmon did not say the freeze was incomplete:\n{said}");
+    eprintln!("{layout:?}: dmon exited {took:?} after TERM");
+}
+
+#[test]
+fn term_during_a_freeze_that_does_not_complete_cgroup2() {
+    term_during_a_freeze_that_does_not_complete(Layout::Hybrid)
 }
 
 macro_rules! layouts {

@@ -13,15 +13,23 @@
 //!   forked while it runs; frozen processes die too;
 //! - thawing many busy processes makes the write return late (about 4 s for 1000
 //!   spinning tasks on 2 cores, the woken tasks preempt the writer), so the thaw is
-//!   written from a short-lived thread and the loop goes on.
+//!   written from a short-lived thread and the loop goes on;
+//! - signals sent to frozen processes wait for the thaw (a fatal one without a
+//!   handler ends the process at once). So `terminate` freezes first (one
+//!   write), sends TERM and CONT while nothing of the tree competes for the CPU,
+//!   then thaws: every process acts on its TERM at once, none spins on while
+//!   the others are signalled one by one.
+//!
+//! Nothing here waits for the kernel: a freeze is complete when `cgroup.events`
+//! says `frozen 1`, which the loop sees in its poll set; once [`FREEZE_WAIT`] has
+//! passed without it (a process in uninterruptible sleep), dmon says so.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
@@ -30,8 +38,8 @@ use super::home::Home;
 use super::pidfd::Refused;
 use super::{ChildSetup, TreeEvents};
 
-/// How long `freeze` waits for `frozen 1` before it returns anyway (the kernel
-/// goes on freezing; measured: 1000 processes in 3–17 ms).
+/// How long after a freeze dmon says that `frozen 1` is still missing (the
+/// kernel goes on freezing; measured: 1000 processes in 3–17 ms).
 pub const FREEZE_WAIT: Duration = Duration::from_millis(500);
 
 pub struct Cgroup2Tree {
@@ -41,10 +49,11 @@ pub struct Cgroup2Tree {
     procs: File,
     /// `cgroup.events`, polled by the loop and by `freeze`.
     events: File,
-    freeze: File,
+    /// `cgroup.freeze`, written in order, a thaw from a thread.
+    freeze: files::OrderedWrites,
     start_frozen: bool,
-    /// A thaw still being written.
-    thawing: Option<JoinHandle<io::Result<()>>>,
+    /// When to look whether a freeze asked for has completed.
+    freeze_check: Option<Instant>,
     /// Processes of the leaf that dmon may not signal (an unprivileged dmon).
     refused: Refused,
 }
@@ -60,11 +69,11 @@ impl Cgroup2Tree {
         Ok(Cgroup2Tree {
             procs: open("cgroup.procs", true)?,
             events: open("cgroup.events", false)?,
-            freeze: open("cgroup.freeze", true)?,
+            freeze: files::OrderedWrites::new(open("cgroup.freeze", true)?, dir.join("cgroup.freeze")),
             _home: home,
             dir,
             start_frozen: false,
-            thawing: None,
+            freeze_check: None,
             refused: Refused::default(),
         })
     }
@@ -73,23 +82,14 @@ impl Cgroup2Tree {
         &self.dir
     }
 
-    /// Waits for a thaw still being written, so writes stay in order.
-    fn settle(&mut self) {
-        if let Some(handle) = self.thawing.take() {
-            match handle.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!("thaw failed: {}", crate::io_reason(&e)),
-                Err(_) => tracing::warn!("thaw failed"),
-            }
-        }
-    }
-
     pub fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup> {
-        self.settle();
+        // The leaf is empty here: a thaw still being written ends at once.
+        self.freeze.settle();
+        self.freeze_check = None;
         // A child joining a frozen leaf would freeze before its exec and block
         // `spawn`: the leaf is empty here, so thawing it is immediate.
         if files::read_fd(&self.freeze_state()?)?.trim() == "1" {
-            files::write_fd(&self.freeze, &self.dir.join("cgroup.freeze"), "0")?;
+            self.freeze.write("0")?;
         }
         self.start_frozen = frozen;
         Ok(ChildSetup { procs_fd: Some(self.procs.as_raw_fd()), stop_self: false })
@@ -115,36 +115,33 @@ impl Cgroup2Tree {
         Ok(())
     }
 
-    /// Freezes the leaf and waits (at most [`FREEZE_WAIT`]) for `frozen 1`.
+    /// Freezes the leaf and returns: the freeze is complete when `cgroup.events`
+    /// says `frozen 1`.
     pub fn freeze(&mut self) -> io::Result<()> {
-        self.settle();
-        files::write_fd(&self.freeze, &self.dir.join("cgroup.freeze"), "1")?;
-        let done = files::wait_for(&self.events, FREEZE_WAIT, |text| {
-            files::keyed(text, "frozen") == Some(1) || files::keyed(text, "populated") == Some(0)
-        })?;
-        if !done {
-            tracing::warn!("{}: not frozen after {FREEZE_WAIT:?}; the kernel goes on freezing", self.dir.display());
-        }
+        self.freeze.write("1")?;
+        self.freeze_check = Some(Instant::now() + FREEZE_WAIT);
         Ok(())
     }
 
     /// Thaws the leaf without waiting for the write to return.
     pub fn thaw(&mut self) -> io::Result<()> {
-        self.settle();
-        let file = self.freeze.try_clone()?;
-        let path = self.dir.join("cgroup.freeze");
-        self.thawing = Some(
-            std::thread::Builder::new()
-                .name("thaw".into())
-                .spawn(move || files::write_fd(&file, &path, "0"))
-                .map_err(|e| files::context(e, "start a thread to thaw", Path::new(""), ""))?,
-        );
-        Ok(())
+        self.freeze_check = None;
+        self.freeze.background("0")
     }
 
-    /// `cgroup.kill`; before Linux 5.14, KILL to every listed process.
+    /// Freeze, TERM and CONT to every process, thaw (see the module's text).
+    /// The freeze is not waited for: a signal reaches a process whether or not
+    /// it is frozen yet, and the tree ends thawed in either case.
+    pub fn terminate(&mut self) -> io::Result<()> {
+        self.freeze.write("1")?;
+        files::signal_all(&self.dir, Signal::SIGTERM, &mut self.refused);
+        files::signal_all(&self.dir, Signal::SIGCONT, &mut self.refused);
+        self.thaw()
+    }
+
+    /// `cgroup.kill`, whatever the freezer's state (frozen processes die too);
+    /// before Linux 5.14, KILL to every listed process.
     pub fn kill(&mut self) -> io::Result<()> {
-        self.settle();
         let path = self.dir.join("cgroup.kill");
         match files::write(&path, "1") {
             Err(e) if e.kind() == io::ErrorKind::NotFound => self.signal(Signal::SIGKILL),
@@ -152,14 +149,33 @@ impl Cgroup2Tree {
         }
     }
 
+    /// When to look whether the freeze completed.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.freeze_check
+    }
+
+    /// A freeze that has not completed in [`FREEZE_WAIT`] is reported (once).
+    pub fn on_tick(&mut self) {
+        if self.freeze_check.take().is_some() {
+            let events = self.events();
+            if events.populated && !events.frozen {
+                tracing::warn!("{}: not frozen after {FREEZE_WAIT:?}; the kernel goes on freezing", self.dir.display());
+            }
+        }
+    }
+
     pub fn events(&mut self) -> TreeEvents {
-        match files::read_fd(&self.events) {
+        let events = match files::read_fd(&self.events) {
             Ok(text) => TreeEvents {
                 populated: files::keyed(&text, "populated") != Some(0),
                 frozen: files::keyed(&text, "frozen") == Some(1),
             },
             Err(_) => TreeEvents { populated: true, frozen: false },
+        };
+        if events.frozen || !events.populated {
+            self.freeze_check = None;
         }
+        events
     }
 
     pub fn is_empty(&mut self) -> bool {
@@ -171,13 +187,7 @@ impl Cgroup2Tree {
     }
 
     pub fn remove(&mut self) -> io::Result<()> {
-        self.settle();
+        self.freeze.settle();
         files::remove_tree(&self.dir)
-    }
-}
-
-impl Drop for Cgroup2Tree {
-    fn drop(&mut self) {
-        self.settle();
     }
 }

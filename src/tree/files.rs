@@ -3,15 +3,13 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 
 use std::collections::BTreeSet;
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
 use super::pidfd::{Pidfd, Refused};
@@ -91,28 +89,6 @@ pub fn remove_tree(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Waits until `done` holds for the text of `file`, re-reading it after every
-/// POLLPRI (cgroup v2 notifies changes of `cgroup.events` that way), for at most
-/// `bound`. Returns whether it came true.
-pub fn wait_for(file: &File, bound: Duration, done: impl Fn(&str) -> bool) -> io::Result<bool> {
-    let end = Instant::now() + bound;
-    loop {
-        if done(&read_fd(file)?) {
-            return Ok(true);
-        }
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(false);
-        }
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLPRI)];
-        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
 /// How many pidfds [`with_pidfds`] holds at once (far below the usual limit
 /// of 1024 descriptors).
 const PIDFD_BATCH: usize = 256;
@@ -153,4 +129,91 @@ pub fn signal_all(dir: &Path, signal: Signal, refused: &mut Refused) -> usize {
         signalled.extend(fresh);
     }
     signalled.len()
+}
+
+/// The writes to one cgroup state file (`cgroup.freeze`, `freezer.state`), in
+/// the order asked, without keeping the caller on a slow one. A write is made at
+/// once when no earlier one is still running; otherwise, and when asked to run
+/// in the background (a thaw: with many busy processes the write returns after
+/// seconds, the woken processes preempting the writer), it is made by a
+/// short-lived thread that first waits for the one before it.
+pub struct OrderedWrites {
+    file: File,
+    path: PathBuf,
+    pending: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl OrderedWrites {
+    pub fn new(file: File, path: PathBuf) -> OrderedWrites {
+        OrderedWrites { file, path, pending: None }
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Writes `value` at once, or after the write still running.
+    pub fn write(&mut self, value: &'static str) -> io::Result<()> {
+        if self.busy() {
+            return self.background(value);
+        }
+        write_fd(&self.file, &self.path, value)
+    }
+
+    /// Writes `value` from a thread, after any earlier write. A thread that
+    /// cannot be started: the write is made here, after the earlier one.
+    pub fn background(&mut self, value: &'static str) -> io::Result<()> {
+        let previous = self.pending.take();
+        let file = self.file.try_clone()?;
+        let path = self.path.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<Option<JoinHandle<io::Result<()>>>>();
+        let spawned = std::thread::Builder::new().name("cgroup-write".into()).spawn(move || {
+            if let Ok(Some(previous)) = rx.recv() {
+                report(previous.join());
+            }
+            write_fd(&file, &path, value)
+        });
+        match spawned {
+            Ok(handle) => {
+                let _ = tx.send(previous);
+                self.pending = Some(handle);
+                Ok(())
+            }
+            Err(_) => {
+                if let Some(previous) = previous {
+                    report(previous.join());
+                }
+                write_fd(&self.file, &self.path, value)
+            }
+        }
+    }
+
+    /// Whether a write is still running (one that has ended is reported now).
+    pub fn busy(&mut self) -> bool {
+        if self.pending.as_ref().is_some_and(|h| h.is_finished()) {
+            report(self.pending.take().expect("checked").join());
+        }
+        self.pending.is_some()
+    }
+
+    /// Waits for the writes still running.
+    pub fn settle(&mut self) {
+        if let Some(handle) = self.pending.take() {
+            report(handle.join());
+        }
+    }
+}
+
+impl Drop for OrderedWrites {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+fn report(result: std::thread::Result<io::Result<()>>) {
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("{}", crate::io_reason(&e)),
+        Err(_) => tracing::warn!("a write to a cgroup failed"),
+    }
 }

@@ -214,13 +214,17 @@ impl Tree {
         }
     }
 
-    /// TERM and CONT to every process of the tree (with signals, once all are stopped).
+    /// TERM and CONT to every process of the tree, once it is stopped: a cgroup
+    /// is frozen (one write), TERM and CONT sent, and thawed, so that every
+    /// process acts on its TERM at once; with signals all are stopped first.
+    /// The tree ends running (thawed) in every backend.
     pub fn terminate(&mut self) -> io::Result<()> {
-        if let Tree::Signals(t) = self {
-            return t.terminate();
-        }
-        self.signal(Signal::SIGTERM)?;
-        self.signal(Signal::SIGCONT)
+        let result = match self {
+            Tree::Cgroup2(t) => t.terminate(),
+            Tree::Freezer(t) => t.terminate(),
+            Tree::Signals(t) => return t.terminate(),
+        };
+        self.or_signals(result, |t| t.terminate())
     }
 
     /// Sends `signal` to every process of the tree.
@@ -233,7 +237,8 @@ impl Tree {
         self.or_signals(result, |t| t.signal(signal))
     }
 
-    /// Pauses every process of the tree. May complete asynchronously.
+    /// Pauses every process of the tree. Returns at once; a cgroup tree is
+    /// frozen when the kernel says so (asynchronously).
     pub fn freeze(&mut self) -> io::Result<()> {
         let result = match self {
             Tree::Cgroup2(t) => t.freeze(),
@@ -287,6 +292,31 @@ impl Tree {
         match self {
             Tree::Cgroup2(t) => Some(t.events()),
             Tree::Freezer(_) | Tree::Signals(_) => None,
+        }
+    }
+
+    /// When the loop must call [`Tree::on_tick`] next, if ever: work the tree
+    /// does in steps (a v1 freezer's kill cycle) without keeping the loop.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        match self {
+            Tree::Cgroup2(t) => t.deadline(),
+            Tree::Freezer(t) => t.deadline(),
+            Tree::Signals(_) => None,
+        }
+    }
+
+    /// The deadline of [`Tree::deadline`] has come: the next step.
+    pub fn on_tick(&mut self) {
+        let result = match self {
+            Tree::Cgroup2(t) => {
+                t.on_tick();
+                Ok(())
+            }
+            Tree::Freezer(t) => t.on_tick(),
+            Tree::Signals(_) => Ok(()),
+        };
+        if let Err(e) = self.or_signals(result, |t| t.signal(Signal::SIGKILL)) {
+            tracing::warn!("{}", crate::io_reason(&e));
         }
     }
 

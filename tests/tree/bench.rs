@@ -1,7 +1,9 @@
 //! The tree benchmark's measuring part (run by integration/bench-tree.sh, or
 //! `cargo test --release --test tree -- --ignored --nocapture bench`): for each
 //! backend and tree size, the time from the decision to a fully stopped tree,
-//! to a fully killed tree, and the CPU time the tree used while paused.
+//! to a fully killed tree, and the CPU time the tree used while paused; then,
+//! on a new tree, how long `terminate` (TERM to every process, as at a timeout
+//! or shutdown) keeps its caller, and the time until the tree is gone.
 //!
 //! "Fully stopped" is the kernel's word where it has one (`frozen 1` for v2,
 //! FROZEN for the v1 freezer) and every process in state T for signals.
@@ -62,6 +64,8 @@ struct Row {
     stop: Duration,
     kill: Duration,
     paused_ticks: u64,
+    term_call: Duration,
+    term_empty: Duration,
 }
 
 fn measure(choice: TreeChoice, size: usize) -> Option<Row> {
@@ -76,6 +80,58 @@ fn measure(choice: TreeChoice, size: usize) -> Option<Row> {
     let leaf = trees.home.as_ref().map(|h| h.join("cmd"));
     let mut tree = trees.cmd;
     let tag = format!("dmon-bench-{}-{backend}-{size}", std::process::id());
+    grow(&mut tree, &tag, size, backend);
+
+    let t0 = Instant::now();
+    tree.freeze().unwrap();
+    assert!(wait_until(Duration::from_secs(30), || fully_stopped(&tree, &tag, leaf.as_deref())));
+    let stop = t0.elapsed();
+    let before: u64 = census(&tag).iter().map(|p| p.2).sum();
+    std::thread::sleep(Duration::from_secs(2));
+    let paused_ticks = census(&tag).iter().map(|p| p.2).sum::<u64>().saturating_sub(before);
+    tree.thaw().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let t0 = Instant::now();
+    tree.kill().unwrap();
+    let kill = until_empty(&mut tree, t0, backend, size);
+
+    // TERM ends every process of this tree (none traps it).
+    let tag = format!("{tag}-term");
+    grow(&mut tree, &tag, size, backend);
+    let t0 = Instant::now();
+    tree.terminate().unwrap();
+    let term_call = t0.elapsed();
+    let term_empty = until_empty(&mut tree, t0, backend, size);
+    tree.remove().unwrap();
+    Some(Row { backend, size, stop, kill, paused_ticks, term_call, term_empty })
+}
+
+/// Waits until the tree is empty, KILLing it again every second, as the loop
+/// does; returns the time since `t0`.
+fn until_empty(tree: &mut Tree, t0: Instant, backend: &str, size: usize) -> Duration {
+    let mut last_kill = Instant::now();
+    let emptied = wait_until(Duration::from_secs(60), || {
+        reap();
+        if let Some(at) = tree.deadline() {
+            if at <= Instant::now() {
+                tree.on_tick();
+            }
+        }
+        if last_kill.elapsed() > Duration::from_secs(1) {
+            let _ = tree.kill();
+            last_kill = Instant::now();
+        }
+        tree.is_empty()
+    });
+    let took = t0.elapsed();
+    assert!(emptied, "{backend}: the tree of {size} did not die");
+    reap();
+    took
+}
+
+/// Starts a tree of `size` busy processes tagged `tag` and waits until all run.
+fn grow(tree: &mut Tree, tag: &str, size: usize, backend: &str) {
     let script = format!(
         "i=3; while [ $i -lt {size} ]; do ( while :; do :; done ) & i=$((i+1)); done; \
          ( setsid sh -c 'while :; do :; done' {tag} & ); ( setsid sh -c 'while :; do :; done' {tag} & ); \
@@ -83,7 +139,7 @@ fn measure(choice: TreeChoice, size: usize) -> Option<Row> {
     );
     let setup = tree.child_setup(false).unwrap();
     let mut command = Command::new("sh");
-    command.args(["-c", &script, &tag]);
+    command.args(["-c", &script, tag]);
     // SAFETY: raw system calls on data prepared before the fork.
     unsafe {
         command.pre_exec(move || {
@@ -100,35 +156,8 @@ fn measure(choice: TreeChoice, size: usize) -> Option<Row> {
     #[allow(clippy::zombie_processes)]
     let child = command.spawn().unwrap();
     tree.started(child.id() as i32);
-    let grown = wait_until(Duration::from_secs(120), || census(&tag).len() >= size);
+    let grown = wait_until(Duration::from_secs(120), || census(tag).len() >= size);
     assert!(grown, "{backend}: the tree of {size} did not grow");
-
-    let t0 = Instant::now();
-    tree.freeze().unwrap();
-    assert!(wait_until(Duration::from_secs(30), || fully_stopped(&tree, &tag, leaf.as_deref())));
-    let stop = t0.elapsed();
-    let before: u64 = census(&tag).iter().map(|p| p.2).sum();
-    std::thread::sleep(Duration::from_secs(2));
-    let paused_ticks = census(&tag).iter().map(|p| p.2).sum::<u64>().saturating_sub(before);
-    tree.thaw().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-
-    let t0 = Instant::now();
-    tree.kill().unwrap();
-    let mut last_kill = Instant::now();
-    let emptied = wait_until(Duration::from_secs(60), || {
-        reap();
-        if last_kill.elapsed() > Duration::from_secs(1) {
-            let _ = tree.kill();
-            last_kill = Instant::now();
-        }
-        tree.is_empty()
-    });
-    let kill = t0.elapsed();
-    assert!(emptied, "{backend}: the tree of {size} did not die");
-    reap();
-    tree.remove().unwrap();
-    Some(Row { backend, size, stop, kill, paused_ticks })
 }
 
 pub fn run() {
@@ -139,7 +168,10 @@ pub fn run() {
         .split_whitespace()
         .filter_map(|s| s.parse().ok())
         .collect();
-    println!("{:<9} {:>6} {:>10} {:>10} {:>14}", "backend", "procs", "stop ms", "kill ms", "paused ticks");
+    println!(
+        "{:<9} {:>6} {:>10} {:>10} {:>14} {:>12} {:>12}",
+        "backend", "procs", "stop ms", "kill ms", "paused ticks", "term call ms", "term end ms"
+    );
     // DMON_BENCH_BACKENDS: a subset, e.g. "signals".
     let backends = std::env::var("DMON_BENCH_BACKENDS").unwrap_or_else(|_| "cgroup2 freezer signals".into());
     for (choice, name) in
@@ -151,12 +183,14 @@ pub fn run() {
         for &size in &sizes {
             if let Some(r) = measure(choice, size) {
                 println!(
-                    "{:<9} {:>6} {:>10.2} {:>10.2} {:>14}",
+                    "{:<9} {:>6} {:>10.2} {:>10.2} {:>14} {:>12.2} {:>12.2}",
                     r.backend,
                     r.size,
                     r.stop.as_secs_f64() * 1e3,
                     r.kill.as_secs_f64() * 1e3,
-                    r.paused_ticks
+                    r.paused_ticks,
+                    r.term_call.as_secs_f64() * 1e3,
+                    r.term_empty.as_secs_f64() * 1e3
                 );
             }
         }

@@ -207,18 +207,27 @@ impl TestDir {
         self.read(name)
     }
 
-    fn dmon_args(&self, extra: &[&str], script: &str) -> Vec<String> {
+    fn dmon_args(&self, extra: &[&str], script: &str, log: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = vec!["-n".into(), "-I".into(), self.path("status").display().to_string()];
         args.extend(["--grace".into(), "1".into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
         args.extend(["sh".into(), self.path(script).display().to_string()]);
+        if !log.is_empty() {
+            args.push("--".into());
+            args.extend(log.iter().map(|s| s.to_string()));
+        }
         args
     }
 
     /// Starts dmon (in the foreground, `-n`) on the tree.
     pub fn start(&self, extra: &[&str]) -> Dmon<'_> {
+        self.start_with_log(extra, &[])
+    }
+
+    /// Starts dmon on the tree with the log command `log` (none when empty).
+    pub fn start_with_log(&self, extra: &[&str], log: &[&str]) -> Dmon<'_> {
         let _ = fs::remove_file(self.path("status"));
-        let argv = self.layout.wrap(&self.dmon_args(extra, "tree.sh"), self.delegated.as_deref());
+        let argv = self.layout.wrap(&self.dmon_args(extra, "tree.sh", log), self.delegated.as_deref());
         let err = fs::File::create(self.path("dmon.err")).unwrap();
         let child = Command::new(&argv[0])
             .args(&argv[1..])
@@ -334,7 +343,7 @@ impl TestDir {
 
     /// Starts dmon in a tmux session on the interactive script.
     pub fn tmux_start(&self) -> Tmux<'_> {
-        let argv = self.layout.wrap(&self.dmon_args(&[], "interactive.sh"), self.delegated.as_deref());
+        let argv = self.layout.wrap(&self.dmon_args(&[], "interactive.sh", &[]), self.delegated.as_deref());
         let quoted: Vec<String> = argv.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
         let line = format!(
             "DMON_LOADAVG_FILE={} {} 2>{}; echo $? > {}",
@@ -416,6 +425,12 @@ fn stat(pid: i32) -> Option<(u64, u64)> {
     Some((num(22)?, num(14)? + num(15)?))
 }
 
+/// The nice value of `pid` (field 19 of `/proc/PID/stat`).
+pub fn nice(pid: i32) -> Option<i64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 2..].split(' ').nth(19 - 3)?.parse().ok()
+}
+
 /// The state letter of `pid` in `/proc/PID/stat` (`R`, `S`, `T`, `Z`...), None once it is gone.
 pub fn state(pid: i32) -> Option<char> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -456,7 +471,7 @@ impl Dmon<'_> {
     }
 
     /// dmon's pid as seen from here.
-    fn dmon_pid(&self) -> Option<i32> {
+    pub fn dmon_pid(&self) -> Option<i32> {
         let child = self.child.as_ref()?;
         let pid = child.id() as i32;
         if self.t.layout != Layout::Pid1 {
@@ -485,6 +500,32 @@ impl Dmon<'_> {
             let _ = child.wait();
         }
         assert!(ok, "{:?}: dmon did not exit after TERM; it said:\n{}", self.t.layout, self.t.read("dmon.err"));
+    }
+
+    /// Waits (at most `limit`) for dmon to exit by itself; whether it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let Some(child) = self.child.as_mut() else { return true };
+        let ok = wait_until(limit, || child.try_wait().unwrap().is_some());
+        if ok {
+            self.child = None;
+        }
+        ok
+    }
+
+    /// Waits until the kernel says the command's cgroup is frozen (a freeze
+    /// returns before it completes); nothing to wait for with signals.
+    pub fn wait_frozen(&self) {
+        if self.home().is_none() {
+            return;
+        }
+        assert!(wait_until(WAIT, || self.is_frozen()), "{:?}: the cgroup never read frozen", self.t.layout);
+    }
+
+    /// Whether the kernel says the command's cgroup is frozen.
+    pub fn is_frozen(&self) -> bool {
+        let Some(home) = self.home() else { return false };
+        fs::read_to_string(home.join("cmd/cgroup.events")).is_ok_and(|t| t.lines().any(|l| l == "frozen 1"))
+            || fs::read_to_string(home.join("cmd/freezer.state")).is_ok_and(|t| t.trim() == "FROZEN")
     }
 
     pub fn kill_hard(&mut self) {
