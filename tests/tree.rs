@@ -12,6 +12,8 @@
 //! These tests need root (cgroups, namespaces, setpriv); as another user they are
 //! skipped with a message. They run one at a time: each keeps both cores busy.
 
+mod common;
+
 #[path = "tree/support.rs"]
 mod support;
 
@@ -221,8 +223,7 @@ while :; do sleep 0.1; done
 fn term_during_a_freeze_that_does_not_complete(layout: Layout) {
     let Some(_serial) = serial(layout) else { return };
     if !Path::new("/dev/fuse").exists() {
-        eprintln!("skipped: no /dev/fuse");
-        return;
+        return common::skip("no /dev/fuse");
     }
     let t = TestDir::new(layout, "stalled");
     t.write("tree.sh", STALLED_MEMBER);
@@ -287,8 +288,7 @@ layouts! {
 fn interactive(layout: Layout) {
     let Some(_serial) = serial(layout) else { return };
     if !have("tmux") {
-        eprintln!("skipped: tmux is not installed");
-        return;
+        return common::skip("tmux is not installed");
     }
     let t = TestDir::new(layout, "tty");
     let session = t.tmux_start();
@@ -351,10 +351,8 @@ mod bench;
 #[test]
 #[ignore]
 fn bench_backends() {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the benchmark needs root");
-        return;
+    if !common::is_root() {
+        return common::skip("the benchmark needs root");
     }
     let _serial = serial(Layout::Hybrid);
     bench::run();

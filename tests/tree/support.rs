@@ -94,14 +94,13 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Runs the tests one at a time; None (with a message) where they cannot run.
 pub fn serial(layout: Layout) -> Option<MutexGuard<'static, ()>> {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the tree tests need root (cgroups, namespaces, setpriv)");
+    if !crate::common::is_root() {
+        crate::common::skip("the tree tests need root (cgroups, namespaces, setpriv)");
         return None;
     }
     let needs_unified = !matches!(layout, Layout::NoCgroups | Layout::Unprivileged | Layout::ForcedSignals);
     if needs_unified && !Path::new(UNIFIED).join("cgroup.procs").exists() && layout != Layout::PureV2 {
-        eprintln!("skipped: this host has no hybrid cgroup layout ({UNIFIED})");
+        crate::common::skip(&format!("this host has no hybrid cgroup layout ({UNIFIED})"));
         return None;
     }
     Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
