@@ -322,8 +322,8 @@ impl Supervisor {
         if unlogged > 0 {
             tracing::warn!(
                 "{unlogged} bytes of the command's output were left unlogged: the log command made no progress \
-                 for {:?}",
-                self.log.as_ref().map(|l| l.task.grace())
+                 for {} s",
+                self.log.as_ref().map_or(0.0, |l| l.task.grace().as_secs_f64())
             );
         }
         for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {

@@ -144,7 +144,12 @@ fn a_logger_that_never_starts_is_given_up_with_a_warning() {
     let out = finish_output(out, Duration::from_secs(30));
     let stderr = stderr_of(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("3893 bytes of the command's output were left unlogged"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "3893 bytes of the command's output were left unlogged: the log command made no progress for 1 s"
+        ),
+        "{stderr}"
+    );
 }
 
 /// The same as a daemon stopped by TERM: the logger waits out its back-off when
