@@ -676,15 +676,6 @@ fn a_killed_dlog_loses_no_line() {
     assert!(repeats <= 50, "{repeats} runs of repeated lines");
 }
 
-fn context_switches(pid: i32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .filter(|l| l.contains("ctxt_switches"))
-        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
-        .sum()
-}
-
 #[test]
 fn an_idle_dmon_does_not_wake_up() {
     let dir = Dir::new("idle");
@@ -693,9 +684,9 @@ fn an_idle_dmon_does_not_wake_up() {
     assert!(wait_until(Duration::from_secs(10), || !started(&st, "cmd").is_empty() && !started(&st, "log").is_empty()));
     let pid = child.id() as i32;
     std::thread::sleep(Duration::from_millis(300));
-    let before = context_switches(pid);
+    let before = common::context_switches(pid);
     std::thread::sleep(Duration::from_secs(2));
-    let after = context_switches(pid);
+    let after = common::context_switches(pid);
     assert_eq!(after, before, "dmon woke up {} times in 2 s with nothing to do", after - before);
     signal(pid, libc::SIGTERM);
     assert!(finish(child, Duration::from_secs(15)).success());

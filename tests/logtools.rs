@@ -2,6 +2,8 @@
 //! pipes, signals, files, a tmpfs that fills up, and a syslog socket the test
 //! listens on.
 
+mod common;
+
 #[path = "logtools/support.rs"]
 mod support;
 
@@ -1102,15 +1104,6 @@ fn drlog_replaces_the_timestamp_file_rather_than_writing_through_it() {
     assert_eq!(rotated(&logs).len(), 1);
 }
 
-fn context_switches(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .filter(|l| l.contains("ctxt_switches"))
-        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
-        .sum()
-}
-
 /// The start of a line left in the pipe keeps it readable; dlog looks at it again
 /// for a moment, then takes it into memory and waits for input without waking.
 #[test]
@@ -1122,9 +1115,9 @@ fn dlog_waits_for_a_newline_without_spinning() {
     drop(r);
     w.write_all(b"no newline yet").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(600));
-    let before = context_switches(child.id());
+    let before = common::context_switches(child.id() as i32);
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let after = context_switches(child.id());
+    let after = common::context_switches(child.id() as i32);
     assert!(after - before <= 2, "dlog woke up {} times in 1 s", after - before);
     w.write_all(b", now\n").unwrap();
     drop(w);

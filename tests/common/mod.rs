@@ -1,4 +1,4 @@
-//! What every test binary shares: the one way to skip.
+//! What the test binaries share: the one way to skip, and readings of /proc.
 
 #![allow(dead_code)]
 
@@ -15,4 +15,14 @@ pub fn skip(why: &str) {
 /// Whether the tests run as root.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// Voluntary and involuntary context switches of a process so far.
+pub fn context_switches(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum()
 }
