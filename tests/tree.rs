@@ -428,7 +428,7 @@ impl Drop for Owned {
 
 /// A leader and one setsid'd orphan that exits when told to and writes its pid.
 const SHORT_LIVED: &str = r#"dir=${0%/tree.sh}
-( setsid sh -c 'echo $$ > "$0.pid"; while [ ! -e "$0.exit" ]; do sleep 0.05; done' "$dir/orphan-short" & )
+( setsid sh -c 'echo $$ > "$0.tmp"; mv "$0.tmp" "$0.pid"; while [ ! -e "$0.exit" ]; do sleep 0.05; done' "$dir/orphan-short" & )
 while :; do sleep 0.1; done
 "#;
 
@@ -484,7 +484,7 @@ fn signals_never_reach_a_recycled_pid() {
 const WITH_LATE_MEMBER: &str = r#"dir=${0%/tree.sh}
 sh -c 'trap "" TERM; while :; do sleep 0.1; done' "$dir/orphan-early" &
 while [ ! -e "$dir/late" ]; do sleep 0.05; done
-( setsid sh -c 'trap "" TERM; echo $$ > "$0.pid"; while :; do sleep 0.1; done' "$dir/orphan-late" & )
+( setsid sh -c 'trap "" TERM; echo $$ > "$0.tmp"; mv "$0.tmp" "$0.pid"; while :; do sleep 0.1; done' "$dir/orphan-late" & )
 while :; do sleep 0.1; done
 "#;
 

@@ -149,7 +149,8 @@ exit 0
 /// Reads a line typed on the terminal, then becomes the tree.
 const INTERACTIVE: &str = r#"dir=${0%/interactive.sh}
 read -r line
-echo "$line" > "$dir/typed"
+echo "$line" > "$dir/typed.tmp"
+mv "$dir/typed.tmp" "$dir/typed"
 exec sh "$dir/tree.sh"
 "#;
 
@@ -201,6 +202,7 @@ impl TestDir {
         fs::read_to_string(self.path(name)).unwrap_or_default()
     }
 
+    /// Waits for a file that its writer renames into place whole.
     pub fn wait_file(&self, name: &str) -> String {
         assert!(wait_until(WAIT, || self.path(name).exists()), "{:?}: {name} never appeared", self.layout);
         self.read(name)
