@@ -372,16 +372,17 @@ impl Task {
                 if let State::Running { pid, .. } = self.state {
                     self.timeout_left = self.timeout_at.map(|t| t.saturating_duration_since(now));
                     self.timeout_at = None;
-                    out.push(Action::Freeze);
+                    // The record says when dmon decided; the freeze completes later.
                     out.push(Action::Report(Status::Pause(pid)));
+                    out.push(Action::Freeze);
                 }
             }
             (_, Event::Resume) if self.paused => {
                 self.paused = false;
                 if let State::Running { pid, .. } = self.state {
                     self.timeout_at = self.timeout_left.take().map(|left| now + left);
-                    out.push(Action::Thaw);
                     out.push(Action::Report(Status::Resume(pid)));
+                    out.push(Action::Thaw);
                 }
             }
             _ => {}
@@ -643,10 +644,10 @@ mod tests {
         let mut p = policy();
         p.timeout = Some(secs(10));
         let mut task = running(p, t0);
-        assert_eq!(task.handle(Event::Pause, t0 + secs(4)), [Action::Freeze, Action::Report(Status::Pause(100))]);
+        assert_eq!(task.handle(Event::Pause, t0 + secs(4)), [Action::Report(Status::Pause(100)), Action::Freeze]);
         assert_eq!(task.handle(Event::Pause, t0 + secs(5)), []);
         assert_eq!(task.deadline(), None);
-        assert_eq!(task.handle(Event::Resume, t0 + secs(100)), [Action::Thaw, Action::Report(Status::Resume(100))]);
+        assert_eq!(task.handle(Event::Resume, t0 + secs(100)), [Action::Report(Status::Resume(100)), Action::Thaw]);
         assert_eq!(task.deadline(), Some(t0 + secs(106)));
         assert_eq!(task.handle(Event::Resume, t0 + secs(101)), []);
     }
@@ -660,7 +661,7 @@ mod tests {
         assert_eq!(out.last(), Some(&Action::Spawn { frozen: true }));
         let out = task.handle(Event::Spawned { pid: 101 }, t0 + secs(30));
         assert_eq!(out, [Action::Report(Status::Start(101)), Action::Report(Status::Pause(101))]);
-        assert_eq!(task.handle(Event::Resume, t0 + secs(31)), [Action::Thaw, Action::Report(Status::Resume(101))]);
+        assert_eq!(task.handle(Event::Resume, t0 + secs(31)), [Action::Report(Status::Resume(101)), Action::Thaw]);
     }
 
     #[test]

@@ -14,15 +14,44 @@ use nix::sys::signal::Signal;
 
 use super::pidfd::{Pidfd, Refused};
 
-/// An error that says which file refused what: "write 1 to /sys/.../cgroup.kill: Permission denied".
-pub fn context(e: io::Error, what: &str, path: &Path, value: &str) -> io::Error {
-    let value = if value.is_empty() { String::new() } else { format!(" {value}") };
-    io::Error::new(e.kind(), format!("{what}{value} {}: {}", path.display(), crate::io_reason(&e)))
+/// A failed operation on a cgroup file, with what was done, to which file,
+/// with which value: "write 1 /sys/.../cgroup.kill: Permission denied".
+#[derive(Debug)]
+pub struct FileError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    /// What was written; empty for other operations.
+    pub value: String,
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let value = if self.value.is_empty() { String::new() } else { format!(" {}", self.value) };
+        write!(f, "{}{value} {}: {}", self.op, self.path.display(), crate::io_reason(&self.source))
+    }
+}
+
+impl std::error::Error for FileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// `e` as a [`FileError`], keeping its kind.
+pub fn context(e: io::Error, op: &'static str, path: &Path, value: &str) -> io::Error {
+    let kind = e.kind();
+    io::Error::new(kind, FileError { op, path: path.to_path_buf(), value: value.to_string(), source: e })
+}
+
+/// Opens the cgroup file at `path`.
+pub fn open(path: &Path, read: bool, write: bool) -> io::Result<File> {
+    File::options().read(read).write(write).open(path).map_err(|e| context(e, "open", path, ""))
 }
 
 /// Writes `value` to the cgroup file at `path` in one `write`.
 pub fn write(path: &Path, value: &str) -> io::Result<()> {
-    let file = File::options().write(true).open(path).map_err(|e| context(e, "open", path, ""))?;
+    let file = open(path, false, true)?;
     file.write_at(value.as_bytes(), 0).map(drop).map_err(|e| context(e, "write", path, value))
 }
 
@@ -115,20 +144,16 @@ pub fn with_pidfds(dir: &Path, pids: &[i32], mut f: impl FnMut(i32, &Pidfd)) {
 /// [`with_pidfds`]); a process dmon may not signal is noted in `refused` (and
 /// reported once), not an error: the others are signalled all the same.
 pub fn signal_all(dir: &Path, signal: Signal, refused: &mut Refused) -> usize {
-    let mut signalled = BTreeSet::new();
-    for _round in 0..64 {
+    let signalled = super::until_no_new(|signalled| {
         let fresh: Vec<i32> = pids(dir).into_iter().filter(|p| !signalled.contains(p)).collect();
-        if fresh.is_empty() {
-            break;
-        }
         with_pidfds(dir, &fresh, |pid, fd| {
             if fd.send(Some(signal)) == Err(Errno::EPERM) {
                 refused.note(pid, fd.ino());
             }
         });
-        signalled.extend(fresh);
-    }
-    signalled.len()
+        Ok(fresh)
+    });
+    signalled.unwrap_or(0)
 }
 
 /// The writes to one cgroup state file (`cgroup.freeze`, `freezer.state`), in

@@ -1,12 +1,13 @@
 //! "The process tree of one supervised command": start into it, signal all of it,
 //! freeze, thaw, kill all of it, and tell when it is empty.
 //!
-//! One enum over the backends, dispatched by `match`, chosen at start by
-//! [`open`] from the layout [`detect`] finds and the `--tree` choice:
+//! Each backend implements [`Control`]; [`open`] chooses one at start from the
+//! layout [`detect`] finds and the `--tree` choice:
 //! - [`cgroup2`]: a cgroup v2 leaf (pure v2, or the hybrid layout's `unified`
 //!   tree): `cgroup.freeze`, `cgroup.kill`, and `cgroup.events` to learn, without
 //!   polling, when the tree is frozen or empty;
-//! - [`freezer`]: a cgroup v1 freezer leaf, where no cgroup2 is mounted;
+//! - [`freezer`]: a cgroup v1 freezer leaf, where no cgroup2 is mounted (what
+//!   the two cgroup backends share is in [`leaf`]);
 //! - [`signals`]: no cgroup; the command's process group, dmon as child subreaper,
 //!   and a walk of the process table by parent pid. Works everywhere, for any user,
 //!   but a process could in principle slip out between two walks.
@@ -29,14 +30,17 @@ pub mod detect;
 pub mod files;
 pub mod freezer;
 pub mod home;
+pub mod leaf;
 pub mod pidfd;
 pub mod psi;
 pub mod signals;
 
+use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
@@ -60,11 +64,76 @@ pub struct TreeEvents {
     pub frozen: bool,
 }
 
-pub enum Tree {
-    Cgroup2(cgroup2::Cgroup2Tree),
-    Freezer(freezer::FreezerTree),
-    Signals(signals::SignalTree),
+/// What a backend does for one tree. None of it waits for the kernel: work
+/// that completes later is announced by [`Control::event_fd`] or done in steps
+/// at [`Control::deadline`].
+pub trait Control {
+    /// The tree's cgroup, for a cgroup backend.
+    fn cgroup(&self) -> Option<&Path> {
+        None
+    }
+    /// What the next child needs between fork and exec. `frozen`: the child
+    /// must start paused.
+    fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup>;
+    /// The child `pid` was started into the tree.
+    fn started(&mut self, pid: i32);
+    /// Sends `signal` to every process of the tree.
+    fn signal(&mut self, signal: Signal) -> io::Result<()>;
+    /// Pauses every process of the tree.
+    fn freeze(&mut self) -> io::Result<()>;
+    fn thaw(&mut self) -> io::Result<()>;
+    /// TERM and CONT to every process of the tree, once it is stopped; the tree
+    /// ends running.
+    fn terminate(&mut self) -> io::Result<()>;
+    /// KILL to every process of the tree.
+    fn kill(&mut self) -> io::Result<()>;
+    /// Whether no process is left but those dmon may not signal.
+    fn is_empty(&mut self) -> bool;
+    /// A descriptor that becomes readable (POLLPRI) when the tree's state changes.
+    fn event_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    /// Reads the state after a wake-up of the event descriptor.
+    fn acknowledge(&mut self) -> Option<TreeEvents> {
+        None
+    }
+    /// When [`Control::on_tick`] is due, if ever.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+    fn on_tick(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Pids the tree must never claim as its own (the other tree's leader).
+    fn set_foreign(&mut self, _pids: &[i32]) {}
+    /// Releases what the tree holds (cgroup directories); the tree must be empty.
+    fn remove(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
+
+/// How many times a tree is read again while each reading finds a process the
+/// last did not (a bound, in case a fork bomb outruns the readings).
+const ROUNDS: usize = 64;
+
+/// Signals a tree until a round finds no new member: `round` reads the members
+/// again (a process forked after one reading is found by the next), signals
+/// those not in the set it is given, and returns them. Returns how many were
+/// signalled.
+pub fn until_no_new(mut round: impl FnMut(&BTreeSet<i32>) -> io::Result<Vec<i32>>) -> io::Result<usize> {
+    let mut signalled = BTreeSet::new();
+    for _ in 0..ROUNDS {
+        let fresh = round(&signalled)?;
+        if fresh.is_empty() {
+            break;
+        }
+        signalled.extend(fresh);
+    }
+    Ok(signalled.len())
+}
+
+/// One supervised command's tree, in whichever backend was chosen.
+pub struct Tree(Box<dyn Control>);
 
 /// The trees of the command and of the log command, and why their backend was chosen.
 pub struct Trees {
@@ -73,16 +142,6 @@ pub struct Trees {
     pub choice: Choice,
     /// dmon's own cgroup directory, when a cgroup backend is used.
     pub home: Option<PathBuf>,
-}
-
-impl Trees {
-    /// The status-file line naming the backend: `tree cgroup2 /sys/fs/cgroup/unified/dmon.42`.
-    pub fn status_line(&self) -> String {
-        match &self.home {
-            Some(dir) => format!("tree {} {}", self.choice.backend.name(), dir.display()),
-            None => format!("tree {}", self.choice.backend.name()),
-        }
-    }
 }
 
 /// Chooses the backend (see [`detect::choose`]) and makes the trees: for a cgroup
@@ -118,8 +177,8 @@ pub fn open(choice: TreeChoice, parent: Option<&Path>, with_log: bool) -> Result
 
 fn signal_trees(choice: Choice, with_log: bool) -> Trees {
     Trees {
-        cmd: Tree::Signals(signals::SignalTree::new(true)),
-        log: with_log.then(|| Tree::Signals(signals::SignalTree::new(false))),
+        cmd: Tree(Box::new(signals::SignalTree::new(true))),
+        log: with_log.then(|| Tree(Box::new(signals::SignalTree::new(false)))),
         choice,
         home: None,
     }
@@ -135,11 +194,11 @@ fn make_cgroups(
     let home = Arc::new(home::Home::create(parent, origin, leaves)?);
     let dir = home.dir().to_path_buf();
     let make = |leaf: &str| -> io::Result<Tree> {
-        Ok(if v2 {
-            Tree::Cgroup2(cgroup2::Cgroup2Tree::new(home.clone(), leaf)?)
+        Ok(Tree(if v2 {
+            Box::new(cgroup2::Cgroup2Tree::new(home.clone(), leaf)?)
         } else {
-            Tree::Freezer(freezer::FreezerTree::new(home.clone(), leaf)?)
-        })
+            Box::new(freezer::FreezerTree::new(home.clone(), leaf)?)
+        }))
     };
     let cmd = make("cmd")?;
     let log = if with_log { Some(make("log")?) } else { None };
@@ -147,46 +206,26 @@ fn make_cgroups(
 }
 
 impl Tree {
-    /// A short name for diagnostics and the status file.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Tree::Cgroup2(_) => "cgroup2",
-            Tree::Freezer(_) => "freezer",
-            Tree::Signals(_) => "signals",
-        }
-    }
-
     /// A cgroup tree whose files fail (the cgroup was removed, or write access
     /// to it was taken away while dmon runs) becomes a signal tree: the processes
     /// it still lists are adopted, and the walk finds them and their descendants
     /// from then on, so the no-survivor guarantee holds as far as signals can
     /// hold it. Says so once. Returns whether the tree changed.
     fn fall_back(&mut self, e: &io::Error) -> bool {
-        let dir = match self {
-            Tree::Cgroup2(t) => t.dir().to_path_buf(),
-            Tree::Freezer(t) => t.dir().to_path_buf(),
-            Tree::Signals(_) => return false,
-        };
+        let Some(dir) = self.0.cgroup().map(Path::to_path_buf) else { return false };
         // Only the command's tree claims orphans re-parented to dmon.
         let mut signals = signals::SignalTree::new(dir.file_name().is_some_and(|leaf| leaf == "cmd"));
         files::with_pidfds(&dir, &files::pids(&dir), |pid, fd| signals.adopt(pid, fd));
         tracing::warn!("{}: {}; controlling this tree with signals from now on", dir.display(), crate::io_reason(e));
-        *self = Tree::Signals(signals);
+        self.0 = Box::new(signals);
         true
     }
 
-    /// Runs `op` on the signal tree when `result` is a cgroup failure that made
-    /// this tree fall back to signals.
-    fn or_signals(
-        &mut self,
-        result: io::Result<()>,
-        op: impl FnOnce(&mut signals::SignalTree) -> io::Result<()>,
-    ) -> io::Result<()> {
-        match result {
-            Err(e) if self.fall_back(&e) => match self {
-                Tree::Signals(t) => op(t),
-                _ => Err(e),
-            },
+    /// Runs `op` on the backend, and once more on the signal tree when it
+    /// failed with a cgroup failure that made this tree fall back to signals.
+    fn with_fallback(&mut self, op: impl Fn(&mut dyn Control) -> io::Result<()>) -> io::Result<()> {
+        match op(self.0.as_mut()) {
+            Err(e) if self.fall_back(&e) => op(self.0.as_mut()),
             other => other,
         }
     }
@@ -194,24 +233,15 @@ impl Tree {
     /// What the next child needs between fork and exec. `frozen`: the child must
     /// start paused.
     pub fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup> {
-        let result = match self {
-            Tree::Cgroup2(t) => t.child_setup(frozen),
-            Tree::Freezer(t) => t.child_setup(frozen),
-            Tree::Signals(t) => return Ok(t.child_setup(frozen)),
-        };
-        match result {
-            Err(e) if self.fall_back(&e) => self.child_setup(frozen),
+        match self.0.child_setup(frozen) {
+            Err(e) if self.fall_back(&e) => self.0.child_setup(frozen),
             other => other,
         }
     }
 
     /// The child `pid` was started into the tree.
     pub fn started(&mut self, pid: i32) {
-        match self {
-            Tree::Cgroup2(t) => t.started(pid),
-            Tree::Freezer(t) => t.started(pid),
-            Tree::Signals(t) => t.started(pid),
-        }
+        self.0.started(pid)
     }
 
     /// TERM and CONT to every process of the tree, once it is stopped: a cgroup
@@ -219,121 +249,72 @@ impl Tree {
     /// process acts on its TERM at once; with signals all are stopped first.
     /// The tree ends running (thawed) in every backend.
     pub fn terminate(&mut self) -> io::Result<()> {
-        let result = match self {
-            Tree::Cgroup2(t) => t.terminate(),
-            Tree::Freezer(t) => t.terminate(),
-            Tree::Signals(t) => return t.terminate(),
-        };
-        self.or_signals(result, |t| t.terminate())
+        self.with_fallback(|t| t.terminate())
     }
 
     /// Sends `signal` to every process of the tree.
     pub fn signal(&mut self, signal: Signal) -> io::Result<()> {
-        let result = match self {
-            Tree::Cgroup2(t) => t.signal(signal),
-            Tree::Freezer(t) => t.signal(signal),
-            Tree::Signals(t) => t.signal(signal),
-        };
-        self.or_signals(result, |t| t.signal(signal))
+        self.with_fallback(|t| t.signal(signal))
     }
 
     /// Pauses every process of the tree. Returns at once; a cgroup tree is
     /// frozen when the kernel says so (asynchronously).
     pub fn freeze(&mut self) -> io::Result<()> {
-        let result = match self {
-            Tree::Cgroup2(t) => t.freeze(),
-            Tree::Freezer(t) => t.freeze(),
-            Tree::Signals(t) => t.signal(Signal::SIGSTOP),
-        };
-        self.or_signals(result, |t| t.signal(Signal::SIGSTOP))
+        self.with_fallback(|t| t.freeze())
     }
 
     pub fn thaw(&mut self) -> io::Result<()> {
-        let result = match self {
-            Tree::Cgroup2(t) => t.thaw(),
-            Tree::Freezer(t) => t.thaw(),
-            Tree::Signals(t) => t.signal(Signal::SIGCONT),
-        };
-        self.or_signals(result, |t| t.signal(Signal::SIGCONT))
+        self.with_fallback(|t| t.thaw())
     }
 
     /// KILL to every process of the tree.
     pub fn kill(&mut self) -> io::Result<()> {
-        let result = match self {
-            Tree::Cgroup2(t) => t.kill(),
-            Tree::Freezer(t) => t.kill(),
-            Tree::Signals(t) => t.signal(Signal::SIGKILL),
-        };
-        self.or_signals(result, |t| t.signal(Signal::SIGKILL))
+        self.with_fallback(|t| t.kill())
     }
 
     /// Whether no process of the tree is left (zombies not counted: the caller
     /// reaps its children before asking).
     pub fn is_empty(&mut self) -> bool {
-        match self {
-            Tree::Cgroup2(t) => t.is_empty(),
-            Tree::Freezer(t) => t.is_empty(),
-            Tree::Signals(t) => t.is_empty(),
-        }
+        self.0.is_empty()
     }
 
     /// A descriptor that becomes readable (POLLPRI) when the tree's state changes.
     pub fn event_fd(&self) -> Option<BorrowedFd<'_>> {
-        match self {
-            Tree::Cgroup2(t) => t.event_fd(),
-            Tree::Freezer(_) | Tree::Signals(_) => None,
-        }
+        self.0.event_fd()
     }
 
     /// Reads the tree's state after a wake-up of [`Tree::event_fd`] (None for
     /// backends without one). Must be called after every wake-up: cgroup v2 keeps
     /// signalling POLLPRI until `cgroup.events` is read again.
     pub fn acknowledge(&mut self) -> Option<TreeEvents> {
-        match self {
-            Tree::Cgroup2(t) => Some(t.events()),
-            Tree::Freezer(_) | Tree::Signals(_) => None,
-        }
+        self.0.acknowledge()
     }
 
     /// When the loop must call [`Tree::on_tick`] next, if ever: work the tree
     /// does in steps (a v1 freezer's kill cycle) without keeping the loop.
-    pub fn deadline(&self) -> Option<std::time::Instant> {
-        match self {
-            Tree::Cgroup2(t) => t.deadline(),
-            Tree::Freezer(t) => t.deadline(),
-            Tree::Signals(_) => None,
-        }
+    pub fn deadline(&self) -> Option<Instant> {
+        self.0.deadline()
     }
 
-    /// The deadline of [`Tree::deadline`] has come: the next step.
+    /// The deadline of [`Tree::deadline`] has come: the next step. A cgroup
+    /// failure on the way is the v1 kill cycle's: the signal tree kills.
     pub fn on_tick(&mut self) {
-        let result = match self {
-            Tree::Cgroup2(t) => {
-                t.on_tick();
-                Ok(())
-            }
-            Tree::Freezer(t) => t.on_tick(),
-            Tree::Signals(_) => Ok(()),
+        let result = match self.0.on_tick() {
+            Err(e) if self.fall_back(&e) => self.0.kill(),
+            other => other,
         };
-        if let Err(e) = self.or_signals(result, |t| t.signal(Signal::SIGKILL)) {
+        if let Err(e) = result {
             tracing::warn!("{}", crate::io_reason(&e));
         }
     }
 
     /// Pids the tree must never claim as its own (the other tree's leader).
     pub fn set_foreign(&mut self, pids: &[i32]) {
-        match self {
-            Tree::Signals(t) => t.foreign = pids.to_vec(),
-            Tree::Cgroup2(_) | Tree::Freezer(_) => {}
-        }
+        self.0.set_foreign(pids)
     }
 
     /// Releases what the tree holds (cgroup directories); the tree must be empty.
     pub fn remove(&mut self) -> io::Result<()> {
-        match self {
-            Tree::Cgroup2(t) => t.remove(),
-            Tree::Freezer(t) => t.remove(),
-            Tree::Signals(_) => Ok(()),
-        }
+        self.0.remove()
     }
 }

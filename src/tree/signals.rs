@@ -119,7 +119,7 @@ pub struct SignalTree {
     /// the log command's tree does not claim them.
     claim_orphans: bool,
     /// The other tree's leader and process group, never claimed.
-    pub foreign: Vec<i32>,
+    foreign: Vec<i32>,
     /// The next child must start stopped.
     start_frozen: bool,
 }
@@ -171,7 +171,7 @@ impl SignalTree {
             self.known.insert(pid, Member { start: row.start, ino: fd.ino() });
         }
         if std::mem::take(&mut self.start_frozen) {
-            if let Err(e) = self.signal(Signal::SIGSTOP) {
+            if let Err(e) = self.signal_all(Signal::SIGSTOP) {
                 tracing::warn!("cannot start the tree stopped: {}", crate::io_reason(&e));
             }
         }
@@ -244,21 +244,16 @@ impl SignalTree {
     /// pidfd: a large busy group stops at once, instead of one process after
     /// another while the rest keep both CPUs from dmon. The walk then finds the
     /// rest and signals each process again; only that shows a refusal.
-    pub fn signal(&mut self, signal: Signal) -> io::Result<()> {
+    fn signal_all(&mut self, signal: Signal) -> io::Result<()> {
         if matches!(signal, Signal::SIGSTOP | Signal::SIGCONT | Signal::SIGKILL) && self.pgrp.is_some() {
             if let Some(leader) = &self.leader {
                 let _ = leader.send_group(Some(signal));
             }
         }
-        let mut signalled = BTreeSet::new();
-        for _round in 0..64 {
+        super::until_no_new(|signalled| {
             let (table, order) = self.walk();
             let fresh: Vec<i32> = order.into_iter().filter(|pid| !signalled.contains(pid)).collect();
-            if fresh.is_empty() {
-                return Ok(());
-            }
-            for pid in fresh {
-                signalled.insert(pid);
+            for &pid in &fresh {
                 let Some((fd, member)) = table.get(&pid).and_then(|row| self.open(row)) else { continue };
                 match fd.send(Some(signal)) {
                     Ok(()) | Err(Errno::ESRCH) => {}
@@ -266,24 +261,55 @@ impl SignalTree {
                     Err(e) => return Err(e.into()),
                 }
             }
-        }
-        Ok(())
+            Ok(fresh)
+        })
+        .map(drop)
+    }
+}
+
+impl super::Control for SignalTree {
+    fn child_setup(&mut self, frozen: bool) -> io::Result<super::ChildSetup> {
+        Ok(self.child_setup(frozen))
+    }
+
+    fn started(&mut self, pid: i32) {
+        self.started(pid)
+    }
+
+    fn signal(&mut self, signal: Signal) -> io::Result<()> {
+        self.signal_all(signal)
+    }
+
+    fn freeze(&mut self) -> io::Result<()> {
+        self.signal_all(Signal::SIGSTOP)
+    }
+
+    fn thaw(&mut self) -> io::Result<()> {
+        self.signal_all(Signal::SIGCONT)
+    }
+
+    fn kill(&mut self) -> io::Result<()> {
+        self.signal_all(Signal::SIGKILL)
     }
 
     /// TERM and CONT to every member, once all are stopped: a stopped tree cannot
     /// fork while it is terminated, and every process has its TERM before any
     /// runs again.
-    pub fn terminate(&mut self) -> io::Result<()> {
-        self.signal(Signal::SIGSTOP)?;
-        self.signal(Signal::SIGTERM)?;
-        self.signal(Signal::SIGCONT)
+    fn terminate(&mut self) -> io::Result<()> {
+        self.signal_all(Signal::SIGSTOP)?;
+        self.signal_all(Signal::SIGTERM)?;
+        self.signal_all(Signal::SIGCONT)
     }
 
     /// Whether no member is left but those dmon may not signal: nothing dmon
     /// does would end those, so they are not waited for.
-    pub fn is_empty(&mut self) -> bool {
+    fn is_empty(&mut self) -> bool {
         let (_, order) = self.walk();
         order.iter().all(|pid| self.known.get(pid).is_some_and(|m| self.refused.contains(*pid, m.ino)))
+    }
+
+    fn set_foreign(&mut self, pids: &[i32]) {
+        self.foreign = pids.to_vec();
     }
 }
 
