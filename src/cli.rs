@@ -64,25 +64,32 @@ pub struct Args {
     #[arg(short = 'W', long = "work-dir", value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
     /// After a successful (zero) exit, wait TIME before starting again
-    #[arg(short = 'i', long, value_name = "TIME", allow_hyphen_values = true, value_parser = units::parse_time, conflicts_with = "once")]
+    #[arg(short = 'i', long, value_name = "TIME", allow_hyphen_values = true, conflicts_with = "once")]
+    #[arg(value_parser = units::parse_time)]
     pub interval: Option<Duration>,
     /// Stop the whole command tree when a run lasts longer than TIME, then start again
-    #[arg(short = 't', long, value_name = "TIME", allow_hyphen_values = true, value_parser = time_above_zero)]
+    #[arg(short = 't', long, value_name = "TIME", allow_hyphen_values = true)]
+    #[arg(value_parser = time_above_zero)]
     pub timeout: Option<Duration>,
     /// Pause the whole command tree while the load average is above N
-    #[arg(short = 'L', long = "load-high", value_name = "N", allow_hyphen_values = true, value_parser = load_above_zero)]
+    #[arg(short = 'L', long = "load-high", value_name = "N", allow_hyphen_values = true)]
+    #[arg(value_parser = load_above_zero)]
     pub load_high: Option<f64>,
     /// Resume once the load average is below N (default: half of -L)
-    #[arg(short = 'l', long = "load-low", value_name = "N", allow_hyphen_values = true, value_parser = units::parse_load)]
+    #[arg(short = 'l', long = "load-low", value_name = "N", allow_hyphen_values = true)]
+    #[arg(value_parser = units::parse_load)]
     pub load_low: Option<f64>,
     /// Set NAME to VALUE, or remove NAME without =VALUE (repeatable)
-    #[arg(short = 'E', long = "environ", value_name = "NAME[=VALUE]", action = ArgAction::Append, value_parser = parse_assignment)]
+    #[arg(short = 'E', long = "environ", value_name = "NAME[=VALUE]", action = ArgAction::Append)]
+    #[arg(value_parser = parse_assignment)]
     pub environ: Vec<Assignment>,
     /// Run the command as USER, with the listed groups
-    #[arg(short = 'u', long = "cmd-user", value_name = "USER[:GROUP...]", value_parser = parse_user)]
+    #[arg(short = 'u', long = "cmd-user", value_name = "USER[:GROUP...]")]
+    #[arg(value_parser = parse_user)]
     pub cmd_user: Option<UserSpec>,
     /// Run the log command as USER, with the listed groups
-    #[arg(short = 'U', long = "log-user", value_name = "USER[:GROUP...]", value_parser = parse_user)]
+    #[arg(short = 'U', long = "log-user", value_name = "USER[:GROUP...]")]
+    #[arg(value_parser = parse_user)]
     pub log_user: Option<UserSpec>,
     /// Primary group of the command (with -u)
     #[arg(short = 'g', long = "cmd-group", value_name = "GROUP")]
@@ -97,7 +104,8 @@ pub struct Args {
     #[arg(short = '1', long = "once")]
     pub once: bool,
     /// Start the command again at most N times, then exit with its last status
-    #[arg(short = 'm', long = "max-respawns", value_name = "N", allow_hyphen_values = true, value_parser = units::parse_count)]
+    #[arg(short = 'm', long = "max-respawns", value_name = "N", allow_hyphen_values = true)]
+    #[arg(value_parser = units::parse_count)]
     pub max_respawns: Option<u64>,
     /// Send the command's standard error to the log command too
     #[arg(short = 'e', long = "stderr-redir")]
@@ -109,7 +117,8 @@ pub struct Args {
     #[arg(short = 'S', long = "log-sigs")]
     pub log_sigs: bool,
     /// Set a resource limit NAME=VALUE for both commands (repeatable; -r help lists them)
-    #[arg(short = 'r', long = "limit", value_name = "NAME=VALUE", action = ArgAction::Append, value_parser = parse_limit)]
+    #[arg(short = 'r', long = "limit", value_name = "NAME=VALUE", action = ArgAction::Append)]
+    #[arg(value_parser = parse_limit)]
     pub limit: Vec<LimitOrHelp>,
     /// Keep this capability after dropping to -u/-U's user (repeatable), e.g. NET_BIND_SERVICE
     #[arg(long = "cap", value_name = "CAP", action = ArgAction::Append)]
@@ -118,10 +127,12 @@ pub struct Args {
     #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
     /// How long a stopped tree gets between TERM and KILL
-    #[arg(long = "grace", value_name = "TIME", default_value = "5", allow_hyphen_values = true, value_parser = units::parse_time)]
+    #[arg(long = "grace", value_name = "TIME", default_value = "5", allow_hyphen_values = true)]
+    #[arg(value_parser = units::parse_time)]
     pub grace: Duration,
     /// The longest wait between restarts of a command that keeps failing
-    #[arg(long = "backoff-max", value_name = "TIME", default_value = "60", allow_hyphen_values = true, value_parser = units::parse_time)]
+    #[arg(long = "backoff-max", value_name = "TIME", default_value = "60", allow_hyphen_values = true)]
+    #[arg(value_parser = units::parse_time)]
     pub backoff_max: Duration,
     /// How to control the command tree: a cgroup, or signals where none can be had
     #[arg(long = "tree", value_name = "BACKEND", value_enum, default_value_t = TreeChoice::Auto)]
@@ -130,7 +141,8 @@ pub struct Args {
     #[arg(long = "cgroup-parent", value_name = "DIR")]
     pub cgroup_parent: Option<PathBuf>,
     /// Pause the whole command tree while CPU pressure is above HIGH percent, resume below LOW (default: half)
-    #[arg(long = "pressure", value_name = "HIGH[:LOW]", allow_hyphen_values = true, value_parser = parse_pressure, conflicts_with = "load_high")]
+    #[arg(long = "pressure", value_name = "HIGH[:LOW]", allow_hyphen_values = true, conflicts_with = "load_high")]
+    #[arg(value_parser = parse_pressure)]
     pub pressure: Option<LoadMarks>,
     /// Log more about what dmon does (repeat for more; DMON_LOG=debug does the same)
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]

@@ -355,6 +355,34 @@ mod tests {
     }
 
     #[test]
+    fn arguments_come_from_the_environment_then_the_file_then_the_command_line() {
+        use clap::CommandFactory;
+        let path = std::env::temp_dir().join(format!("dmon-conf-test-{}", std::process::id()));
+        std::fs::write(&path, "timeout 3\nno-daemon\n").unwrap();
+        let dmon = crate::cli::command();
+        let os = |words: &[&str]| words.iter().map(OsString::from).collect::<Vec<_>>();
+        let env = Some(OsStr::new("-t 1"));
+        let file = path.to_str().unwrap();
+        let expected = os(&["-t", "1", "--timeout", "3", "--no-daemon", "-t", "9", "x"]);
+        for front in [
+            os(&["-C", file]),
+            os(&["--config", file]),
+            os(&[&format!("-C{file}")]),
+            os(&[&format!("--config={file}")]),
+        ] {
+            let args = [front, os(&["-t", "9", "x"])].concat();
+            assert_eq!(arguments(&dmon, "DMON_OPTIONS", env, &args).unwrap(), expected);
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(arguments(&dmon, "DMON_OPTIONS", None, &os(&["-C"])).unwrap_err(), "-C/--config needs a FILE");
+        // A word that is no option would start dmon's command; dlog's FILE may be given.
+        let e = arguments(&dmon, "DMON_OPTIONS", Some(OsStr::new("-n -t 5 sleep")), &[]).unwrap_err();
+        assert_eq!(e, "DMON_OPTIONS: 'sleep' is not an option (the command goes on the command line)");
+        let dlog = crate::logtools::dlog::Args::command();
+        assert_eq!(arguments(&dlog, "DLOG_OPTIONS", Some(OsStr::new("-e \"a b\"")), &[]).unwrap(), os(&["-e", "a b"]));
+    }
+
+    #[test]
     fn errors_name_their_place() {
         let e = words(b"x\n  \"abc").unwrap_err();
         assert_eq!((e.line, e.column), (2, 3));

@@ -47,7 +47,8 @@ use crate::units;
 )]
 pub struct Args {
     /// Keep at most N rotated files (0: keep all)
-    #[arg(short = 'm', long = "max-files", value_name = "N", default_value = "10", value_parser = units::parse_count)]
+    #[arg(short = 'm', long = "max-files", value_name = "N", default_value = "10")]
+    #[arg(value_parser = units::parse_count)]
     pub max_files: u64,
     /// Rotate once current has been in use for TIME (0: never by age)
     #[arg(short = 'T', long = "max-time", value_name = "TIME", default_value = "5d", value_parser = units::parse_time)]
