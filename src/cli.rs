@@ -266,10 +266,14 @@ fn named(cli: &clap::Command, id: &str) -> String {
 
 /// clap's error for an option of [`NEEDS`] given alone, as `-l/--load-low needs -L/--load-high`.
 fn needs(e: &clap::Error, cli: &clap::Command) -> Option<String> {
-    let Some(ContextValue::Strings(missing)) = e.get(ContextKind::InvalidArg) else { return None };
-    let missing: Vec<_> = missing.iter().filter_map(|shown| conf::option(cli, shown)).collect();
-    let &(id, needed) = NEEDS.iter().find(|(_, needed)| missing.iter().any(|arg| arg.get_id() == *needed))?;
-    (e.kind() == ErrorKind::MissingRequiredArgument).then(|| format!("{} needs {}", named(cli, id), named(cli, needed)))
+    let (ErrorKind::MissingRequiredArgument, Some(ContextValue::Strings(missing))) =
+        (e.kind(), e.get(ContextKind::InvalidArg))
+    else {
+        return None;
+    };
+    let is_missing = |id: &str| missing.iter().any(|shown| conf::option(cli, shown).is_some_and(|a| a.get_id() == id));
+    let &(id, needed) = NEEDS.iter().find(|(_, needed)| is_missing(needed))?;
+    Some(format!("{} needs {}", named(cli, id), named(cli, needed)))
 }
 
 /// `-t`: a time above zero.
@@ -355,11 +359,14 @@ fn finish(a: Args, cli: &clap::Command) -> Result<Parsed, UsageError> {
         return Err(usage("no command given before '--'"));
     }
 
+    // -l without -L, and -g or -G without its user, clap has refused ([`NEEDS`]).
     let load = a.load_high.map(|high| LoadMarks { high, low: a.load_low.unwrap_or(high / 2.0) });
     if let Some(LoadMarks { high, low }) = load.filter(|marks| marks.low > marks.high) {
         let (l, h) = (named("load_low"), named("load_high"));
         return Err(usage(format!("{l}: '{low}' is above {h} '{high}' (expected at most the high mark)")));
     }
+    // An empty -g is refused here, not by a value parser: clap checks values before
+    // requirements, and `-g ''` alone is missing its -u first.
     let with_group = |spec: Option<UserSpec>, group: Option<String>, user_id, group_id| match group.as_deref() {
         Some("") => Err(usage(format!("{}: {} '' is not a group name", named(user_id), named(group_id)))),
         _ => Ok(spec.map(|spec| UserSpec { primary_group: group, ..spec })),
