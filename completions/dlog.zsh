@@ -15,10 +15,10 @@ _dlog() {
 
     local context curcontext="$curcontext" state line
     _arguments "${_arguments_options[@]}" : \
-'-p+[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
-'--prefix=[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
 '-i+[Read from descriptor FD instead of standard input]:FD:_default' \
 '--input-fd=[Read from descriptor FD instead of standard input]:FD:_default' \
+'-p+[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
+'--prefix=[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
 '-b[Buffered\: do not sync to disk after each batch]' \
 '--buffered[Buffered\: do not sync to disk after each batch]' \
 '-t[Put a UTC timestamp YYYY-mm-dd/HH\:MM\:SS in front of each line]' \

@@ -25,8 +25,8 @@ json\:"JSON Lines\: one object per event, with a time stamp (see docs/status.md)
 '--pid-file=[Write dmon'\''s pid to PATH, locked while dmon runs]:PATH:_files' \
 '-W+[Change to DIR before starting the commands]:DIR:_files' \
 '--work-dir=[Change to DIR before starting the commands]:DIR:_files' \
-'-i+[After a successful (zero) exit, wait TIME before starting again]:TIME:_default' \
-'--interval=[After a successful (zero) exit, wait TIME before starting again]:TIME:_default' \
+'(-1 --once)-i+[After a successful (zero) exit, wait TIME before starting again]:TIME:_default' \
+'(-1 --once)--interval=[After a successful (zero) exit, wait TIME before starting again]:TIME:_default' \
 '-t+[Stop the whole command tree when a run lasts longer than TIME, then start again]:TIME:_default' \
 '--timeout=[Stop the whole command tree when a run lasts longer than TIME, then start again]:TIME:_default' \
 '-L+[Pause the whole command tree while the load average is above N]:N:_default' \
@@ -55,7 +55,7 @@ cgroup2\:"A cgroup v2 leaf\: freeze, thaw and cgroup.kill"
 freezer\:"A cgroup v1 freezer leaf"
 signals\:"Process group, subreaper and a walk of the process tree"))' \
 '--cgroup-parent=[Make dmon'\''s cgroups under DIR instead of under dmon'\''s own cgroup]:DIR:_files' \
-'--pressure=[Pause the whole command tree while CPU pressure is above HIGH percent, resume below LOW (default\: half)]:HIGH[:LOW]:_default' \
+'(-L --load-high)--pressure=[Pause the whole command tree while CPU pressure is above HIGH percent, resume below LOW (default\: half)]:HIGH[:LOW]:_default' \
 '-n[Stay in the foreground, sharing the terminal with the command]' \
 '--no-daemon[Stay in the foreground, sharing the terminal with the command]' \
 '-1[Stop once the command exits with status 0]' \

@@ -1,6 +1,7 @@
-//! dmon's command line: the clap definition, the assembly of the argument list from
-//! `DMON_OPTIONS`, a `-C` file and the real command line, and the validation that
-//! turns strings into the values the supervisor runs with.
+//! dmon's command line: the clap definition, whose value parsers turn times,
+//! counts and loads into values and whose declared conflicts and requirements
+//! clap checks, and the few checks clap cannot make. The words come from
+//! `DMON_OPTIONS`, a `-C` file and the real command line ([`crate::conf::arguments`]).
 //!
 //! Two stages, as the rest of the program expects: `parse` does no system calls
 //! beyond reading the `-C` file and the environment; looking up users, opening
@@ -11,8 +12,10 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
+use crate::conf;
 use crate::creds::UserSpec;
 use crate::limits::Limit;
 pub use crate::status::Format as StatusFormat;
@@ -33,7 +36,7 @@ Exit status: 0 after a clean stop; in -1/-m modes the command's last status
 (128+N when killed by signal N); 2 for bad options or files, before anything starts;
 1 when supervision itself fails.";
 
-/// The options exactly as typed; `parse` validates them into [`Options`].
+/// The options as clap parses them; `parse` makes them [`Options`].
 #[derive(Parser, Debug)]
 #[command(
     name = "dmon",
@@ -61,26 +64,33 @@ pub struct Args {
     #[arg(short = 'W', long = "work-dir", value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
     /// After a successful (zero) exit, wait TIME before starting again
-    #[arg(short = 'i', long, value_name = "TIME", allow_hyphen_values = true)]
-    pub interval: Option<String>,
+    #[arg(short = 'i', long, value_name = "TIME", allow_hyphen_values = true, conflicts_with = "once")]
+    #[arg(value_parser = units::parse_time)]
+    pub interval: Option<Duration>,
     /// Stop the whole command tree when a run lasts longer than TIME, then start again
     #[arg(short = 't', long, value_name = "TIME", allow_hyphen_values = true)]
-    pub timeout: Option<String>,
+    #[arg(value_parser = time_above_zero)]
+    pub timeout: Option<Duration>,
     /// Pause the whole command tree while the load average is above N
     #[arg(short = 'L', long = "load-high", value_name = "N", allow_hyphen_values = true)]
-    pub load_high: Option<String>,
+    #[arg(value_parser = load_above_zero)]
+    pub load_high: Option<f64>,
     /// Resume once the load average is below N (default: half of -L)
     #[arg(short = 'l', long = "load-low", value_name = "N", allow_hyphen_values = true)]
-    pub load_low: Option<String>,
+    #[arg(value_parser = units::parse_load)]
+    pub load_low: Option<f64>,
     /// Set NAME to VALUE, or remove NAME without =VALUE (repeatable)
     #[arg(short = 'E', long = "environ", value_name = "NAME[=VALUE]", action = ArgAction::Append)]
-    pub environ: Vec<String>,
+    #[arg(value_parser = parse_assignment)]
+    pub environ: Vec<Assignment>,
     /// Run the command as USER, with the listed groups
     #[arg(short = 'u', long = "cmd-user", value_name = "USER[:GROUP...]")]
-    pub cmd_user: Option<String>,
+    #[arg(value_parser = parse_user)]
+    pub cmd_user: Option<UserSpec>,
     /// Run the log command as USER, with the listed groups
     #[arg(short = 'U', long = "log-user", value_name = "USER[:GROUP...]")]
-    pub log_user: Option<String>,
+    #[arg(value_parser = parse_user)]
+    pub log_user: Option<UserSpec>,
     /// Primary group of the command (with -u)
     #[arg(short = 'g', long = "cmd-group", value_name = "GROUP")]
     pub cmd_group: Option<String>,
@@ -95,7 +105,8 @@ pub struct Args {
     pub once: bool,
     /// Start the command again at most N times, then exit with its last status
     #[arg(short = 'm', long = "max-respawns", value_name = "N", allow_hyphen_values = true)]
-    pub max_respawns: Option<String>,
+    #[arg(value_parser = units::parse_count)]
+    pub max_respawns: Option<u64>,
     /// Send the command's standard error to the log command too
     #[arg(short = 'e', long = "stderr-redir")]
     pub stderr_redir: bool,
@@ -107,7 +118,8 @@ pub struct Args {
     pub log_sigs: bool,
     /// Set a resource limit NAME=VALUE for both commands (repeatable; -r help lists them)
     #[arg(short = 'r', long = "limit", value_name = "NAME=VALUE", action = ArgAction::Append)]
-    pub limit: Vec<String>,
+    #[arg(value_parser = parse_limit)]
+    pub limit: Vec<LimitOrHelp>,
     /// Keep this capability after dropping to -u/-U's user (repeatable), e.g. NET_BIND_SERVICE
     #[arg(long = "cap", value_name = "CAP", action = ArgAction::Append)]
     pub cap: Vec<String>,
@@ -116,10 +128,12 @@ pub struct Args {
     pub no_new_privs: bool,
     /// How long a stopped tree gets between TERM and KILL
     #[arg(long = "grace", value_name = "TIME", default_value = "5", allow_hyphen_values = true)]
-    pub grace: String,
+    #[arg(value_parser = units::parse_time)]
+    pub grace: Duration,
     /// The longest wait between restarts of a command that keeps failing
     #[arg(long = "backoff-max", value_name = "TIME", default_value = "60", allow_hyphen_values = true)]
-    pub backoff_max: String,
+    #[arg(value_parser = units::parse_time)]
+    pub backoff_max: Duration,
     /// How to control the command tree: a cgroup, or signals where none can be had
     #[arg(long = "tree", value_name = "BACKEND", value_enum, default_value_t = TreeChoice::Auto)]
     pub tree: TreeChoice,
@@ -127,8 +141,9 @@ pub struct Args {
     #[arg(long = "cgroup-parent", value_name = "DIR")]
     pub cgroup_parent: Option<PathBuf>,
     /// Pause the whole command tree while CPU pressure is above HIGH percent, resume below LOW (default: half)
-    #[arg(long = "pressure", value_name = "HIGH[:LOW]")]
-    pub pressure: Option<String>,
+    #[arg(long = "pressure", value_name = "HIGH[:LOW]", allow_hyphen_values = true, conflicts_with = "load_high")]
+    #[arg(value_parser = parse_pressure)]
+    pub pressure: Option<LoadMarks>,
     /// Log more about what dmon does (repeat for more; DMON_LOG=debug does the same)
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
     pub verbose: u8,
@@ -211,142 +226,102 @@ fn usage(message: impl Into<String>) -> UsageError {
     UsageError(message.into())
 }
 
+/// An `-E` item: NAME and VALUE, or NAME alone to remove it.
+pub type Assignment = (String, Option<String>);
+
+/// An `-r` item: a limit, or `None` for `-r help`.
+pub type LimitOrHelp = Option<Limit>;
+
+/// Options that need another, by id: declared to clap by [`command`], and both
+/// named in the error (clap's own names only the missing one).
+const NEEDS: [(&str, &str); 3] = [("load_low", "load_high"), ("cmd_group", "cmd_user"), ("log_group", "log_user")];
+
+/// dmon's clap command: [`Args`] with the requirements of [`NEEDS`].
+pub fn command() -> clap::Command {
+    NEEDS.iter().fold(Args::command(), |cli, &(id, needed)| cli.mut_arg(id, |a| a.requires(needed)))
+}
+
 /// Parses dmon's arguments (without the program name), with `DMON_OPTIONS` taken
 /// from `env_options`. Precedence, as in DMon: the environment, then the `-C` file,
 /// then the command line; a later option wins.
 pub fn parse(args: &[OsString], env_options: Option<&OsStr>) -> Result<Parsed, UsageError> {
-    let mut argv: Vec<OsString> = vec!["dmon".into()];
-    if let Some(text) = env_options {
-        let words = crate::conf::words(text.as_encoded_bytes())
-            .map_err(|e| usage(format!("DMON_OPTIONS: column {}: {}", e.column, e.message)))?;
-        for word in &words {
-            if !word.text.starts_with('-') && !argv.last().is_some_and(|prev| takes_value(prev)) {
-                return Err(usage(format!(
-                    "DMON_OPTIONS: '{}' is not an option (the command goes on the command line)",
-                    word.text
-                )));
-            }
-            argv.push(word.text.clone().into());
+    let mut cli = command();
+    let words = conf::arguments(&cli, "DMON_OPTIONS", env_options, args).map_err(UsageError)?;
+    let parsed = cli
+        .try_get_matches_from_mut(std::iter::once(OsString::from("dmon")).chain(words))
+        .and_then(|matches| Args::from_arg_matches(&matches));
+    match parsed {
+        Ok(parsed) => finish(parsed, &cli),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            Ok(Parsed::Print(e.render().to_string()))
         }
+        Err(e) => Err(usage(needs(&e, &cli).unwrap_or_else(|| conf::one_line(&e, &cli)))),
     }
-    let mut rest = args;
-    if let Some((path, consumed)) = config_option(args)? {
-        argv.extend(read_config(&path)?);
-        rest = &args[consumed..];
-    }
-    argv.extend(rest.iter().cloned());
+}
 
-    let parsed = match Args::try_parse_from(&argv) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            use clap::error::ErrorKind::*;
-            return match e.kind() {
-                DisplayHelp | DisplayVersion => Ok(Parsed::Print(e.render().to_string())),
-                _ => Err(usage(one_line_of_clap_error(&e))),
-            };
-        }
+/// How messages name the option with `id`: `-l/--load-low`.
+fn named(cli: &clap::Command, id: &str) -> String {
+    cli.get_arguments().find(|a| a.get_id() == id).map_or_else(|| id.to_string(), conf::flag)
+}
+
+/// clap's error for an option of [`NEEDS`] given alone, as `-l/--load-low needs -L/--load-high`.
+fn needs(e: &clap::Error, cli: &clap::Command) -> Option<String> {
+    let (ErrorKind::MissingRequiredArgument, Some(ContextValue::Strings(missing))) =
+        (e.kind(), e.get(ContextKind::InvalidArg))
+    else {
+        return None;
     };
-    if parsed.limit.iter().any(|l| l == "help") {
-        return Ok(Parsed::Print(crate::limits::help()));
-    }
-    validate(parsed).map(|o| Parsed::Run(Box::new(o)))
+    let is_missing = |id: &str| missing.iter().any(|shown| conf::option(cli, shown).is_some_and(|a| a.get_id() == id));
+    let &(id, needed) = NEEDS.iter().find(|(_, needed)| is_missing(needed))?;
+    Some(format!("{} needs {}", named(cli, id), named(cli, needed)))
 }
 
-/// clap's message in one line: its first line, the possible values or the
-/// option meant where clap knows them, and where to look.
-fn one_line_of_clap_error(e: &clap::Error) -> String {
-    use clap::error::{ContextKind, ContextValue};
-    let text = e.render().to_string();
-    let line = text.lines().next().unwrap_or("invalid arguments");
-    let mut line = line.strip_prefix("error: ").unwrap_or(line).to_string();
-    if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
-        if !values.is_empty() {
-            line.push_str(&format!(": possible values are {}", values.join(", ")));
-        }
+/// `-t`: a time above zero.
+fn time_above_zero(text: &str) -> Result<Duration, String> {
+    match units::parse_time(text)? {
+        Duration::ZERO => Err(format!("'{text}' is too short (expected a time above zero)")),
+        time => Ok(time),
     }
-    // clap's guess, when it starts as typed: `--tre` for `--tree`, but not
-    // `--bogus` for `--log-user`.
-    if let (Some(ContextValue::String(typed)), Some(ContextValue::String(meant))) =
-        (e.get(ContextKind::InvalidArg), e.get(ContextKind::SuggestedArg))
-    {
-        if typed.len() > 4 && meant.get(..5) == typed.get(..5) {
-            line.push_str(&format!("; did you mean '{meant}'?"));
-        }
-    }
-    line + " (see dmon --help)"
 }
 
-/// Whether a command-line word is an option that takes a value in its next word.
-fn takes_value(word: &OsStr) -> bool {
-    let Some(word) = word.to_str() else { return false };
-    let command = Args::command();
-    let found = if let Some(long) = word.strip_prefix("--") {
-        command.get_arguments().find(|a| a.get_long() == Some(long))
-    } else if let Some(short) = word.strip_prefix('-').filter(|s| s.chars().count() == 1) {
-        let short = short.chars().next();
-        command.get_arguments().find(|a| a.get_short() == short)
-    } else {
-        None
+/// `-L`: a load above zero.
+fn load_above_zero(text: &str) -> Result<f64, String> {
+    match units::parse_load(text) {
+        Ok(load) if load > 0.0 => Ok(load),
+        Err(e) if !units::is_negative(text) => Err(e),
+        _ => Err(format!("'{text}' must be above zero")),
+    }
+}
+
+/// `-E NAME[=VALUE]`.
+fn parse_assignment(item: &str) -> Result<Assignment, String> {
+    let (name, value) = item.split_once('=').map_or((item, None), |(name, value)| (name, Some(value)));
+    if name.is_empty() || item.contains('\0') {
+        return Err(format!("'{item}' is not NAME or NAME=VALUE"));
+    }
+    Ok((name.to_string(), value.map(str::to_string)))
+}
+
+/// `-u`, `-U`: `USER[:GROUP...]`; `-g` and `-G` are added by [`finish`].
+fn parse_user(spec: &str) -> Result<UserSpec, String> {
+    UserSpec::parse(spec, None)
+}
+
+/// `-r NAME=VALUE`, or `-r help`.
+fn parse_limit(text: &str) -> Result<LimitOrHelp, String> {
+    if text == "help" { Ok(None) } else { Limit::parse(text).map(Some) }
+}
+
+/// `--pressure HIGH[:LOW]`: percentages of stalled time, 0 <= LOW <= HIGH, 0 < HIGH < 100.
+fn parse_pressure(text: &str) -> Result<LoadMarks, String> {
+    let bad = |why: &str| format!("'{text}' {why} (expected HIGH[:LOW], percentages such as 40:10)");
+    let percent = |part: &str| {
+        let why = if units::is_negative(part) { "has a percentage below zero" } else { "is not a percentage" };
+        units::parse_load(part).map_err(|_| bad(why))
     };
-    found.is_some_and(|a| a.get_action().takes_values())
-}
-
-/// Finds `-C FILE`, `-CFILE`, `--config FILE` or `--config=FILE` at the front.
-fn config_option(args: &[OsString]) -> Result<Option<(PathBuf, usize)>, UsageError> {
-    let Some(first) = args.first() else { return Ok(None) };
-    let bytes = first.as_encoded_bytes();
-    let value_of = |i: usize| args.get(i).cloned().ok_or_else(|| usage("-C/--config needs a FILE"));
-    if bytes == b"-C" || bytes == b"--config" {
-        return Ok(Some((value_of(1)?.into(), 2)));
-    }
-    for prefix in [&b"--config="[..], &b"-C"[..]] {
-        if let Some(rest) = bytes.strip_prefix(prefix) {
-            // SAFETY: splitting after an ASCII prefix keeps the encoding valid.
-            let path = unsafe { OsStr::from_encoded_bytes_unchecked(rest) };
-            return Ok(Some((path.into(), 1)));
-        }
-    }
-    Ok(None)
-}
-
-/// Reads a `-C` file and turns it into command-line words (`--name value`).
-fn read_config(path: &PathBuf) -> Result<Vec<OsString>, UsageError> {
-    let shown = path.display();
-    let text = std::fs::read(path)
-        .map_err(|e| usage(format!("-C/--config: cannot read '{shown}': {}", crate::io_reason(&e))))?;
-    let words =
-        crate::conf::words(&text).map_err(|e| usage(format!("{shown}:{}:{}: {}", e.line, e.column, e.message)))?;
-    let command = Args::command();
-    let mut out = Vec::new();
-    let mut words = words.into_iter();
-    while let Some(word) = words.next() {
-        let name = word.text.trim_start_matches('-');
-        let arg = command
-            .get_arguments()
-            .find(|a| a.get_long() == Some(name) && !matches!(a.get_id().as_str(), "config" | "command"));
-        let Some(arg) = arg else {
-            return Err(usage(format!("{shown}:{}:{}: unknown option '{}'", word.line, word.column, word.text)));
-        };
-        out.push(format!("--{name}").into());
-        if arg.get_action().takes_values() {
-            let Some(value) = words.next() else {
-                return Err(usage(format!("{shown}:{}:{}: option '{name}' needs a value", word.line, word.column)));
-            };
-            out.push(value.text.into());
-        }
-    }
-    Ok(out)
-}
-
-/// `--pressure HIGH[:LOW]`: percentages of stalled time, 0 < LOW <= HIGH < 100.
-fn parse_pressure(text: &str) -> Result<LoadMarks, UsageError> {
-    let bad = |why: &str| usage(format!("--pressure: '{text}' {why} (expected HIGH[:LOW], percentages such as 40:10)"));
-    let (high, low) = match text.split_once(':') {
-        Some((high, low)) => (high, Some(low)),
-        None => (text, None),
-    };
-    let high = units::parse_load(high).map_err(|_| bad("is not a percentage"))?;
-    let low = low.map(units::parse_load).transpose().map_err(|_| bad("is not a percentage"))?.unwrap_or(high / 2.0);
+    let (high, low) = text.split_once(':').map_or((text, None), |(high, low)| (high, Some(low)));
+    let high = percent(high)?;
+    let low = low.map(percent).transpose()?.unwrap_or(high / 2.0);
     if !(high > 0.0 && high < 100.0) {
         return Err(bad("has HIGH outside 0..100"));
     }
@@ -356,9 +331,14 @@ fn parse_pressure(text: &str) -> Result<LoadMarks, UsageError> {
     Ok(LoadMarks { high, low })
 }
 
-fn validate(a: Args) -> Result<Options, UsageError> {
+/// What clap cannot check, and the assembly of [`Options`].
+fn finish(a: Args, cli: &clap::Command) -> Result<Parsed, UsageError> {
+    let Some(limits) = a.limit.into_iter().collect::<Option<Vec<Limit>>>() else {
+        return Ok(Parsed::Print(crate::limits::help()));
+    };
+    let named = |id| named(cli, id);
     if a.config.is_some() {
-        return Err(usage("-C/--config must be the first option"));
+        return Err(usage(format!("{} must be the first option", named("config"))));
     }
     let mut command = a.command;
     if command.is_empty() {
@@ -379,112 +359,50 @@ fn validate(a: Args) -> Result<Options, UsageError> {
         return Err(usage("no command given before '--'"));
     }
 
-    let time = |name: &str, value: &Option<String>| -> Result<Option<Duration>, UsageError> {
-        value.as_deref().map(units::parse_time).transpose().map_err(|e| usage(format!("{name}: {e}")))
+    // -l without -L, and -g or -G without its user, clap has refused ([`NEEDS`]).
+    let load = a.load_high.map(|high| LoadMarks { high, low: a.load_low.unwrap_or(high / 2.0) });
+    if let Some(LoadMarks { high, low }) = load.filter(|marks| marks.low > marks.high) {
+        let (l, h) = (named("load_low"), named("load_high"));
+        return Err(usage(format!("{l}: '{low}' is above {h} '{high}' (expected at most the high mark)")));
+    }
+    // An empty -g is refused here, not by a value parser: clap checks values before
+    // requirements, and `-g ''` alone is missing its -u first.
+    let with_group = |spec: Option<UserSpec>, group: Option<String>, user_id, group_id| match group.as_deref() {
+        Some("") => Err(usage(format!("{}: {} '' is not a group name", named(user_id), named(group_id)))),
+        _ => Ok(spec.map(|spec| UserSpec { primary_group: group, ..spec })),
     };
-    let interval = time("-i/--interval", &a.interval)?;
-    let timeout = time("-t/--timeout", &a.timeout)?;
-    if timeout == Some(Duration::ZERO) {
-        return Err(usage("-t/--timeout: '0' is too short (expected a time above zero)"));
-    }
-    if interval.is_some() && a.once {
-        return Err(usage("-i/--interval cannot be used with -1/--once"));
-    }
-    let grace = units::parse_time(&a.grace).map_err(|e| usage(format!("--grace: {e}")))?;
-    let backoff_max = units::parse_time(&a.backoff_max).map_err(|e| usage(format!("--backoff-max: {e}")))?;
+    let cmd_user = with_group(a.cmd_user, a.cmd_group, "cmd_user", "cmd_group")?;
+    let log_user = with_group(a.log_user, a.log_group, "log_user", "log_group")?;
 
-    let load = match (&a.load_high, &a.load_low) {
-        (None, None) => None,
-        (None, Some(_)) => return Err(usage("-l/--load-low needs -L/--load-high")),
-        (Some(high), low) => {
-            let high_value = match units::parse_load(high) {
-                Ok(value) if value > 0.0 => value,
-                Err(e) if !units::is_negative(high) => return Err(usage(format!("-L/--load-high: {e}"))),
-                _ => return Err(usage(format!("-L/--load-high: '{high}' must be above zero"))),
-            };
-            let low_value = match low {
-                Some(low) => units::parse_load(low).map_err(|e| usage(format!("-l/--load-low: {e}")))?,
-                None => high_value / 2.0,
-            };
-            if low_value > high_value {
-                return Err(usage(format!(
-                    "-l/--load-low: '{}' is above -L/--load-high '{high}' (expected a value at most -L's)",
-                    low.as_deref().unwrap_or_default()
-                )));
-            }
-            Some(LoadMarks { high: high_value, low: low_value })
-        }
-    };
-
-    let pressure = a.pressure.as_deref().map(parse_pressure).transpose()?;
-    if pressure.is_some() && load.is_some() {
-        return Err(usage("--pressure cannot be used with -L/--load-high (choose one signal to pause on)"));
-    }
-
-    let max_respawns = a
-        .max_respawns
-        .as_deref()
-        .map(units::parse_count)
-        .transpose()
-        .map_err(|e| usage(format!("-m/--max-respawns: {e}")))?;
-
-    let mut environ = Vec::new();
-    for item in &a.environ {
-        let (name, value) = match item.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_string())),
-            None => (item.as_str(), None),
-        };
-        if name.is_empty() || name.contains('\0') || value.as_deref().is_some_and(|v| v.contains('\0')) {
-            return Err(usage(format!("-E/--environ: '{item}' is not NAME or NAME=VALUE")));
-        }
-        environ.push((name.to_string(), value));
-    }
-
-    let user = |name: &str, spec: &Option<String>, group: &Option<String>, group_name: &str| match (spec, group) {
-        (None, None) => Ok(None),
-        (None, Some(_)) => Err(usage(format!("{group_name} needs {name}"))),
-        (Some(spec), group) => {
-            UserSpec::parse(spec, group.as_deref()).map(Some).map_err(|e| usage(format!("{name}: {e}")))
-        }
-    };
-    let cmd_user = user("-u/--cmd-user", &a.cmd_user, &a.cmd_group, "-g/--cmd-group")?;
-    let log_user = user("-U/--log-user", &a.log_user, &a.log_group, "-G/--log-group")?;
-
-    let limits = a
-        .limit
-        .iter()
-        .map(|l| Limit::parse(l).map_err(|e| usage(format!("-r/--limit: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-
-    Ok(Options {
+    Ok(Parsed::Run(Box::new(Options {
         command,
         log_command,
         status_file: a.write_info,
         status_format: a.status_format,
         pid_file: a.pid_file,
         work_dir: a.work_dir,
-        interval,
-        timeout,
+        interval: a.interval,
+        timeout: a.timeout,
         load,
-        environ,
+        environ: a.environ,
         cmd_user,
         log_user,
         daemon: !a.no_daemon,
         once: a.once,
-        max_respawns,
+        max_respawns: a.max_respawns,
         stderr_redir: a.stderr_redir,
         cmd_sigs: a.cmd_sigs,
         log_sigs: a.log_sigs,
         limits,
         caps: a.cap,
         no_new_privs: a.no_new_privs,
-        grace,
-        backoff_max,
+        grace: a.grace,
+        backoff_max: a.backoff_max,
         tree: a.tree,
         cgroup_parent: a.cgroup_parent,
-        pressure,
+        pressure: a.pressure,
         verbose: a.verbose,
-    })
+    })))
 }
 
 #[cfg(test)]
@@ -531,6 +449,27 @@ mod tests {
     }
 
     #[test]
+    fn values_arrive_parsed() {
+        let o = run(&["-i", "1.5m", "-m", "3", "--grace", "0.5", "-E", "A=b=c", "-E", "B", "--pressure", "40", "x"])
+            .unwrap();
+        assert_eq!(
+            (o.interval, o.max_respawns, o.grace),
+            (Some(Duration::from_secs(90)), Some(3), Duration::from_millis(500))
+        );
+        assert_eq!(o.backoff_max, Duration::from_secs(60));
+        assert_eq!(o.environ, [("A".to_string(), Some("b=c".to_string())), ("B".to_string(), None)]);
+        assert_eq!(o.pressure, Some(LoadMarks { high: 40.0, low: 20.0 }));
+        let o = run(&["-u", "a:b:c", "-g", "d", "x"]).unwrap();
+        assert_eq!(
+            o.cmd_user,
+            Some(UserSpec { user: "a".into(), groups: vec!["b".into(), "c".into()], primary_group: Some("d".into()) })
+        );
+        assert!(
+            matches!(parse(&["-r".into(), "help".into()], None), Ok(Parsed::Print(text)) if text.contains("rttime"))
+        );
+    }
+
+    #[test]
     fn later_options_win() {
         let o = run(&["-t", "5", "-t", "7", "x"]).unwrap();
         assert_eq!(o.timeout, Some(Duration::from_secs(7)));
@@ -548,7 +487,12 @@ mod tests {
             (&["--tree", "foo", "x"], "invalid value 'foo' for '--tree <BACKEND>': possible values are auto, cgroup2,"),
             (&["--bogus", "x"], "unexpected argument '--bogus' found (see dmon --help)"),
             (&["-L", "2", "-l", "3", "x"], "-l/--load-low: '3' is above -L/--load-high '2'"),
-            (&["-t", "-1", "x"], "-t/--timeout: '-1' is not a time"),
+            (&["-t", "-1", "x"], "-t/--timeout: '-1' is not a time (a time cannot be negative)"),
+            (&["--pressure", "-5", "x"], "--pressure: '-5' has a percentage below zero"),
+            (&["-l", "1", "x"], "-l/--load-low needs -L/--load-high"),
+            (&["-g", "x", "y"], "-g/--cmd-group needs -u/--cmd-user"),
+            (&["-u", "x", "-g", "", "y"], "-u/--cmd-user: -g/--cmd-group '' is not a group name"),
+            (&["-1", "-i", "5", "x"], "-1/--once cannot be used with -i/--interval"),
             (&["-i", "5", "-1", "x"], "-i/--interval cannot be used with -1/--once"),
             (&["-r", "bogus=1", "x"], "-r/--limit: unknown limit 'bogus'"),
             (&["-n"], "no command given"),

@@ -1,6 +1,8 @@
-//! The `-C FILE` configuration format, as DMon reads it.
+//! Options from outside the command line, as dmon and the log tools read them:
+//! from an environment variable (`DMON_OPTIONS`, `DLOG_OPTIONS`, ...) and from a
+//! `-C FILE` given first; and clap's errors cut to one line that names the option.
 //!
-//! A file holds words separated by blanks (spaces, tabs, newlines). A word may be
+//! A `-C` file holds words separated by blanks (spaces, tabs, newlines). A word may be
 //! written in double quotes, where blanks and `#` are literal and backslash escapes
 //! are decoded (`\n \t \r \a \b \f \v \e \0 \" \\ \xHH`). `#` outside quotes starts a
 //! comment to the end of the line. Each option is its long name without dashes,
@@ -13,8 +15,13 @@
 //! stderr-redir
 //! ```
 //!
-//! This module only splits the text into words with their positions; turning them
-//! into options, which needs to know which options take values, is `cli`'s job.
+//! The environment variable's words are split the same way and taken as typed.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Arg, Command};
 
 /// One word of a config file and where it started (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +56,161 @@ pub fn words(text: &[u8]) -> Result<Vec<Word>, SyntaxError> {
         })?;
         out.push(Word { text, line, column });
     }
+}
+
+/// How messages name an option: `-t/--timeout`, `--grace`.
+pub fn flag(arg: &Arg) -> String {
+    match (arg.get_short(), arg.get_long()) {
+        (Some(short), Some(long)) => format!("-{short}/--{long}"),
+        (None, Some(long)) => format!("--{long}"),
+        (Some(short), None) => format!("-{short}"),
+        (None, None) => arg.to_string(),
+    }
+}
+
+/// The option a word names: `--timeout`, `-t`, or the way clap shows an option in
+/// its errors (`--timeout <TIME>`).
+pub fn option<'a>(command: &'a Command, word: &str) -> Option<&'a Arg> {
+    let word = word.split(' ').next().unwrap_or_default();
+    if let Some(long) = word.strip_prefix("--") {
+        return command.get_arguments().find(|a| a.get_long() == Some(long));
+    }
+    let mut short = word.strip_prefix('-')?.chars();
+    let (Some(short), None) = (short.next(), short.next()) else { return None };
+    command.get_arguments().find(|a| a.get_short() == Some(short))
+}
+
+/// The arguments `command` parses after its name, in the order that gives DMon's
+/// precedence (a later option wins): the words of the environment variable `var`
+/// (its value `env`), then those of a `-C FILE` that starts `args` (for a command
+/// with a `config` option), then the rest of `args`.
+///
+/// For a command whose last positional takes the rest of the line (dmon's command),
+/// a word of the environment must be an option or an option's value: anything else
+/// would start the command there and take the command line with it.
+pub fn arguments(
+    command: &Command,
+    var: &str,
+    env: Option<&OsStr>,
+    args: &[OsString],
+) -> Result<Vec<OsString>, String> {
+    let mut out: Vec<OsString> = Vec::new();
+    if let Some(text) = env {
+        let words = words(text.as_encoded_bytes()).map_err(|e| format!("{var}: column {}: {}", e.column, e.message))?;
+        let options_only = command.get_positionals().any(Arg::is_trailing_var_arg_set);
+        for word in words {
+            let value = out.last().and_then(|prev| option(command, &prev.to_string_lossy()));
+            if options_only && !word.text.starts_with('-') && !value.is_some_and(|a| a.get_action().takes_values()) {
+                return Err(format!("{var}: '{}' is not an option (the command goes on the command line)", word.text));
+            }
+            out.push(word.text.into());
+        }
+    }
+    let mut rest = args;
+    if let Some(config) = command.get_arguments().find(|a| a.get_id() == "config") {
+        if let Some((path, taken)) = config_file(config, args)? {
+            out.extend(config_words(command, config, &path)?);
+            rest = &args[taken..];
+        }
+    }
+    out.extend(rest.iter().cloned());
+    Ok(out)
+}
+
+/// `-C FILE`, `-CFILE`, `--config FILE` or `--config=FILE` as the first argument:
+/// the file, and how many arguments named it.
+fn config_file(config: &Arg, args: &[OsString]) -> Result<Option<(PathBuf, usize)>, String> {
+    let Some(first) = args.first() else { return Ok(None) };
+    let bytes = first.as_encoded_bytes();
+    let short = config.get_short().map(|c| format!("-{c}"));
+    let long = config.get_long().map(|l| format!("--{l}"));
+    if [&short, &long].into_iter().flatten().any(|name| name.as_bytes() == bytes) {
+        let value = config.get_value_names().and_then(|names| names.first()).map_or("FILE", |n| n.as_str());
+        let path = args.get(1).ok_or_else(|| format!("{} needs a {value}", flag(config)))?;
+        return Ok(Some((path.into(), 2)));
+    }
+    for prefix in [long.map(|l| l + "="), short].into_iter().flatten() {
+        if let Some(rest) = bytes.strip_prefix(prefix.as_bytes()) {
+            // SAFETY: splitting after an ASCII prefix keeps the encoding valid.
+            let path = unsafe { OsStr::from_encoded_bytes_unchecked(rest) };
+            return Ok(Some((path.into(), 1)));
+        }
+    }
+    Ok(None)
+}
+
+/// Reads a `-C` file and turns it into command-line words (`--name value`).
+fn config_words(command: &Command, config: &Arg, path: &std::path::Path) -> Result<Vec<OsString>, String> {
+    let shown = path.display();
+    let text = std::fs::read(path)
+        .map_err(|e| format!("{}: cannot read '{shown}': {}", flag(config), crate::io_reason(&e)))?;
+    let words = words(&text).map_err(|e| format!("{shown}:{}:{}: {}", e.line, e.column, e.message))?;
+    let mut out = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let name = word.text.trim_start_matches('-');
+        let arg = command.get_arguments().find(|a| a.get_long() == Some(name) && a.get_id() != config.get_id());
+        let Some(arg) = arg else {
+            return Err(format!("{shown}:{}:{}: unknown option '{}'", word.line, word.column, word.text));
+        };
+        out.push(format!("--{name}").into());
+        if arg.get_action().takes_values() {
+            let Some(value) = words.next() else {
+                return Err(format!("{shown}:{}:{}: option '{name}' needs a value", word.line, word.column));
+            };
+            out.push(value.text.into());
+        }
+    }
+    Ok(out)
+}
+
+/// clap's error in one line. A bad value reads `-t/--timeout: 'x' is not a time
+/// (...)` with the value parser's words, a conflict `-i/--interval cannot be used
+/// with -1/--once`; clap's other messages keep their first line, with the missing
+/// options, the possible values or the option meant where clap knows them, and a
+/// pointer to `PROGRAM --help`.
+pub fn one_line(e: &clap::Error, command: &Command) -> String {
+    let text = |kind| match e.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    let name = |shown: &str| option(command, shown).map_or_else(|| shown.to_string(), flag);
+    match (e.kind(), text(ContextKind::InvalidArg)) {
+        (ErrorKind::ValueValidation, Some(arg)) => {
+            if let Some(why) = std::error::Error::source(e) {
+                return format!("{}: {why}", name(arg));
+            }
+        }
+        (ErrorKind::ArgumentConflict, Some(arg)) => {
+            if let Some(other) = text(ContextKind::PriorArg) {
+                return format!("{} cannot be used with {}", name(arg), name(other));
+            }
+        }
+        _ => {}
+    }
+    let rendered = e.render().to_string();
+    let line = rendered.lines().next().unwrap_or("invalid arguments");
+    let mut line = line.strip_prefix("error: ").unwrap_or(line).to_string();
+    match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::Strings(missing)) if e.kind() == ErrorKind::MissingRequiredArgument => {
+            line = format!("{} {}", line, missing.join(", "));
+        }
+        _ => {}
+    }
+    if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
+        if !values.is_empty() {
+            line.push_str(&format!(": possible values are {}", values.join(", ")));
+        }
+    }
+    // clap's guess, when it starts as typed: `--tre` for `--tree`, but not
+    // `--bogus` for `--log-user`.
+    if let (Some(typed), Some(meant)) = (text(ContextKind::InvalidArg), text(ContextKind::SuggestedArg)) {
+        if typed.len() > 4 && meant.get(..5) == typed.get(..5) {
+            line.push_str(&format!("; did you mean '{meant}'?"));
+        }
+    }
+    let program = command.get_display_name().unwrap_or(command.get_name());
+    format!("{line} (see {program} --help)")
 }
 
 struct Lexer<'a> {
@@ -190,6 +352,34 @@ mod tests {
         let w = words(b"a\n  bb \"c\"").unwrap();
         assert_eq!((w[1].line, w[1].column), (2, 3));
         assert_eq!((w[2].line, w[2].column), (2, 6));
+    }
+
+    #[test]
+    fn arguments_come_from_the_environment_then_the_file_then_the_command_line() {
+        use clap::CommandFactory;
+        let path = std::env::temp_dir().join(format!("dmon-conf-test-{}", std::process::id()));
+        std::fs::write(&path, "timeout 3\nno-daemon\n").unwrap();
+        let dmon = crate::cli::command();
+        let os = |words: &[&str]| words.iter().map(OsString::from).collect::<Vec<_>>();
+        let env = Some(OsStr::new("-t 1"));
+        let file = path.to_str().unwrap();
+        let expected = os(&["-t", "1", "--timeout", "3", "--no-daemon", "-t", "9", "x"]);
+        for front in [
+            os(&["-C", file]),
+            os(&["--config", file]),
+            os(&[&format!("-C{file}")]),
+            os(&[&format!("--config={file}")]),
+        ] {
+            let args = [front, os(&["-t", "9", "x"])].concat();
+            assert_eq!(arguments(&dmon, "DMON_OPTIONS", env, &args).unwrap(), expected);
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(arguments(&dmon, "DMON_OPTIONS", None, &os(&["-C"])).unwrap_err(), "-C/--config needs a FILE");
+        // A word that is no option would start dmon's command; dlog's FILE may be given.
+        let e = arguments(&dmon, "DMON_OPTIONS", Some(OsStr::new("-n -t 5 sleep")), &[]).unwrap_err();
+        assert_eq!(e, "DMON_OPTIONS: 'sleep' is not an option (the command goes on the command line)");
+        let dlog = crate::logtools::dlog::Args::command();
+        assert_eq!(arguments(&dlog, "DLOG_OPTIONS", Some(OsStr::new("-e \"a b\"")), &[]).unwrap(), os(&["-e", "a b"]));
     }
 
     #[test]

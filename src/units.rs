@@ -23,7 +23,11 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
         "w" => 7.0 * 86400.0,
         _ => return Err(format!("'{text}' is not a time ({expected})")),
     };
-    let value = parse_decimal(number).ok_or_else(|| format!("'{text}' is not a time ({expected})"))?;
+    let value = match parse_decimal(number) {
+        Some(value) => value,
+        None if is_negative(number) => return Err(format!("'{text}' is not a time (a time cannot be negative)")),
+        None => return Err(format!("'{text}' is not a time ({expected})")),
+    };
     let seconds = value * scale;
     if seconds > MAX_TIME.as_secs_f64() {
         return Err(format!("'{text}' is too long (at most 100 years)"));
@@ -107,6 +111,8 @@ mod tests {
             assert!(parse_time(bad).is_err(), "{bad} accepted");
         }
         assert!(parse_time("10000w").unwrap_err().contains("too long"));
+        assert_eq!(parse_time("-5").unwrap_err(), "'-5' is not a time (a time cannot be negative)");
+        assert!(parse_time("-1.5m").unwrap_err().contains("cannot be negative"));
     }
 
     #[test]

@@ -729,3 +729,53 @@ fn cpu_pressure_pauses_the_tree_and_calm_resumes_it() {
     signal(child.id() as i32, libc::SIGTERM);
     assert!(finish(child, Duration::from_secs(15)).success());
 }
+
+/// A negative value is the bad value of its option, not an option of its own,
+/// and the message says what is wrong with it.
+#[test]
+fn negative_values_are_named_with_their_option() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["-t", "-5"], "-t/--timeout: '-5' is not a time (a time cannot be negative)"),
+        (&["-i", "-1m"], "-i/--interval: '-1m' is not a time (a time cannot be negative)"),
+        (
+            &["--pressure", "-5"],
+            "--pressure: '-5' has a percentage below zero (expected HIGH[:LOW], percentages such as 40:10)",
+        ),
+        (&["--pressure", "40:-5"], "--pressure: '40:-5' has a percentage below zero"),
+    ];
+    for (args, expected) in cases {
+        let out = run(dmon().arg("-n").args(args).arg("true"));
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with(&format!("dmon: {expected}")) && err.lines().count() == 1, "{args:?}: {err:?}");
+    }
+}
+
+/// Conflicts and requirements are checked by clap, which names both options in
+/// the order given, wherever they came from.
+#[test]
+fn conflicts_and_requirements_name_both_options() {
+    let dir = Dir::new("conflicts");
+    let conf = dir.path("dmon.conf");
+    fs::write(&conf, "once\n").unwrap();
+    let cases: [(Option<&str>, &[&str], &str); 7] = [
+        (None, &["-i", "5", "-1"], "-i/--interval cannot be used with -1/--once\n"),
+        (None, &["-1", "-i", "5"], "-1/--once cannot be used with -i/--interval\n"),
+        (Some("-1"), &["-i", "5"], "-1/--once cannot be used with -i/--interval\n"),
+        (None, &["-L", "3", "--pressure", "40"], "-L/--load-high cannot be used with --pressure\n"),
+        (None, &["-l", "1"], "-l/--load-low needs -L/--load-high\n"),
+        (None, &["-G", "adm"], "-G/--log-group needs -U/--log-user\n"),
+        (None, &["-u", "root", "-g", ""], "-u/--cmd-user: -g/--cmd-group '' is not a group name\n"),
+    ];
+    for (env, args, expected) in cases {
+        let mut command = dmon();
+        if let Some(env) = env {
+            command.env("DMON_OPTIONS", env);
+        }
+        let out = run(command.arg("-n").args(args).arg("true"));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr_of(&out), format!("dmon: {expected}"), "{env:?} {args:?}");
+    }
+    let out = run(dmon().arg("-C").arg(&conf).args(["-n", "-i", "5", "true"]));
+    assert_eq!(stderr_of(&out), "dmon: -1/--once cannot be used with -i/--interval\n");
+}

@@ -1124,3 +1124,50 @@ fn dlog_waits_for_a_newline_without_spinning() {
     assert!(child.wait().unwrap().success());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "no newline yet, now\n");
 }
+
+// ---------------------------------------------------------------- options
+
+/// The tools' errors are one line as dmon's: clap's own end with where to look,
+/// a bad value names the option as `-i/--input-fd`.
+#[test]
+fn the_tools_errors_read_as_dmons() {
+    for name in ["dlog", "drlog", "dslog", "dsyslog"] {
+        let (code, _, err) = run_with(tool(name).arg("--bogus"), b"");
+        assert_eq!(code, 2, "{name}: {err}");
+        assert_eq!(err, format!("{name}: unexpected argument '--bogus' found (see {name} --help)\n"));
+    }
+    let (code, _, err) = run_with(&mut tool("drlog"), b"");
+    assert_eq!(code, 2);
+    assert_eq!(err, "drlog: the following required arguments were not provided: <DIR> (see drlog --help)\n");
+    let (code, _, err) = run_with(tool("dlog").args(["-i", "x"]), b"");
+    assert_eq!(code, 2);
+    assert_eq!(err, "dlog: -i/--input-fd: 'x' is not a whole number (expected 0, 1, 2, ...)\n");
+    let (code, _, err) = run_with(tool("dlog").env("DLOG_OPTIONS", "-p \"x"), b"");
+    assert_eq!(code, 2);
+    assert_eq!(err, "dlog: DLOG_OPTIONS: column 4: unterminated quoted string\n");
+}
+
+/// dlog and drlog take the same line-format options, checked the same way.
+#[test]
+fn dlog_and_drlog_share_the_line_format_options() {
+    let dir = TempDir::new("sharedformat");
+    let dlog = tool("dlog");
+    let mut drlog = tool("drlog");
+    drlog.arg(dir.path());
+    for (name, mut command) in [("dlog", dlog), ("drlog", drlog)] {
+        let (code, _, err) = run_with(command.args(["-p", "a\nb"]), b"x\n");
+        assert_eq!(code, 2, "{name}: {err}");
+        assert_eq!(err, format!("{name}: -p/--prefix: 'a\\nb' contains a newline, which would split every line\n"));
+    }
+    // -R wins over -t in both.
+    let (code, out, _) = run_with(tool("dlog").args(["-t", "-R", "-e", "-p", "P"]), b"x\n\n");
+    assert_eq!(code, 0);
+    let text = String::from_utf8(out).unwrap();
+    let (stamp, rest) = text.trim_end().split_once(' ').unwrap();
+    assert!(is_rfc3339_micros(stamp) && rest == "P x", "{text:?}");
+    let (code, _, _) = run_with(tool("drlog").args(["-t", "-R", "-e", "-p", "P"]).arg(dir.path()), b"x\n\n");
+    assert_eq!(code, 0);
+    let lines = read_lines(&dir.join("current"));
+    let (stamp, rest) = lines[0].split_once(' ').unwrap();
+    assert!(lines.len() == 1 && is_rfc3339_micros(stamp) && rest == "P x", "{lines:?}");
+}

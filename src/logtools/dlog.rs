@@ -6,16 +6,14 @@
 //! per batch, not per line as DMon's C dlog did, which capped a chatty service at a
 //! few hundred lines per second on a real disk.
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
 use super::args;
-use super::format::{Format, Stamp};
+use super::format::{Format, FormatArgs};
 use super::pump::{self, Batch, Control, Sink};
 use super::sys;
 use crate::planted::Dir;
@@ -30,44 +28,17 @@ use crate::planted::Dir;
     args_override_self = true
 )]
 pub struct Args {
-    /// Put PREFIX and a space in front of each line (after the timestamp)
-    #[arg(short = 'p', long, value_name = "PREFIX")]
-    pub prefix: Option<OsString>,
     /// Read from descriptor FD instead of standard input
     #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
     pub input_fd: i32,
     /// Buffered: do not sync to disk after each batch
     #[arg(short = 'b', long)]
     pub buffered: bool,
-    /// Put a UTC timestamp YYYY-mm-dd/HH:MM:SS in front of each line
-    #[arg(short = 't', long)]
-    pub timestamp: bool,
-    /// Put an RFC 3339 UTC timestamp with microseconds in front of each line
-    #[arg(short = 'R', long)]
-    pub rfc3339: bool,
-    /// Skip empty lines
-    #[arg(short = 'e', long = "skip-empty")]
-    pub skip_empty: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
     /// The file to append to (created when missing, never through a link); standard output without it
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
-}
-
-/// Builds the line format shared by dlog and drlog, refusing a prefix that would
-/// break the one-line-per-line rule.
-pub fn format(prefix: Option<OsString>, timestamp: bool, rfc3339: bool, skip_empty: bool) -> Result<Format, String> {
-    let prefix = prefix.map(OsString::into_vec);
-    if prefix.as_ref().is_some_and(|p| p.contains(&b'\n')) {
-        return Err("-p/--prefix: the prefix may not contain a newline".into());
-    }
-    let stamp = if rfc3339 {
-        Stamp::Rfc3339
-    } else if timestamp {
-        Stamp::Dmon
-    } else {
-        Stamp::None
-    };
-    Ok(Format { stamp, prefix, skip_empty })
 }
 
 /// Opens FILE for appending, by name in its directory: never through a link, and
@@ -136,13 +107,6 @@ impl Sink for FileSink {
 /// Runs dlog with parsed arguments; returns the exit status.
 pub fn run(args: Args) -> i32 {
     let program = pump::program();
-    let format = match format(args.prefix, args.timestamp, args.rfc3339, args.skip_empty) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("{program}: {e}");
-            return 2;
-        }
-    };
     let file = match &args.file {
         Some(path) => {
             open_append(path).map_err(|e| format!("cannot open {}: {}", path.display(), crate::io_reason(&e)))
@@ -166,7 +130,14 @@ pub fn run(args: Args) -> i32 {
         }
     };
     let syncable = sys::is_regular_file(std::os::fd::AsRawFd::as_raw_fd(&file));
-    let mut sink = FileSink { file, path: args.file, syncable, durable: !args.buffered, format, buf: Vec::new() };
+    let mut sink = FileSink {
+        file,
+        path: args.file,
+        syncable,
+        durable: !args.buffered,
+        format: args.format.into(),
+        buf: Vec::new(),
+    };
     match pump::run(args.input_fd, &mut sink, &mut control) {
         Ok(()) => 0,
         Err(e) => {
@@ -180,5 +151,5 @@ pub fn run(args: Args) -> i32 {
 pub fn main() -> i32 {
     let name = args::invoked_name("dlog");
     pump::set_program(&name);
-    run(args::parse::<Args>(&name, Some("DLOG_OPTIONS"), 2))
+    run(args::parse::<Args>(&name, "DLOG_OPTIONS", 2))
 }

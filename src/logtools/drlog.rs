@@ -21,7 +21,6 @@
 //! name relative to the directory, never through a link, and `.timestamp` through
 //! a new file and a rename.
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -31,10 +30,11 @@ use clap::Parser;
 
 use super::args;
 use super::clock::Civil;
-use super::format::Format;
+use super::format::{Format, FormatArgs};
 use super::pump::{self, Batch, Control, Sink};
 use super::sys;
 use crate::planted::Dir;
+use crate::units;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -47,13 +47,14 @@ use crate::planted::Dir;
 )]
 pub struct Args {
     /// Keep at most N rotated files (0: keep all)
-    #[arg(short = 'm', long = "max-files", value_name = "N", default_value = "10", value_parser = args::parse_count)]
+    #[arg(short = 'm', long = "max-files", value_name = "N", default_value = "10")]
+    #[arg(value_parser = units::parse_count)]
     pub max_files: u64,
     /// Rotate once current has been in use for TIME (0: never by age)
-    #[arg(short = 'T', long = "max-time", value_name = "TIME", default_value = "5d", value_parser = args::parse_time)]
+    #[arg(short = 'T', long = "max-time", value_name = "TIME", default_value = "5d", value_parser = units::parse_time)]
     pub max_time: Duration,
     /// Rotate before current would grow over SIZE (0: never by size)
-    #[arg(short = 's', long = "max-size", value_name = "SIZE", default_value = "150k", value_parser = args::parse_size)]
+    #[arg(short = 's', long = "max-size", value_name = "SIZE", default_value = "150k", value_parser = units::parse_size)]
     pub max_size: u64,
     /// Read from descriptor FD instead of standard input
     #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
@@ -61,18 +62,8 @@ pub struct Args {
     /// Buffered: do not sync to disk after each batch (rotation still syncs)
     #[arg(short = 'b', long)]
     pub buffered: bool,
-    /// Put a UTC timestamp YYYY-mm-dd/HH:MM:SS in front of each line
-    #[arg(short = 't', long)]
-    pub timestamp: bool,
-    /// Put an RFC 3339 UTC timestamp with microseconds in front of each line
-    #[arg(short = 'R', long)]
-    pub rfc3339: bool,
-    /// Put PREFIX and a space in front of each line (after the timestamp)
-    #[arg(short = 'p', long, value_name = "PREFIX")]
-    pub prefix: Option<OsString>,
-    /// Skip empty lines
-    #[arg(short = 'e', long = "skip-empty")]
-    pub skip_empty: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
     /// The log directory; it must exist
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
@@ -304,13 +295,6 @@ impl Sink for RotatingSink {
 /// Runs drlog with parsed arguments; returns the exit status.
 pub fn run(args: Args) -> i32 {
     let program = pump::program();
-    let format = match super::dlog::format(args.prefix, args.timestamp, args.rfc3339, args.skip_empty) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("{program}: {e}");
-            return 2;
-        }
-    };
     let dir = args.dir;
     let fail = |what: String| {
         eprintln!("{program}: {what}");
@@ -354,7 +338,7 @@ pub fn run(args: Args) -> i32 {
         max_time: args.max_time,
         max_size: args.max_size,
         durable: !args.buffered,
-        format,
+        format: args.format.into(),
         buf: Vec::new(),
     };
     if known.is_none() {
@@ -370,7 +354,7 @@ pub fn run(args: Args) -> i32 {
 pub fn main() -> i32 {
     let name = args::invoked_name("drlog");
     pump::set_program(&name);
-    run(args::parse::<Args>(&name, Some("DRLOG_OPTIONS"), 2))
+    run(args::parse::<Args>(&name, "DRLOG_OPTIONS", 2))
 }
 
 #[cfg(test)]

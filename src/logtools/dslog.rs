@@ -120,7 +120,7 @@ pub fn parse_facility(text: &str) -> Result<u8, String> {
 }
 
 fn parse_piece(text: &str) -> Result<u64, String> {
-    match args::parse_size(text)? {
+    match crate::units::parse_size(text)? {
         0 => Err(format!("'{text}' is too small (at least 1 byte)")),
         n => Ok(n),
     }
@@ -258,7 +258,7 @@ pub fn run(args: Args) -> i32 {
 pub fn main() -> i32 {
     let name = args::invoked_name("dslog");
     pump::set_program(&name);
-    run(args::parse::<Args>(&name, Some("DSLOG_OPTIONS"), 2))
+    run(args::parse::<Args>(&name, "DSLOG_OPTIONS", 2))
 }
 
 #[cfg(test)]

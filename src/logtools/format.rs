@@ -2,8 +2,50 @@
 //! line's bytes untouched (UTF-8 or not), a newline. Empty lines are kept unless
 //! asked otherwise.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+
+use clap::builder::{OsStringValueParser, TypedValueParser};
+
 use super::clock::Civil;
 use super::pump::Batch;
+
+/// The line-format options of dlog and drlog, flattened into both.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FormatArgs {
+    /// Put a UTC timestamp YYYY-mm-dd/HH:MM:SS in front of each line
+    #[arg(short = 't', long)]
+    pub timestamp: bool,
+    /// Put an RFC 3339 UTC timestamp with microseconds in front of each line
+    #[arg(short = 'R', long)]
+    pub rfc3339: bool,
+    /// Put PREFIX and a space in front of each line (after the timestamp)
+    #[arg(short = 'p', long, value_name = "PREFIX", value_parser = OsStringValueParser::new().try_map(one_line_prefix))]
+    pub prefix: Option<OsString>,
+    /// Skip empty lines
+    #[arg(short = 'e', long = "skip-empty")]
+    pub skip_empty: bool,
+}
+
+/// `-p`: a prefix that keeps each line one line.
+fn one_line_prefix(prefix: OsString) -> Result<OsString, String> {
+    if prefix.as_encoded_bytes().contains(&b'\n') {
+        return Err(format!("'{}' contains a newline, which would split every line", prefix.to_string_lossy()));
+    }
+    Ok(prefix)
+}
+
+impl From<FormatArgs> for Format {
+    /// `-R` wins over `-t`.
+    fn from(args: FormatArgs) -> Format {
+        let stamp = match (args.rfc3339, args.timestamp) {
+            (true, _) => Stamp::Rfc3339,
+            (false, true) => Stamp::Dmon,
+            (false, false) => Stamp::None,
+        };
+        Format { stamp, prefix: args.prefix.map(OsString::into_vec), skip_empty: args.skip_empty }
+    }
+}
 
 /// Which timestamp goes in front of each line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
