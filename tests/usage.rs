@@ -289,3 +289,26 @@ fn paused_time_is_reported() {
         }
     }
 }
+
+/// A leader that leaves a busy process behind (double-forked, ignoring TERM):
+/// its exit record waits for the tree to be empty (KILL after `--grace 1`), and
+/// the usage is the whole tree's, the leftover's CPU and time included.
+#[test]
+fn the_record_of_a_run_with_leftovers_counts_the_whole_tree() {
+    for backend in BACKENDS.into_iter().filter(|b| available(b)) {
+        let dir = Dir::new("leftovers");
+        let up = dir.s("up");
+        let script = format!(
+            "(setsid sh -c 'trap \"\" TERM; touch {up}; while :; do :; done' &); while [ ! -e {up} ]; do sleep 0.01; done"
+        );
+        let child = dmon(&dir, backend, "json", &["-m", "0", "sh", "-c", &script]).spawn().unwrap();
+        finish(&dir, child);
+        let exit = wait_record(&dir, "cmd", "exit", 1);
+        assert_eq!(exit["reason"], "exit", "{backend}: {exit}");
+        let usage = &exit["usage"];
+        // The leftover spun for the grace second before its KILL, on a shared machine.
+        assert!(ms(usage, "wall_ms") >= 1000.0, "{backend}: {usage}");
+        let cpu = ms(usage, "cpu_user_ms") + ms(usage, "cpu_system_ms");
+        assert!(cpu >= 200.0, "{backend}: the leftover's CPU is missing: {usage}");
+    }
+}
