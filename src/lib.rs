@@ -21,6 +21,7 @@ pub mod supervisor;
 pub mod task;
 pub mod tree;
 pub mod units;
+pub mod usage;
 
 /// An I/O error as a short reason, without Rust's "(os error N)" tail:
 /// "No such file or directory".

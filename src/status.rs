@@ -21,6 +21,7 @@ use std::path::Path;
 
 use crate::logtools::clock::Civil;
 use crate::task::Status;
+use crate::usage::Usage;
 
 /// `--status-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -35,8 +36,9 @@ pub enum Format {
 /// One event, as both formats see it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Record<'a> {
-    /// A task's event (`process` is `cmd` or `log`).
-    Task { process: &'a str, status: Status },
+    /// A task's event (`process` is `cmd` or `log`); an `exit` carries the
+    /// run's usage.
+    Task { process: &'a str, status: Status, usage: Option<&'a Usage> },
     /// A signal forwarded with `-s`/`-S`.
     Signal { process: &'a str, pid: i32, signal: i32 },
     /// How the command trees are controlled, written once at start: the backend,
@@ -90,9 +92,9 @@ impl StatusFile {
         self.line(&line);
     }
 
-    /// A task's event: `cmd start 1234`.
-    pub fn report(&mut self, process: &str, status: Status) {
-        self.record(Record::Task { process, status });
+    /// A task's event: `cmd start 1234`; `usage` for an `exit`.
+    pub fn report(&mut self, process: &str, status: Status, usage: Option<&Usage>) {
+        self.record(Record::Task { process, status, usage });
     }
 
     /// Writes one line (a newline is added).
@@ -159,14 +161,14 @@ fn stream_behind_link(path: &Path) -> bool {
 /// The line for one event of the process named `who` (`cmd` or `log`), in DMon's
 /// text format.
 pub fn format(who: &str, status: Status) -> String {
-    text(&Record::Task { process: who, status })
+    text(&Record::Task { process: who, status, usage: None })
 }
 
 /// A task's event without the task's name: `start 4711`, `exit 4711 256`.
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
-            Status::Exit(pid, code) => write!(f, "exit {pid} {code}"),
+            Status::Exit(pid, code, _) => write!(f, "exit {pid} {code}"),
             status => write!(f, "{} {}", event_name(status), status_pid(status)),
         }
     }
@@ -187,7 +189,7 @@ fn event_name(status: Status) -> &'static str {
 fn status_pid(status: Status) -> i32 {
     match status {
         Status::Start(pid)
-        | Status::Exit(pid, _)
+        | Status::Exit(pid, ..)
         | Status::Stop(pid)
         | Status::Timeout(pid)
         | Status::Pause(pid)
@@ -195,10 +197,37 @@ fn status_pid(status: Status) -> i32 {
     }
 }
 
+/// The usage fields of a run that the layout gives, in the order both formats
+/// write them: whole milliseconds (rounded down), counts and bytes.
+fn usage_fields(usage: &Usage) -> impl Iterator<Item = (&'static str, u64)> {
+    let ms = |d: std::time::Duration| Some(d.as_millis() as u64);
+    [
+        ("wall_ms", ms(usage.wall)),
+        ("cpu_user_ms", ms(usage.cpu_user)),
+        ("cpu_system_ms", ms(usage.cpu_system)),
+        ("paused_ms", ms(usage.paused)),
+        ("tasks_peak", usage.tasks_peak),
+        ("memory_peak_bytes", usage.memory_peak),
+        ("io_read_bytes", usage.io_read),
+        ("io_write_bytes", usage.io_write),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some((key, value?)))
+}
+
 /// DMon's text line: `cmd exit 1234 256`, `log signal 1240 10`, `tree cgroup2 /sys/...`.
+/// An `exit` with usage is followed by dmon's usage line:
+/// `cmd usage 1234 reason=exit wall_ms=5012 cpu_user_ms=480 ...`.
 pub fn text(record: &Record) -> String {
     match *record {
-        Record::Task { process, status } => format!("{process} {status}"),
+        Record::Task { process, status: status @ Status::Exit(pid, _, reason), usage: Some(usage) } => {
+            let mut line = format!("{process} {status}\n{process} usage {pid} reason={}", reason.name());
+            for (key, value) in usage_fields(usage) {
+                let _ = write!(line, " {key}={value}");
+            }
+            line
+        }
+        Record::Task { process, status, .. } => format!("{process} {status}"),
         Record::Signal { process, pid, signal } => format!("{process} signal {pid} {signal}"),
         Record::Tree { backend, cgroup: Some(dir), .. } => format!("tree {backend} {}", dir.display()),
         Record::Tree { backend, cgroup: None, .. } => format!("tree {backend}"),
@@ -219,16 +248,21 @@ pub fn json(record: &Record, time: &Civil) -> String {
     out.push_str(",\"event\":");
     json_string(&mut out, event);
     match *record {
-        Record::Task { process, status } => {
+        Record::Task { process, status, usage } => {
             out.push_str(",\"process\":");
             json_string(&mut out, process);
             let _ = write!(out, ",\"pid\":{}", status_pid(status));
-            if let Status::Exit(_, wait_status) = status {
+            if let Status::Exit(_, wait_status, reason) = status {
                 let _ = write!(out, ",\"status\":{wait_status}");
                 if libc::WIFSIGNALED(wait_status) {
                     let _ = write!(out, ",\"signal\":{}", libc::WTERMSIG(wait_status));
                 } else {
                     let _ = write!(out, ",\"code\":{}", libc::WEXITSTATUS(wait_status));
+                }
+                let _ = write!(out, ",\"reason\":\"{}\"", reason.name());
+                if let Some(usage) = usage {
+                    let fields: Vec<String> = usage_fields(usage).map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    let _ = write!(out, ",\"usage\":{{{}}}", fields.join(","));
                 }
             }
         }
@@ -275,6 +309,8 @@ fn json_string(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::Reason;
+    use std::time::Duration;
 
     const EXIT_1: i32 = 1 << 8;
     const KILLED: i32 = 9;
@@ -286,7 +322,7 @@ mod tests {
     #[test]
     fn lines_have_dmon_format() {
         assert_eq!(format("cmd", Status::Start(12)), "cmd start 12");
-        assert_eq!(format("log", Status::Exit(12, 256)), "log exit 12 256");
+        assert_eq!(format("log", Status::Exit(12, 256, Reason::Exit)), "log exit 12 256");
         assert_eq!(format("cmd", Status::Pause(3)), "cmd pause 3");
         assert_eq!(text(&Record::Signal { process: "cmd", pid: 7, signal: 10 }), "cmd signal 7 10");
         let tree = Record::Tree { backend: "cgroup2", cgroup: Some(Path::new("/sys/fs/cgroup/dmon.4")), reason: "r" };
@@ -296,18 +332,18 @@ mod tests {
 
     #[test]
     fn json_records() {
-        let task = |status| json(&Record::Task { process: "cmd", status }, &at());
+        let task = |status| json(&Record::Task { process: "cmd", status, usage: None }, &at());
         assert_eq!(
             task(Status::Start(12)),
             r#"{"time":"2024-05-01T12:34:56.123456Z","event":"start","process":"cmd","pid":12}"#
         );
         assert_eq!(
-            task(Status::Exit(12, EXIT_1)),
-            r#"{"time":"2024-05-01T12:34:56.123456Z","event":"exit","process":"cmd","pid":12,"status":256,"code":1}"#
+            task(Status::Exit(12, EXIT_1, Reason::Exit)),
+            r#"{"time":"2024-05-01T12:34:56.123456Z","event":"exit","process":"cmd","pid":12,"status":256,"code":1,"reason":"exit"}"#
         );
         assert_eq!(
-            task(Status::Exit(12, KILLED)),
-            r#"{"time":"2024-05-01T12:34:56.123456Z","event":"exit","process":"cmd","pid":12,"status":9,"signal":9}"#
+            task(Status::Exit(12, KILLED, Reason::Signal)),
+            r#"{"time":"2024-05-01T12:34:56.123456Z","event":"exit","process":"cmd","pid":12,"status":9,"signal":9,"reason":"signal"}"#
         );
         for (status, name) in [
             (Status::Stop(1), "stop"),
@@ -319,6 +355,32 @@ mod tests {
         }
         let signal = json(&Record::Signal { process: "log", pid: 40, signal: 1 }, &at());
         assert!(signal.ends_with(r#""event":"signal","process":"log","pid":40,"signal":1}"#), "{signal}");
+    }
+
+    /// A run's usage: what every layout gives, and a field it may lack.
+    fn usage() -> Usage {
+        Usage {
+            wall: Duration::from_micros(5_012_900),
+            cpu_user: Duration::from_micros(480_999),
+            cpu_system: Duration::from_millis(20),
+            paused: Duration::from_millis(1500),
+            memory_peak: Some(1 << 20),
+            ..Usage::default()
+        }
+    }
+
+    #[test]
+    fn an_exit_carries_reason_and_usage_absent_fields_left_out() {
+        let usage = usage();
+        let record = Record::Task { process: "cmd", status: Status::Exit(12, 9, Reason::Timeout), usage: Some(&usage) };
+        assert_eq!(
+            text(&record),
+            "cmd exit 12 9\ncmd usage 12 reason=timeout wall_ms=5012 cpu_user_ms=480 cpu_system_ms=20 \
+             paused_ms=1500 memory_peak_bytes=1048576"
+        );
+        assert!(json(&record, &at()).ends_with(
+            r#""status":9,"signal":9,"reason":"timeout","usage":{"wall_ms":5012,"cpu_user_ms":480,"cpu_system_ms":20,"paused_ms":1500,"memory_peak_bytes":1048576}}"#
+        ));
     }
 
     #[test]
@@ -345,7 +407,7 @@ mod tests {
             let path = dir.join(format!("{format:?}"));
             let _ = std::fs::remove_file(&path);
             let mut file = StatusFile::open(&path, format).unwrap();
-            file.report("cmd", Status::Start(5));
+            file.report("cmd", Status::Start(5), None);
             let written = std::fs::read_to_string(&path).unwrap();
             assert!(written.contains(expected), "{format:?}: {written:?}");
             assert_eq!(written.lines().count(), 1);

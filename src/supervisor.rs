@@ -23,8 +23,9 @@ use crate::cli::{LoadMarks, Options};
 use crate::creds::Credentials;
 use crate::limits::Limit;
 use crate::status::{Record, StatusFile};
-use crate::task::{Action, Event, Policy, State, Task};
+use crate::task::{Action, Event, Policy, State, Status, Task};
 use crate::tree::Tree;
+use crate::usage::Meter;
 
 /// The signals forwarded with `-s` / `-S` (ignored without).
 pub const FORWARDED: [Signal; 6] =
@@ -57,6 +58,8 @@ pub struct Proc {
     pub creds: Option<Credentials>,
     /// `-s` / `-S`.
     pub forward: bool,
+    /// The usage of the current (or last) run.
+    meter: Meter,
     /// Whether a failure to execute was already reported (reported once until a
     /// start succeeds again).
     exec_failure_reported: bool,
@@ -81,6 +84,7 @@ impl Proc {
             tree,
             creds,
             forward,
+            meter: Meter::start(None, false, Instant::now()),
             exec_failure_reported: false,
             ever_started: false,
         }
@@ -425,16 +429,23 @@ impl Supervisor {
     }
 
     /// Reaps every child that has exited: the leaders, and orphans re-parented to
-    /// dmon as subreaper.
+    /// dmon as subreaper. Their rusage goes to their run's meter; an orphan's to
+    /// the command's, the tree that claims orphans.
     fn reap(&mut self) {
         loop {
             let mut status = 0;
-            // SAFETY: waitpid with a valid pointer.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+            let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: wait4 with valid pointers.
+            let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut rusage) };
             if pid <= 0 {
                 return;
             }
             let now = Instant::now();
+            match self.log.as_mut() {
+                Some(log) if log.task.pid() == Some(pid) => log.meter.reaped(&rusage),
+                _ => self.cmd.meter.reaped(&rusage),
+            }
             if self.cmd.task.pid() == Some(pid) {
                 let interrupted = self.tty.is_some()
                     && libc::WIFSIGNALED(status)
@@ -492,8 +503,12 @@ impl Supervisor {
         tracing::debug!("{name}: {action}");
         let result = match action {
             Action::Report(status) => {
+                let proc = self.proc(which);
+                // The exit of a run comes once its tree is empty: what it used is complete.
+                let usage =
+                    matches!(status, Status::Exit(..)).then(|| proc.meter.finish(proc.tree.dir(), Instant::now()));
                 if let Some(file) = self.status.as_mut() {
-                    file.report(name, status);
+                    file.report(name, status, usage.as_ref());
                 }
                 Ok(())
             }
@@ -506,8 +521,16 @@ impl Supervisor {
             }
             Action::Terminate => self.proc(which).tree.terminate(),
             Action::Kill => self.proc(which).tree.kill(),
-            Action::Freeze => self.proc(which).tree.freeze(),
-            Action::Thaw => self.proc(which).tree.thaw(),
+            Action::Freeze => {
+                let proc = self.proc(which);
+                proc.meter.pause(Instant::now());
+                proc.tree.freeze()
+            }
+            Action::Thaw => {
+                let proc = self.proc(which);
+                proc.meter.resume(Instant::now());
+                proc.tree.thaw()
+            }
         };
         if let Err(e) = result {
             tracing::warn!("{name}: {action} failed: {}", crate::io_reason(&e));
@@ -562,6 +585,8 @@ impl Supervisor {
                 return Event::SpawnFailed { status: 1 << 8, retry: true };
             }
         };
+        // Before the start: the leaf's counters are read while it is empty.
+        let meter = Meter::start(proc.tree.dir(), frozen, Instant::now());
         let child = crate::child::Child {
             argv: &proc.argv,
             stdio,
@@ -574,6 +599,7 @@ impl Supervisor {
         };
         match child.start() {
             Ok(pid) => {
+                proc.meter = meter;
                 proc.exec_failure_reported = false;
                 proc.ever_started = true;
                 proc.tree.started(pid);

@@ -127,11 +127,48 @@ pub enum Event {
     Resume,
 }
 
+/// Why a run ended, as its `exit` record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// It ended by itself.
+    Exit,
+    /// `-t` ran out and dmon stopped it.
+    Timeout,
+    /// dmon stopped it on TERM or INT, or at its own end (a drained log command).
+    Shutdown,
+    /// A signal from outside dmon killed the leader.
+    Signal,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Exit => "exit",
+            Reason::Timeout => "timeout",
+            Reason::Shutdown => "shutdown",
+            Reason::Signal => "signal",
+        }
+    }
+
+    /// Why the run whose leader ended with the wait status `status` ended, given
+    /// why dmon was stopping its tree at that moment (None: it was not).
+    fn of(stopping: Option<Why>, status: i32) -> Reason {
+        match stopping {
+            Some(Why::Timeout) => Reason::Timeout,
+            Some(Why::Shutdown) => Reason::Shutdown,
+            Some(Why::Exited) | None if libc::WIFSIGNALED(status) => Reason::Signal,
+            Some(Why::Exited) | None => Reason::Exit,
+        }
+    }
+}
+
 /// A status line of DMon's `-I` format, without the task's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Start(i32),
-    Exit(i32, i32),
+    /// The leader's pid and wait status, and why the run ended. Reported once
+    /// the run's tree is empty, so that its usage is complete.
+    Exit(i32, i32, Reason),
     Stop(i32),
     Timeout(i32),
     Pause(i32),
@@ -179,6 +216,9 @@ pub struct Task {
     respawns: u64,
     quick_failures: u32,
     last_status: Option<i32>,
+    /// The `exit` record of a leader that left processes behind: reported once
+    /// they are gone.
+    exit_report: Option<Status>,
     draining: bool,
     /// Set by the loop for the log command: whether the pipe still holds data.
     pub input_left: bool,
@@ -203,6 +243,7 @@ impl Task {
             respawns: 0,
             quick_failures: 0,
             last_status: None,
+            exit_report: None,
             draining: false,
             input_left: false,
             input_progress: false,
@@ -294,19 +335,14 @@ impl Task {
                     self.state = State::Done;
                 }
             }
-            (State::Running { pid, started }, Event::Exited { status, tree_empty }) => {
+            (
+                State::Running { pid, started } | State::Draining { pid, started, .. },
+                Event::Exited { status, tree_empty },
+            ) => {
                 self.last_status = Some(status);
-                out.push(Action::Report(Status::Exit(pid, status)));
+                self.exit_report = Some(Status::Exit(pid, status, Reason::of(None, status)));
                 if tree_empty {
-                    self.next_run(now, now - started, &mut out);
-                } else {
-                    self.stop_tree(None, started, Why::Exited, now, &mut out);
-                }
-            }
-            (State::Draining { pid, started, .. }, Event::Exited { status, tree_empty }) => {
-                self.last_status = Some(status);
-                out.push(Action::Report(Status::Exit(pid, status)));
-                if tree_empty {
+                    self.report_exit(&mut out);
                     self.next_run(now, now - started, &mut out);
                 } else {
                     self.stop_tree(None, started, Why::Exited, now, &mut out);
@@ -314,14 +350,16 @@ impl Task {
             }
             (State::Stopping { leader: Some(pid), started, why, kill_at }, Event::Exited { status, tree_empty }) => {
                 self.last_status = Some(status);
-                out.push(Action::Report(Status::Exit(pid, status)));
+                self.exit_report = Some(Status::Exit(pid, status, Reason::of(Some(why), status)));
                 if tree_empty {
+                    self.report_exit(&mut out);
                     self.finish_stop(why, now - started, now, &mut out);
                 } else {
                     self.state = State::Stopping { leader: None, started, why, kill_at };
                 }
             }
             (State::Stopping { leader: None, started, why, .. }, Event::TreeEmpty) => {
+                self.report_exit(&mut out);
                 self.finish_stop(why, now - started, now, &mut out);
             }
             (State::Running { pid, started }, Event::Tick) if self.timeout_at.is_some_and(|t| t <= now) => {
@@ -388,6 +426,13 @@ impl Task {
             _ => {}
         }
         out
+    }
+
+    /// The run's tree is empty: its `exit` record, held since the leader's exit.
+    fn report_exit(&mut self, out: &mut Vec<Action>) {
+        if let Some(status) = self.exit_report.take() {
+            out.push(Action::Report(status));
+        }
     }
 
     fn stop_tree(&mut self, leader: Option<i32>, started: Instant, why: Why, now: Instant, out: &mut Vec<Action>) {
@@ -482,7 +527,7 @@ mod tests {
         let t0 = Instant::now();
         let mut task = running(policy(), t0);
         let out = task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(60));
-        assert_eq!(out, [Action::Report(Status::Exit(100, EXIT_1)), Action::Spawn { frozen: false }]);
+        assert_eq!(out, [Action::Report(Status::Exit(100, EXIT_1, Reason::Exit)), Action::Spawn { frozen: false }]);
         assert_eq!(task.last_status(), Some(EXIT_1));
     }
 
@@ -596,10 +641,12 @@ mod tests {
         assert_eq!(task.deadline(), Some(t0 + secs(15)));
         assert_eq!(task.handle(Event::Tick, t0 + secs(15)), [Action::Kill]);
         assert_eq!(task.deadline(), Some(t0 + secs(15) + KILL_REPEAT));
-        let out = task.handle(Event::Exited { status: 9, tree_empty: false }, t0 + secs(15));
-        assert_eq!(out, [Action::Report(Status::Exit(100, 9))]);
-        // The next run starts only once the tree is empty.
-        assert_eq!(task.handle(Event::TreeEmpty, t0 + secs(16)), [Action::Spawn { frozen: false }]);
+        assert_eq!(task.handle(Event::Exited { status: 9, tree_empty: false }, t0 + secs(15)), []);
+        // The run ends, and the next starts, only once the tree is empty.
+        assert_eq!(
+            task.handle(Event::TreeEmpty, t0 + secs(16)),
+            [Action::Report(Status::Exit(100, 9, Reason::Timeout)), Action::Spawn { frozen: false }]
+        );
     }
 
     #[test]
@@ -607,8 +654,14 @@ mod tests {
         let t0 = Instant::now();
         let mut task = running(policy(), t0);
         let out = task.handle(Event::Exited { status: EXIT_0, tree_empty: false }, t0 + secs(30));
-        assert_eq!(out, [Action::Report(Status::Exit(100, EXIT_0)), Action::Terminate]);
-        assert_eq!(task.handle(Event::TreeEmpty, t0 + secs(31)), [Action::Spawn { frozen: false }]);
+        assert_eq!(out, [Action::Terminate]);
+        // A shutdown while the leftovers are stopped does not change why the run ended.
+        assert_eq!(task.handle(Event::Stop, t0 + secs(30)), []);
+        assert_eq!(
+            task.handle(Event::TreeEmpty, t0 + secs(31)),
+            [Action::Report(Status::Exit(100, EXIT_0, Reason::Exit))]
+        );
+        assert!(task.is_done());
     }
 
     #[test]
@@ -788,5 +841,31 @@ mod tests {
         busy.observe_input(true, false, t0 + secs(6));
         busy.handle(Event::Exited { status: 1 << 8, tree_empty: true }, t0 + secs(6));
         assert!(!busy.is_done());
+    }
+
+    #[test]
+    fn the_exit_record_says_why_the_run_ended() {
+        let t0 = Instant::now();
+        let exit = |task: &mut Task, status| task.handle(Event::Exited { status, tree_empty: true }, t0)[0];
+        let mut task = running(policy(), t0);
+        assert_eq!(exit(&mut task, EXIT_1), Action::Report(Status::Exit(100, EXIT_1, Reason::Exit)));
+        task.handle(Event::Spawned { pid: 101 }, t0);
+        // Killed from outside: dmon sent nothing.
+        assert_eq!(exit(&mut task, 9), Action::Report(Status::Exit(101, 9, Reason::Signal)));
+        task.handle(Event::Tick, t0 + secs(1));
+        task.handle(Event::Spawned { pid: 102 }, t0 + secs(1));
+        task.handle(Event::Stop, t0 + secs(1));
+        // Ended by the TERM of a shutdown, whatever its status.
+        assert_eq!(exit(&mut task, EXIT_0), Action::Report(Status::Exit(102, EXIT_0, Reason::Shutdown)));
+
+        // A log command stopped after draining was shut down; one that ends at
+        // the end of its input ended by itself.
+        let mut log = running(Policy::forever(secs(5), secs(60)), t0);
+        log.handle(Event::Drain, t0);
+        log.handle(Event::Tick, t0 + secs(5));
+        assert_eq!(exit(&mut log, 15), Action::Report(Status::Exit(100, 15, Reason::Shutdown)));
+        let mut log = running(Policy::forever(secs(5), secs(60)), t0);
+        log.handle(Event::Drain, t0);
+        assert_eq!(exit(&mut log, EXIT_0), Action::Report(Status::Exit(100, EXIT_0, Reason::Exit)));
     }
 }

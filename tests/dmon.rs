@@ -194,7 +194,8 @@ fn status_lines_for_start_exit_and_stop() {
     let out = run(dmon().args(["-n", "-m", "1", "-I", st.to_str().unwrap(), "sh", "-c", "exit 1", "--", "cat"]));
     assert_eq!(out.status.code(), Some(1));
     let text = lines(&st);
-    let cmd: Vec<&String> = text.iter().filter(|l| l.starts_with("cmd ")).collect();
+    // DMon's lines; dmon's `cmd usage` line after each exit is tested in tests/status.rs.
+    let cmd: Vec<&String> = text.iter().filter(|l| l.starts_with("cmd ") && !l.starts_with("cmd usage ")).collect();
     assert_eq!(cmd.len(), 4, "{text:?}");
     let pid = cmd[0].split(' ').nth(2).unwrap();
     assert_eq!(cmd[1], &format!("cmd exit {pid} 256"));

@@ -155,6 +155,10 @@ fn json_status_has_every_field_of_the_schema() {
         assert_eq!(exit["status"], 3 << 8);
         assert_eq!(exit["code"], 3);
         assert!(exit.get("signal").is_none(), "{exit}");
+        assert_eq!(exit["reason"], "exit");
+        for key in ["wall_ms", "cpu_user_ms", "cpu_system_ms", "paused_ms"] {
+            assert!(exit["usage"][key].is_u64(), "{key}: {exit}");
+        }
     }
     // The log command is started first and stopped at the end.
     assert_eq!(of("log", "start").len(), 1, "{records:?}");
@@ -207,7 +211,12 @@ fn text_stays_the_default_and_matches_dmon() {
     assert!(lines[0].starts_with("tree "), "{lines:?}");
     let pid = lines[1].strip_prefix("cmd start ").expect("a start line");
     assert_eq!(lines[2], format!("cmd exit {pid} 768"));
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    // dmon's one addition to a run: its usage, right after DMon's exit line.
+    let usage = lines[3].strip_prefix(&format!("cmd usage {pid} ")).unwrap_or_else(|| panic!("{lines:?}"));
+    let keys: Vec<&str> = usage.split(' ').map(|kv| kv.split_once('=').expect("key=value").0).collect();
+    assert_eq!(keys[..5], ["reason", "wall_ms", "cpu_user_ms", "cpu_system_ms", "paused_ms"], "{usage}");
+    assert!(usage.starts_with("reason=exit "), "{usage}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
 }
 
 #[test]

@@ -317,4 +317,13 @@ impl Tree {
     pub fn remove(&mut self) -> io::Result<()> {
         self.0.remove()
     }
+
+    /// The tree's cgroup directory (a v2 or v1 freezer leaf); None with signals.
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            Tree::Cgroup2(t) => Some(t.dir()),
+            Tree::Freezer(t) => Some(t.dir()),
+            Tree::Signals(_) => None,
+        }
+    }
 }

@@ -1,0 +1,251 @@
+//! What one run of a command cost: wall and CPU time, time paused, and where the
+//! layout gives them the peak number of tasks, the peak memory and the bytes of
+//! block I/O. The `exit` record of the status stream carries it (docs/status.md).
+//!
+//! Sources:
+//! - a cgroup v2 leaf: `cpu.stat` (`user_usec`, `system_usec`), a core file that
+//!   exists without the cpu controller. It counts for the leaf's whole life, and
+//!   dmon reuses the leaf for every run, so a run's CPU is the difference between
+//!   a reading just before the start and one once the tree is empty: exact for
+//!   every process that was in the leaf. `io.stat`, `pids.peak` and
+//!   `memory.peak` only exist where the io, pids and memory controllers are
+//!   enabled for the leaf; without them the fields are left out, never 0;
+//! - otherwise (signals, and the v1 freezer, whose leaf has no cpuacct
+//!   controller): the rusage of what dmon reaped for the run, from `wait4`. The
+//!   leader's includes every descendant it waited for, and orphans come back
+//!   to dmon, a child subreaper, which reaps them too. Processes whose parent
+//!   ignored SIGCHLD are reaped by the kernel without a trace, and an orphan
+//!   reaped after the tree was found empty counts for the next run.
+//!   `ru_inblock`/`ru_oublock` give the block I/O (512-byte units, as in
+//!   `/proc/PID/io`); the rusage has no peak of the tree.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// One run's usage. A field the layout cannot give is `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// From the start to the moment the tree was empty, paused time included.
+    pub wall: Duration,
+    pub cpu_user: Duration,
+    pub cpu_system: Duration,
+    /// How long the tree was frozen (`-L`, `--pressure`) within the run.
+    pub paused: Duration,
+    pub tasks_peak: Option<u64>,
+    pub memory_peak: Option<u64>,
+    pub io_read: Option<u64>,
+    pub io_write: Option<u64>,
+}
+
+/// The cumulative counters of a cgroup v2 leaf at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counters {
+    user_usec: u64,
+    system_usec: u64,
+    /// `rbytes` and `wbytes` of `io.stat`, summed over the devices.
+    io: Option<(u64, u64)>,
+}
+
+impl Counters {
+    /// None where the leaf has no `cpu.stat` (not a cgroup v2 leaf, or gone).
+    fn read(leaf: &Path) -> Option<Counters> {
+        let cpu = std::fs::read_to_string(leaf.join("cpu.stat")).ok()?;
+        let io = std::fs::read_to_string(leaf.join("io.stat")).ok().map(|text| io_bytes(&text));
+        Some(Counters { user_usec: field(&cpu, "user_usec")?, system_usec: field(&cpu, "system_usec")?, io })
+    }
+}
+
+/// The value of `key` in a flat keyed file (`user_usec 1234`).
+fn field(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `rbytes` and `wbytes` of an `io.stat`, one line per device:
+/// `8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0`.
+fn io_bytes(text: &str) -> (u64, u64) {
+    let sum =
+        |key: &str| -> u64 { text.split_whitespace().filter_map(|kv| kv.strip_prefix(key)?.parse::<u64>().ok()).sum() };
+    (sum("rbytes="), sum("wbytes="))
+}
+
+/// A peak file of the leaf (`pids.peak`, `memory.peak`), open for the run.
+struct Peak {
+    file: File,
+    /// The value at the start when the file could not be reset for this run
+    /// (only `memory.peak` can, since Linux 6.12, per open file): a peak above it
+    /// is this run's; one that did not grow is some earlier run's, and unknown.
+    before: Option<u64>,
+}
+
+impl Peak {
+    fn open(leaf: &Path, name: &str) -> Option<Peak> {
+        let path = leaf.join(name);
+        match File::options().read(true).write(true).open(&path) {
+            Ok(file) if (&file).write_all(b"reset\n").is_ok() => return Some(Peak { file, before: None }),
+            // Without the controller: no such file (the common case, one system call).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            _ => {}
+        }
+        let mut file = File::open(&path).ok()?;
+        let before = read_number(&mut file)?;
+        Some(Peak { file, before: Some(before) })
+    }
+
+    fn read(&mut self) -> Option<u64> {
+        let now = read_number(&mut self.file)?;
+        match self.before {
+            Some(before) if before > 0 && now <= before => None,
+            _ => Some(now),
+        }
+    }
+}
+
+fn read_number(file: &mut File) -> Option<u64> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+/// The cgroup side of a run: counters at its start and its peak files.
+struct Leaf {
+    start: Counters,
+    tasks: Option<Peak>,
+    memory: Option<Peak>,
+}
+
+/// Measures one run, from just before its start to its empty tree.
+pub struct Meter {
+    started: Instant,
+    paused_since: Option<Instant>,
+    paused: Duration,
+    leaf: Option<Leaf>,
+    /// What `wait4` gave for the processes reaped during the run.
+    reaped: Rusage,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Rusage {
+    user: Duration,
+    system: Duration,
+    blocks_in: u64,
+    blocks_out: u64,
+}
+
+fn duration(t: libc::timeval) -> Duration {
+    Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.clamp(0, 999_999) * 1000) as u32)
+}
+
+impl Meter {
+    /// Begins a run about to start in the cgroup `leaf` (None: no cgroup).
+    /// `frozen`: it starts paused.
+    pub fn start(leaf: Option<&Path>, frozen: bool, now: Instant) -> Meter {
+        let leaf = leaf.and_then(|dir| {
+            Some(Leaf {
+                start: Counters::read(dir)?,
+                tasks: Peak::open(dir, "pids.peak"),
+                memory: Peak::open(dir, "memory.peak"),
+            })
+        });
+        Meter {
+            started: now,
+            paused_since: frozen.then_some(now),
+            paused: Duration::ZERO,
+            leaf,
+            reaped: Rusage::default(),
+        }
+    }
+
+    /// The tree was frozen.
+    pub fn pause(&mut self, now: Instant) {
+        self.paused_since.get_or_insert(now);
+    }
+
+    /// The tree was thawed.
+    pub fn resume(&mut self, now: Instant) {
+        if let Some(since) = self.paused_since.take() {
+            self.paused += now.saturating_duration_since(since);
+        }
+    }
+
+    /// A process of the run was reaped with this rusage.
+    pub fn reaped(&mut self, ru: &libc::rusage) {
+        let r = &mut self.reaped;
+        r.user += duration(ru.ru_utime);
+        r.system += duration(ru.ru_stime);
+        r.blocks_in += ru.ru_inblock.max(0) as u64;
+        r.blocks_out += ru.ru_oublock.max(0) as u64;
+    }
+
+    /// The run's tree is empty: what it used. `leaf` as for [`Meter::start`].
+    pub fn finish(&mut self, leaf: Option<&Path>, now: Instant) -> Usage {
+        self.resume(now);
+        let mut usage =
+            Usage { wall: now.saturating_duration_since(self.started), paused: self.paused, ..Usage::default() };
+        let end = leaf.and_then(Counters::read);
+        match (self.leaf.as_mut(), end) {
+            (Some(leaf), Some(end)) => {
+                usage.cpu_user = Duration::from_micros(end.user_usec.saturating_sub(leaf.start.user_usec));
+                usage.cpu_system = Duration::from_micros(end.system_usec.saturating_sub(leaf.start.system_usec));
+                if let (Some((r0, w0)), Some((r1, w1))) = (leaf.start.io, end.io) {
+                    (usage.io_read, usage.io_write) = (Some(r1.saturating_sub(r0)), Some(w1.saturating_sub(w0)));
+                }
+                usage.tasks_peak = leaf.tasks.as_mut().and_then(Peak::read);
+                usage.memory_peak = leaf.memory.as_mut().and_then(Peak::read);
+            }
+            // No cgroup, or it failed during the run (the tree fell back to signals).
+            _ => {
+                let r = self.reaped;
+                (usage.cpu_user, usage.cpu_system) = (r.user, r.system);
+                if task_io_accounting() {
+                    (usage.io_read, usage.io_write) = (Some(r.blocks_in * 512), Some(r.blocks_out * 512));
+                }
+            }
+        }
+        usage
+    }
+}
+
+/// Whether the kernel counts block I/O per task (CONFIG_TASK_IO_ACCOUNTING);
+/// without it the rusage's block counts are always 0, so they are left out.
+fn task_io_accounting() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| Path::new("/proc/self/io").exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_come_from_cpu_stat_and_io_stat() {
+        let dir = std::env::temp_dir().join(format!("dmon-usage-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(Counters::read(&dir), None);
+        std::fs::write(dir.join("cpu.stat"), "usage_usec 3000\nuser_usec 2000\nsystem_usec 1000\nnice_usec 0\n")
+            .unwrap();
+        assert_eq!(Counters::read(&dir), Some(Counters { user_usec: 2000, system_usec: 1000, io: None }));
+        std::fs::write(dir.join("io.stat"), "8:0 rbytes=4096 wbytes=512 rios=1 wios=1\n8:16 rbytes=1 wbytes=2\n")
+            .unwrap();
+        assert_eq!(Counters::read(&dir).unwrap().io, Some((4097, 514)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn paused_time_is_the_sum_of_the_frozen_spans() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut meter = Meter::start(None, true, t0);
+        meter.resume(t0 + s(2));
+        meter.pause(t0 + s(5));
+        meter.pause(t0 + s(6));
+        meter.resume(t0 + s(8));
+        meter.resume(t0 + s(9));
+        meter.pause(t0 + s(10));
+        let usage = meter.finish(None, t0 + s(11));
+        assert_eq!((usage.wall, usage.paused), (s(11), s(6)));
+        assert_eq!((usage.tasks_peak, usage.memory_peak), (None, None));
+    }
+}

@@ -1,0 +1,314 @@
+//! The usage record of every run (`reason` and `usage` in the `exit` record, the
+//! `cmd usage` text line), with the built dmon on real processes, in each backend
+//! the host offers: cgroup v2 (the hybrid layout's unified tree), the v1 freezer
+//! and signals, each forced with `--tree` as tests/tree/support.rs `Layout`
+//! does for ForcedFreezer and ForcedSignals.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const DMON: &str = env!("CARGO_BIN_EXE_dmon");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Burns about half a second of CPU, then writes the CPU time it measured for
+/// itself (user + system, in ms) to the file named by its argument, renamed
+/// into place whole.
+const BUSY: &str = r#"
+import os, sys, time
+start = time.process_time()
+while time.process_time() - start < 0.5:
+    pass
+t = os.times()
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write("%f\n" % ((t.user + t.system) * 1000))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+"#;
+
+/// The usage fields a layout may lack.
+const OPTIONAL: [(&str, &str); 4] = [
+    ("tasks_peak", "pids.peak"),
+    ("memory_peak_bytes", "memory.peak"),
+    ("io_read_bytes", "io.stat"),
+    ("io_write_bytes", "io.stat"),
+];
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("dmon-usage-{}-{name}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn s(&self, name: &str) -> String {
+        self.path(name).to_str().unwrap().to_string()
+    }
+    fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The backends, as `--tree` names them.
+const BACKENDS: [&str; 3] = ["cgroup2", "freezer", "signals"];
+
+/// Whether `backend` can run here; says why not through `common::skip`.
+fn available(backend: &str) -> bool {
+    if backend == "signals" {
+        return true;
+    }
+    if !common::is_root() {
+        common::skip("the cgroup backends need root");
+        return false;
+    }
+    let mount = if backend == "cgroup2" { "/sys/fs/cgroup/unified" } else { "/sys/fs/cgroup/freezer" };
+    if !Path::new(mount).join("cgroup.procs").exists() {
+        common::skip(&format!("this host has no {mount}"));
+        return false;
+    }
+    true
+}
+
+/// dmon in the foreground with `--tree backend`, its status file in `dir`
+/// (a new one: dmon appends).
+fn dmon(dir: &Dir, backend: &str, format: &str, args: &[&str]) -> Command {
+    let _ = fs::remove_file(dir.path("status"));
+    let mut command = Command::new(DMON);
+    command
+        .env_remove("DMON_OPTIONS")
+        .env_remove("DMON_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .env("DMON_LOADAVG_FILE", dir.path("load"))
+        .args(["-n", "--tree", backend, "--grace", "1", "--backoff-max", "0.1", "-I", &dir.s("status")])
+        .args(["--status-format", format])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.path("dmon.err")).unwrap());
+    command
+}
+
+fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+/// Waits for dmon to end by itself; kills it if it does not.
+fn finish(dir: &Dir, mut child: Child) {
+    let ended = wait_until(WAIT, || child.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(ended, "dmon did not end; it said:\n{}", dir.read("dmon.err"));
+}
+
+fn records(dir: &Dir) -> Vec<Value> {
+    dir.read("status").lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect()
+}
+
+/// The `nth` (from 1) JSON record of `process` and `event`, waited for.
+fn wait_record(dir: &Dir, process: &str, event: &str, nth: usize) -> Value {
+    let mut found = None;
+    let ok = wait_until(WAIT, || {
+        found = records(dir).into_iter().filter(|r| r["process"] == process && r["event"] == event).nth(nth - 1);
+        found.is_some()
+    });
+    assert!(ok, "no {process} {event} record {nth}:\n{}\ndmon said:\n{}", dir.read("status"), dir.read("dmon.err"));
+    found.unwrap()
+}
+
+fn signal(pid: i64, signal: i32) {
+    // SAFETY: kill with plain integers.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+fn ms(usage: &Value, key: &str) -> f64 {
+    usage[key].as_u64().unwrap_or_else(|| panic!("no {key} in {usage}")) as f64
+}
+
+/// `measured` within 20 % of `expected`.
+fn close(measured: f64, expected: f64) -> bool {
+    (measured - expected).abs() <= expected * 0.2
+}
+
+/// Runs the busy command once and returns the CPU time (ms) it measured itself
+/// and the status file's text.
+fn busy_run(dir: &Dir, backend: &str, format: &str) -> f64 {
+    let child = dmon(dir, backend, format, &["-1", "python3", "-c", BUSY, &dir.s("measured")]).spawn().unwrap();
+    finish(dir, child);
+    let measured = dir.read("measured");
+    measured
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("the command wrote {measured:?}; dmon said:\n{}", dir.read("dmon.err")))
+}
+
+#[test]
+fn json_records_the_cpu_a_busy_run_used() {
+    for backend in BACKENDS.into_iter().filter(|b| available(b)) {
+        let dir = Dir::new("json-cpu");
+        let measured = busy_run(&dir, backend, "json");
+        let tree = &records(&dir)[0];
+        assert_eq!(tree["backend"], backend, "{tree}");
+        let exit = wait_record(&dir, "cmd", "exit", 1);
+        assert_eq!(exit["reason"], "exit", "{backend}: {exit}");
+        let usage = &exit["usage"];
+        let cpu = ms(usage, "cpu_user_ms") + ms(usage, "cpu_system_ms");
+        assert!(close(cpu, measured), "{backend}: dmon says {cpu} ms of CPU, the command measured {measured} ms");
+        assert!(ms(usage, "wall_ms") >= cpu * 0.8, "{backend}: {usage}");
+        assert_eq!(ms(usage, "paused_ms"), 0.0, "{backend}: {usage}");
+    }
+}
+
+#[test]
+fn text_records_the_cpu_a_busy_run_used() {
+    for backend in BACKENDS.into_iter().filter(|b| available(b)) {
+        let dir = Dir::new("text-cpu");
+        let measured = busy_run(&dir, backend, "text");
+        let status = dir.read("status");
+        let lines: Vec<&str> = status.lines().collect();
+        let pid = lines[1].strip_prefix("cmd start ").unwrap_or_else(|| panic!("{status}"));
+        assert_eq!(lines[2], format!("cmd exit {pid} 0"), "{backend}:\n{status}");
+        // DMon's lines stay as they were; the usage line comes right after the exit.
+        let usage = lines[3].strip_prefix(&format!("cmd usage {pid} ")).unwrap_or_else(|| panic!("{status}"));
+        let field =
+            |key: &str| -> Option<&str> { usage.split(' ').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')) };
+        assert_eq!(field("reason"), Some("exit"), "{usage}");
+        let number = |key: &str| field(key).unwrap_or_else(|| panic!("no {key}: {usage}")).parse::<f64>().unwrap();
+        let cpu = number("cpu_user_ms") + number("cpu_system_ms");
+        assert!(close(cpu, measured), "{backend}: dmon says {cpu} ms of CPU, the command measured {measured} ms");
+        for key in ["wall_ms", "paused_ms"] {
+            number(key);
+        }
+        assert_eq!(lines.len(), 4, "{backend}:\n{status}");
+    }
+}
+
+#[test]
+fn the_reason_a_run_ended() {
+    for backend in BACKENDS.into_iter().filter(|b| available(b)) {
+        let dir = Dir::new("reasons");
+        // It ended by itself.
+        let child = dmon(&dir, backend, "json", &["-m", "0", "sh", "-c", "exit 3"]).spawn().unwrap();
+        finish(&dir, child);
+        let exit = wait_record(&dir, "cmd", "exit", 1);
+        assert_eq!((&exit["code"], &exit["reason"]), (&3.into(), &"exit".into()), "{backend}: {exit}");
+
+        // -t ran out: dmon stopped it.
+        let child = dmon(&dir, backend, "json", &["-m", "0", "-t", "0.3", "sleep", "60"]).spawn().unwrap();
+        finish(&dir, child);
+        let exit = wait_record(&dir, "cmd", "exit", 1);
+        assert_eq!(exit["reason"], "timeout", "{backend}: {exit}");
+        assert!(close(ms(&exit["usage"], "wall_ms"), 300.0) || ms(&exit["usage"], "wall_ms") > 300.0, "{exit}");
+
+        // A KILL from outside, then TERM to dmon: the next run is shut down.
+        let child =
+            dmon(&dir, backend, "json", &["sleep", "60", "--", "sh", "-c", "exec cat >/dev/null"]).spawn().unwrap();
+        let first = wait_record(&dir, "cmd", "start", 1);
+        signal(first["pid"].as_i64().unwrap(), libc::SIGKILL);
+        wait_record(&dir, "cmd", "start", 2);
+        signal(child.id().into(), libc::SIGTERM);
+        finish(&dir, child);
+        let killed = wait_record(&dir, "cmd", "exit", 1);
+        assert_eq!((&killed["signal"], &killed["reason"]), (&9.into(), &"signal".into()), "{backend}: {killed}");
+        let stopped = wait_record(&dir, "cmd", "exit", 2);
+        assert_eq!(stopped["reason"], "shutdown", "{backend}: {stopped}");
+        // The log command ended by itself at the end of its input.
+        let log = wait_record(&dir, "log", "exit", 1);
+        assert_eq!(log["reason"], "exit", "{backend}: {log}");
+        assert!(log["usage"]["cpu_user_ms"].is_u64(), "{backend}: {log}");
+    }
+}
+
+#[test]
+fn paused_time_is_reported() {
+    for backend in BACKENDS.into_iter().filter(|b| available(b)) {
+        let dir = Dir::new("paused");
+        fs::write(dir.path("load"), "0.1\n").unwrap();
+        let wait_go = format!("while [ ! -e {} ]; do sleep 0.02; done", dir.s("go"));
+        let child = dmon(&dir, backend, "json", &["-1", "-L", "2", "-l", "1", "sh", "-c", &wait_go]).spawn().unwrap();
+        let start = wait_record(&dir, "cmd", "start", 1);
+        // The leaf's files, looked at while it exists.
+        let leaf = records(&dir)[0]["cgroup"].as_str().map(|home| Path::new(home).join("cmd"));
+        let leaf_has: Vec<(&str, bool)> =
+            OPTIONAL.iter().map(|(key, file)| (*key, leaf.as_ref().is_some_and(|l| l.join(file).exists()))).collect();
+        fs::write(dir.path("load"), "5\n").unwrap();
+        let paused = wait_record(&dir, "cmd", "pause", 1);
+        std::thread::sleep(Duration::from_secs(1));
+        fs::write(dir.path("load"), "0.1\n").unwrap();
+        let resumed = wait_record(&dir, "cmd", "resume", 1);
+        fs::write(dir.path("go"), "").unwrap();
+        finish(&dir, child);
+        let exit = wait_record(&dir, "cmd", "exit", 1);
+        assert_eq!(exit["pid"], start["pid"]);
+        let usage = &exit["usage"];
+
+        let stamp = |r: &Value| {
+            let t = r["time"].as_str().unwrap();
+            // HH:MM:SS.ffffff of the same minute or the next.
+            let (m, s): (f64, f64) = (t[14..16].parse().unwrap(), t[17..26].parse().unwrap());
+            m * 60_000.0 + s * 1000.0
+        };
+        let expected = (stamp(&resumed) - stamp(&paused)).rem_euclid(3_600_000.0);
+        let got = ms(usage, "paused_ms");
+        assert!(close(got, expected), "{backend}: paused_ms {got}, paused for {expected} ms by the records: {usage}");
+        assert!(ms(usage, "wall_ms") >= got, "{backend}: {usage}");
+
+        // What the layout cannot give is absent, never 0.
+        for (key, has) in leaf_has {
+            let from_rusage = backend != "cgroup2" && key.starts_with("io_") && Path::new("/proc/self/io").exists();
+            assert_eq!(usage.get(key).is_some(), has || from_rusage, "{backend}: {key} in {usage}");
+        }
+        if backend == "cgroup2" && !leaf.as_ref().unwrap().join("memory.peak").exists() {
+            assert!(usage.get("memory_peak_bytes").is_none(), "{usage}");
+        }
+    }
+}
+
+/// A leader that leaves a busy process behind (double-forked, ignoring TERM):
+/// its exit record waits for the tree to be empty (KILL after `--grace 1`), and
+/// the usage is the whole tree's, the leftover's CPU and time included.
+#[test]
+fn the_record_of_a_run_with_leftovers_counts_the_whole_tree() {
+    for backend in BACKENDS.into_iter().filter(|b| available(b)) {
+        let dir = Dir::new("leftovers");
+        let up = dir.s("up");
+        let script = format!(
+            "(setsid sh -c 'trap \"\" TERM; touch {up}; while :; do :; done' &); while [ ! -e {up} ]; do sleep 0.01; done"
+        );
+        let child = dmon(&dir, backend, "json", &["-m", "0", "sh", "-c", &script]).spawn().unwrap();
+        finish(&dir, child);
+        let exit = wait_record(&dir, "cmd", "exit", 1);
+        assert_eq!(exit["reason"], "exit", "{backend}: {exit}");
+        let usage = &exit["usage"];
+        // The leftover spun for the grace second before its KILL, on a shared machine.
+        assert!(ms(usage, "wall_ms") >= 1000.0, "{backend}: {usage}");
+        let cpu = ms(usage, "cpu_user_ms") + ms(usage, "cpu_system_ms");
+        assert!(cpu >= 200.0, "{backend}: the leftover's CPU is missing: {usage}");
+    }
+}
