@@ -320,10 +320,6 @@ impl Tree {
 
     /// The tree's cgroup directory (a v2 or v1 freezer leaf); None with signals.
     pub fn dir(&self) -> Option<&Path> {
-        match self {
-            Tree::Cgroup2(t) => Some(t.dir()),
-            Tree::Freezer(t) => Some(t.dir()),
-            Tree::Signals(_) => None,
-        }
+        self.0.cgroup()
     }
 }
