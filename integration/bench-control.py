@@ -27,6 +27,7 @@ Figures are for one machine; read them as ratios.
 
 import argparse
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -353,6 +354,7 @@ def main():
     p.add_argument("--backends", default="cgroup2,freezer,signals")
     p.add_argument("--kinds", default="sleep,busy")
     p.add_argument("--dmon", default=os.path.join(ROOT, "target/release/dmon"))
+    p.add_argument("--json", help="also write the rows to this file (for integration/bench.py)")
     a = p.parse_args()
     DMON = a.dmon
     if os.geteuid() != 0:
@@ -366,6 +368,7 @@ def main():
     print(f"observer: SCHED_FIFO 10, looks every {LOOK * 1000:.1f} ms; dmon: {DMON} at normal priority")
     print(f"{'backend':8} {'kind':5} {'procs':>5} | {'stop ms':>8} {'floor':>6} {'ratio':>6} | "
           f"{'kill ms':>8} {'floor':>6} {'ratio':>6} | {'timeout(1)':>10} {'left':>4}")
+    rows = []
     with tempfile.TemporaryDirectory() as work:
         os.chmod(work, 0o755)
         for kind in a.kinds.split(","):
@@ -378,6 +381,11 @@ def main():
                     print(f"{backend:8} {kind:5} {size:5} | {ms(stop):>8} {ms(f_stop):>6} {ratio(stop, f_stop):>6} | "
                           f"{ms(kill):>8} {ms(f_kill):>6} {ratio(kill, f_kill):>6} | {ms(peer_ms):>10} "
                           f"{'-' if left is None else left:>4}", flush=True)
+                    rows.append(dict(backend=backend, kind=kind, size=size, stop=stop, stop_floor=f_stop,
+                                     kill=kill, kill_floor=f_kill, peer_kill=peer_ms, peer_left=left))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f)
 
 
 if __name__ == "__main__":

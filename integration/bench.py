@@ -325,6 +325,24 @@ class Suite:
                     rows.append((m[1], int(m[2]), float(m[3]), float(m[4]), int(m[5])))
         self.results["freeze"] = {"sizes": [int(s) for s in sizes.split()], "rows": rows}
 
+    # -- (7) stop and kill by the dmon binary, beside the kernel floor
+
+    def case_control(self):
+        sizes = "10" if self.quick else "10,100,1000"
+        kinds = "busy" if self.quick else "sleep,busy"
+        rows = []
+        for r in range(self.rounds):
+            log(f"control: round {r + 1}: sizes {sizes}, {kinds}")
+            out = self.path(f"control-{r}.json")
+            subprocess.run(
+                [sys.executable, os.path.join(REPO, "integration/bench-control.py"), "--sizes", sizes, "--kinds", kinds,
+                 "--dmon", self.dmon, "--json", out],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True, timeout=3600,
+            )
+            with open(out) as f:
+                rows += json.load(f)
+        self.results["control"] = {"rows": rows}
+
     # -- (3) timeout and shutdown survivors
 
     def survivors_once(self, tool, kind):
@@ -885,6 +903,34 @@ def report(suite, m, figures, command):
         for n, v in lg["rows"]:
             add(f"| {n} | {v:,.0f} | " + " | ".join(ratio(v, rows[p]) for p in peers) + " |")
         add("")
+
+    if "control" in r:
+        rows = r["control"]["rows"]
+        add("## 7. Stop and kill by the dmon binary under saturation")
+        add("")
+        add("`integration/bench-control.py`: the built dmon, at normal priority, on a tree of N shells")
+        add("(two of them `setsid`'d) that sleep or spin, observed from a process at real-time priority")
+        add("(SCHED_FIFO 10) that sleeps 0.5 ms between its looks. Stop: from dmon's `cmd pause` record")
+        add("(written when it decides, before it freezes) to a fully stopped tree (`frozen 1`, FROZEN,")
+        add("or every process in state T). Kill: from the `cmd timeout` record (`-t`) to the last process")
+        add("gone; the shells do not trap TERM. Floor: the observer makes the same kernel operation")
+        add("itself on the same tree (`cgroup.freeze`, `freezer.state`, STOP to the group and each")
+        add("process; `cgroup.kill`, the v1 freeze-KILL-thaw cycle, KILL to the group and each). Peer:")
+        add("coreutils `timeout`, which sends TERM to its process group, on the same tree. Times in ms")
+        add("(medians); a stop under the observer's resolution shows as 0.")
+        add("")
+        add("| backend | tree | stop | floor | ratio | kill | floor | ratio | `timeout` kill | left by `timeout` |")
+        add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        keys = sorted({(x["kind"], x["size"], x["backend"]) for x in rows},
+                      key=lambda k: (k[0] != "sleep", k[1], ["cgroup2", "freezer", "signals"].index(k[2])))
+        for kind, size, backend in keys:
+            xs = [x for x in rows if (x["kind"], x["size"], x["backend"]) == (kind, size, backend)]
+            m = {k: median([x[k] * 1000 for x in xs if x[k] is not None]) for k in ("stop", "stop_floor", "kill", "kill_floor", "peer_kill")}
+            left = median([x["peer_left"] for x in xs if x["peer_left"] is not None])
+            add(f"| {backend} | {size} {kind} | {fmt(m['stop'], 1)} | {fmt(m['stop_floor'], 1)} | {ratio(m['stop'], m['stop_floor'])} | "
+                f"{fmt(m['kill'], 1)} | {fmt(m['kill_floor'], 1)} | {ratio(m['kill'], m['kill_floor'])} | {fmt(m['peer_kill'], 1)} | "
+                f"{fmt(left, 0)} of {size} |")
+        add("")
     return "\n".join(L)
 
 
@@ -896,7 +942,7 @@ def main():
     ap.add_argument("--tree-exe", required=True, help="the built tests/tree.rs binary")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--command", default="integration/bench.sh")
-    ap.add_argument("--cases", default="pause,timeline,freeze,survivors,idle,restart,logs")
+    ap.add_argument("--cases", default="pause,timeline,freeze,survivors,idle,restart,logs,control")
     args = ap.parse_args()
 
     def on_signal(sig, _frame):

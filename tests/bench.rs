@@ -55,6 +55,10 @@ fn quick_suite_reports_every_case() {
         "## 4. Supervisor cost while idle",
         "## 5. Restart latency and crash loop",
         "## 6. Log throughput",
+        "## 7. Stop and kill by the dmon binary",
+        "| cgroup2 | 10 busy |",
+        "| freezer | 10 busy |",
+        "| signals | 10 busy |",
         "| dmon --tree cgroup2 |",
         "| dmon --tree freezer |",
         "| dmon --tree signals |",
@@ -82,7 +86,7 @@ fn quick_suite_reports_every_case() {
     }
     // A case whose tool failed shows "—" for its figure; the table rows above
     // exist either way, so check that the main tables carry numbers.
-    for row in report.lines().filter(|l| l.starts_with("| dmon --tree") || l.starts_with("| 10 |")) {
+    for row in report.lines().filter(|l| l.starts_with("| dmon --tree") || l.starts_with("| 10 |") || l.contains(" | 10 busy |")) {
         assert!(!row.contains('—'), "a figure is missing: {row}");
     }
     assert!(is_png(&out.join("img/pause-timeline.png")));
