@@ -16,6 +16,7 @@ pub mod limits;
 pub mod logtools;
 pub mod notify;
 pub mod planted;
+pub mod spawn;
 pub mod status;
 pub mod supervisor;
 pub mod task;

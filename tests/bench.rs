@@ -86,7 +86,10 @@ fn quick_suite_reports_every_case() {
     }
     // A case whose tool failed shows "—" for its figure; the table rows above
     // exist either way, so check that the main tables carry numbers.
-    for row in report.lines().filter(|l| l.starts_with("| dmon --tree") || l.starts_with("| 10 |") || l.contains(" | 10 busy |")) {
+    for row in report
+        .lines()
+        .filter(|l| l.starts_with("| dmon --tree") || l.starts_with("| 10 |") || l.contains(" | 10 busy |"))
+    {
         assert!(!row.contains('—'), "a figure is missing: {row}");
     }
     assert!(is_png(&out.join("img/pause-timeline.png")));
