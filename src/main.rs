@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use dmon::cli::{self, Options, Parsed};
 use dmon::creds::Credentials;
-use dmon::daemon::{self, PidFile};
+use dmon::daemon;
+use dmon::pidfile::PidFile;
 use dmon::status::StatusFile;
 use dmon::supervisor::{Proc, Supervisor};
 use dmon::task::Policy;
@@ -34,11 +35,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("dmon: {}", daemon::one_line(&e.to_string()));
+            eprintln!("dmon: {}", dmon::logging::one_line(&e.to_string()));
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    daemon::init_logging(options.verbose);
+    dmon::logging::init(options.verbose);
     let (code, message) = match run(*options) {
         Ok(code) => return ExitCode::from(code.clamp(0, 255) as u8),
         Err(Failure::Usage(message)) => (EXIT_USAGE, message),

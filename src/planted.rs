@@ -64,6 +64,21 @@ pub fn check(file: &Metadata, dir: Option<&Metadata>, who: &str, fifo: bool) -> 
     Ok(())
 }
 
+/// An error of dmon's opening PATH (its pid file, its status file) without
+/// following links, for a message after "cannot open 'PATH': ". A symbolic link
+/// is named as such: O_NOFOLLOW reports it as "Too many levels of symbolic links".
+pub fn open_error(path: &Path, e: io::Error) -> io::Error {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if e.raw_os_error() == Some(libc::ELOOP) && is_link { link_error("dmon") } else { e }
+}
+
+/// Checks what dmon's open of PATH (without following links) found, by the rule
+/// of [`check`], against the directory PATH is in.
+pub fn check_opened(file: &File, path: &Path, fifo: bool) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    check(&file.metadata()?, std::fs::metadata(dir).ok().as_ref(), "dmon", fifo)
+}
+
 fn c_name(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
