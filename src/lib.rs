@@ -9,6 +9,7 @@
 
 pub mod child;
 pub mod cli;
+pub mod clock;
 pub mod conf;
 pub mod creds;
 pub mod daemon;

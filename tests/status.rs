@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use dmon::logtools::clock::Civil;
+use dmon::clock::Civil;
 use serde_json::Value;
 
 const DMON: &str = env!("CARGO_BIN_EXE_dmon");

@@ -30,10 +30,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 
 use super::args;
-use super::clock::Civil;
 use super::format::Format;
 use super::pump::{self, Batch, Control, Sink};
 use super::sys;
+use crate::clock::Civil;
 use crate::planted::Dir;
 
 #[derive(Parser, Debug)]

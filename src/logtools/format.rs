@@ -2,8 +2,8 @@
 //! line's bytes untouched (UTF-8 or not), a newline. Empty lines are kept unless
 //! asked otherwise.
 
-use super::clock::Civil;
 use super::pump::Batch;
+use crate::clock::Civil;
 
 /// Which timestamp goes in front of each line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,6 +1,7 @@
-//! Wall-clock formatting without a date crate: DMon's `YYYY-mm-dd/HH:MM:SS` and
-//! RFC 3339 in UTC (as DMon's C tools used `gmtime`), and the local
-//! `Mmm dd HH:MM:SS` that syslog daemons expect in a message header.
+//! Wall-clock formatting without a date crate, for dmon's status file and the
+//! log tools: DMon's `YYYY-mm-dd/HH:MM:SS` and RFC 3339 in UTC (as DMon's C tools
+//! used `gmtime`), and the local `Mmm dd HH:MM:SS` that syslog daemons expect in
+//! a message header.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
