@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use crate::logging::one_line;
@@ -20,8 +20,9 @@ pub fn detach() -> Result<(), String> {
         .open("/dev/null")
         .map_err(|e| format!("cannot open /dev/null: {e}"))?;
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {}", e.desc()))?;
-    // SAFETY: dmon is single-threaded here; the child only continues Rust code
-    // that a fork of a single-threaded process may run.
+    // SAFETY: dmon has no other thread yet (the supervisor starts its helpers
+    // later), so the child is a whole copy of the process and may go on running
+    // any Rust code, allocation and locks included.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("cannot fork: {}", e.desc()))? {
         nix::unistd::ForkResult::Parent { .. } => {
             drop(write);
@@ -43,10 +44,10 @@ pub fn detach() -> Result<(), String> {
         nix::unistd::ForkResult::Child => {
             drop(read);
             nix::unistd::setsid().map_err(|e| format!("setsid: {}", e.desc()))?;
-            for fd in 0..3 {
-                // SAFETY: dup2 onto the standard descriptors.
-                unsafe { libc::dup2(null.as_raw_fd(), fd) };
-            }
+            let on_null = nix::unistd::dup2_stdin(&null)
+                .and_then(|()| nix::unistd::dup2_stdout(&null))
+                .and_then(|()| nix::unistd::dup2_stderr(&null));
+            on_null.map_err(|e| format!("cannot put the standard streams on /dev/null: {}", e.desc()))?;
             DETACHED.store(true, Ordering::Relaxed);
             READY.store(write.into_raw_fd(), Ordering::Relaxed);
             Ok(())
@@ -70,7 +71,8 @@ fn answer_parent(answer: &str) -> bool {
     if fd < 0 {
         return false;
     }
-    // SAFETY: the descriptor was ours alone, taken out of READY above.
+    // SAFETY: `detach` gave up the descriptor (into_raw_fd) to READY, and the
+    // swap above took it out: nothing else owns or closes it.
     let mut pipe = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     pipe.write_all(answer.as_bytes()).is_ok()
 }
