@@ -40,7 +40,7 @@ fn man_page_examples() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(wait_until(Duration::from_secs(10), || lines(&dir.path("logfile")).len() == 2));
     let pid: i32 = read(&dir.path("example.pid")).trim().parse().unwrap();
-    let _daemon_stopper = Stopper(pid);
+    let _daemon_stopper = Stopper::new(pid);
     assert!(shell(&dir, "kill $(cat example.pid)").status().unwrap().success());
     assert!(wait_until(Duration::from_secs(15), || !alive(pid) && !dir.path("example.pid").exists()));
     assert_eq!(lines(&dir.path("logfile")), ["Hello World", "Hello dmon"]);
@@ -436,7 +436,7 @@ fn daemon_mode_returns_at_once_with_a_valid_pid_file() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     // The shell got its prompt back while the command still runs.
     let pid: i32 = read(&pid_file).trim().parse().expect("a pid in the pid file");
-    let _stopper = Stopper(pid);
+    let _stopper = Stopper::new(pid);
     assert!(alive(pid));
     assert!(fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().starts_with(DMON));
     assert!(wait_until(Duration::from_secs(10), || !started(&st, "cmd").is_empty()));

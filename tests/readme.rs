@@ -56,7 +56,7 @@ fn everyday_forms_run_as_written() {
     assert!(wait_until(Duration::from_secs(10), || fs::read_to_string("/var/log/ticker.log")
         .is_ok_and(|t| t.lines().count() >= 1)));
     let pid: i32 = fs::read_to_string("/run/ticker.pid").unwrap().trim().parse().unwrap();
-    let _stopper = Stopper(pid);
+    let _stopper = Stopper::new(pid);
     assert!(shell(&dir, "kill $(cat /run/ticker.pid)").status().unwrap().success());
     assert!(wait_until(Duration::from_secs(15), || !Path::new(&format!("/proc/{pid}")).exists()));
     assert!(!Path::new("/run/ticker.pid").exists());

@@ -37,3 +37,6 @@ mod hostile_paths;
 
 #[path = "reliability/child_setup.rs"]
 mod child_setup;
+
+#[path = "reliability/guards.rs"]
+mod guards;

@@ -131,16 +131,19 @@ pub fn signal(pid: i32, signal: i32) {
     unsafe { libc::kill(pid, signal) };
 }
 
-/// The name and state letter (R, S, T, Z, ...) of a process, None when it is gone.
-fn name_and_state(pid: i32) -> Option<(String, char)> {
+/// What /proc/PID/stat says of a process: its name, its state letter (R, S, T,
+/// Z, ...) and its start time (clock ticks after boot); None when it is gone.
+fn proc_stat(pid: i32) -> Option<(String, char, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (head, rest) = stat.rsplit_once(')')?;
-    Some((head.split_once('(')?.1.to_string(), rest.trim_start().chars().next()?))
+    // Fields 3 (state) and 22 (starttime) of proc(5).
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some((head.split_once('(')?.1.to_string(), fields.first()?.chars().next()?, fields.get(19)?.parse().ok()?))
 }
 
 /// The state letter of a process (R, S, T, Z, ...), None when it is gone.
 pub fn state(pid: i32) -> Option<char> {
-    name_and_state(pid).map(|(_, state)| state)
+    proc_stat(pid).map(|(_, state, _)| state)
 }
 
 /// Alive and not a zombie.
@@ -150,29 +153,43 @@ pub fn alive(pid: i32) -> bool {
 
 /// Ends a dmon when dropped, so that nothing a test started outlives it, also
 /// when the test fails half-way: TERM (dmon stops its trees), KILL after 10 s,
-/// then the exit is waited for (and reaped, when dmon is the test's child). A
-/// dmon that is gone already is left alone, and so is its pid once it names
-/// another program.
-pub struct Stopper(pub i32);
+/// then the exit is waited for (and reaped, when dmon is the test's child).
+///
+/// The process is known by its pid and start time, taken when the guard is
+/// made: pids come round again (pid_max may be 32768, and a crash loop forks
+/// thousands), and another test's dmon may have the pid by the time this test
+/// ends. A process that is gone, or is not dmon (still the shell that will exec
+/// it, or never dmon at all), is left alone.
+pub struct Stopper {
+    pid: i32,
+    start: Option<u64>,
+}
 
 impl Stopper {
+    pub fn new(pid: i32) -> Stopper {
+        Stopper { pid, start: proc_stat(pid).map(|(_, _, start)| start) }
+    }
+
     pub fn of(child: &Child) -> Stopper {
-        Stopper(child.id() as i32)
+        Stopper::new(child.id() as i32)
     }
 }
 
 impl Drop for Stopper {
     fn drop(&mut self) {
-        let pid = self.0;
-        let is_dmon = |state: fn(char) -> bool| name_and_state(pid).is_some_and(|(n, s)| n == "dmon" && state(s));
-        if !is_dmon(|_| true) {
+        let (pid, start) = (self.pid, self.start);
+        let ours = |running: bool| {
+            proc_stat(pid)
+                .is_some_and(|(name, state, at)| Some(at) == start && name == "dmon" && (!running || state != 'Z'))
+        };
+        if !ours(false) {
             return;
         }
-        if is_dmon(|s| s != 'Z') {
+        if ours(true) {
             signal(pid, libc::SIGTERM);
-            if !wait_until(Duration::from_secs(10), || !is_dmon(|s| s != 'Z')) {
+            if !wait_until(Duration::from_secs(10), || !ours(true)) {
                 signal(pid, libc::SIGKILL);
-                wait_until(Duration::from_secs(10), || !is_dmon(|s| s != 'Z'));
+                wait_until(Duration::from_secs(10), || !ours(true));
             }
         }
         // The zombie of a dmon the test started itself.

@@ -81,7 +81,7 @@ fn the_command_gets_the_terminal_in_the_foreground() {
         dmon_pid = read(&pid_file).trim().parse().ok();
         dmon_pid.is_some() || out_file.exists()
     });
-    let _stopper = dmon_pid.map(Stopper);
+    let _stopper = dmon_pid.map(Stopper::new);
     assert!(written, "dmon did not start under script");
     assert!(finish(child, Duration::from_secs(20)).success(), "the command did not finish: stopped?");
     let text = read(&out_file);

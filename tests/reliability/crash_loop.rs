@@ -77,7 +77,7 @@ fn crash_loop_leaks_nothing() {
     let child =
         dmon().args(["-n", "--backoff-max", "0.0001", "-I"]).arg(&status).args(["sh", "-c", &script]).spawn().unwrap();
     let pid = child.id() as i32;
-    let _stopper = Stopper(pid);
+    let _stopper = Stopper::new(pid);
     let start = Instant::now();
     let early = hold_and_sample(pid, &status, &hold, 100);
     let late = hold_and_sample(pid, &status, &hold, total);

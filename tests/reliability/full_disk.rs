@@ -35,7 +35,7 @@ fn full_disk_for_status_and_pid_files() {
         .spawn()
         .unwrap();
     let dmon_pid = child.id() as i32;
-    let _stopper = Stopper(dmon_pid);
+    let _stopper = Stopper::new(dmon_pid);
     assert!(wait_until(Duration::from_secs(10), || !started(&status, "cmd").is_empty()));
     // USR1 is forwarded: only once the command ignores it.
     assert!(wait_until(Duration::from_secs(10), || log.path("ready").exists()));
@@ -137,7 +137,7 @@ fn full_disk_for_dlog_and_drlog_output() {
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let _stopper = Stopper(child.id() as i32);
+        let _stopper = Stopper::of(&child);
         assert!(wait_until(Duration::from_secs(10), || read(&output).lines().count() > 100));
         assert!(wait_until(Duration::from_secs(10), || !started(&status, "cmd").is_empty()));
         let cmd = started(&status, "cmd")[0];

@@ -36,7 +36,7 @@ fn dmon_killed_leaves_its_tree_and_a_new_dmon_starts_cleanly() {
         };
         let first_status = dir.path("status1");
         let mut first = start(&first_status);
-        let _first_stopper = Stopper(first.id() as i32);
+        let _first_stopper = Stopper::of(&first);
         assert!(wait_until(Duration::from_secs(10), || started(&first_status, "cmd").len() == 1));
         assert!(wait_until(Duration::from_secs(10), || with_marker(&marker).len() == 2));
         let orphans = with_marker(&marker);
@@ -47,7 +47,7 @@ fn dmon_killed_leaves_its_tree_and_a_new_dmon_starts_cleanly() {
 
         let second_status = dir.path("status2");
         let second = start(&second_status);
-        let _stopper = Stopper(second.id() as i32);
+        let _stopper = Stopper::of(&second);
         assert!(
             wait_until(Duration::from_secs(10), || started(&second_status, "cmd").len() == 1),
             "--tree {backend}: a new dmon did not start"

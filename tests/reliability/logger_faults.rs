@@ -40,7 +40,7 @@ fn logger_faults_lose_no_line() {
         .spawn()
         .unwrap();
     let dmon = child.id() as i32;
-    let _stopper = Stopper(dmon);
+    let _stopper = Stopper::new(dmon);
     assert!(wait_until(Duration::from_secs(10), || !started(&status, "cmd").is_empty()));
     let cmd = started(&status, "cmd")[0];
 

@@ -23,7 +23,7 @@ fn signal_storm_is_forwarded_without_crash_or_hang() {
     );
     let child = dmon().args(["-n", "-s", "-I"]).arg(&status).args(["sh", "-c", &script]).spawn().unwrap();
     let dmon = child.id() as i32;
-    let _stopper = Stopper(dmon);
+    let _stopper = Stopper::new(dmon);
     assert!(wait_until(Duration::from_secs(10), || ready.exists()));
     let cmd = started(&status, "cmd")[0];
     let fds_before = fds(dmon);

@@ -56,7 +56,7 @@ fn repeated_timeouts_leave_nothing_behind() {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        let _stopper = Stopper(pid);
+        let _stopper = Stopper::new(pid);
         let start = Instant::now();
         assert!(wait_until(Duration::from_secs(30), || started(&status, "cmd").len() >= 20));
         let home = home_of(&status);
