@@ -165,6 +165,14 @@ impl StepPipe {
 /// group and the terminal; then limits and the change of ids, last the
 /// self-stop that starts a paused command frozen. A failed step is written to
 /// `step_fd` before its error is returned.
+///
+/// std has set SIGPIPE back to its default before the hook runs, but leaves the
+/// signal mask as the child inherited it (std's `do_exec` on unix): every signal
+/// dmon reads from its signalfd is blocked there. That is what lets the child,
+/// still in the background, make itself the terminal's foreground group (a
+/// background tcsetpgrp stops the caller with SIGTTOU unless SIGTTOU is blocked),
+/// and what must be undone afterwards, or TERM and Ctrl-C would never reach the
+/// command.
 fn child_hook(
     setup: ChildSetup,
     tty: Option<RawFd>,
@@ -174,39 +182,32 @@ fn child_hook(
     step_fd: RawFd,
 ) -> io::Result<()> {
     let failed = |step: Step, e: io::Error| {
-        // SAFETY: write of one byte from a local.
+        // SAFETY: a one-byte write from a local into the step pipe, which stays
+        // open until exec.
         unsafe { libc::write(step_fd, (&(step as u8) as *const u8).cast(), 1) };
         e
     };
-    let check = |r: libc::c_int| if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) };
-    // SAFETY: plain system calls on values owned by the closure.
-    unsafe {
-        if let Some(fd) = setup.procs_fd {
-            check(libc::write(fd, b"0".as_ptr().cast(), 1) as libc::c_int).map_err(|e| failed(Step::Cgroup, e))?;
+    if let Some(fd) = setup.procs_fd {
+        // SAFETY: a one-byte write from a static string into the tree's open
+        // cgroup.procs descriptor.
+        if unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) } < 0 {
+            return Err(failed(Step::Cgroup, io::Error::last_os_error()));
         }
-        check(libc::setpgid(0, 0)).map_err(|e| failed(Step::ProcessGroup, e))?;
-        if let Some(tty) = tty {
-            // A background process calling tcsetpgrp gets SIGTTOU unless it is
-            // blocked; std has just unblocked every signal for the child.
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGTTOU);
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            libc::tcsetpgrp(tty, libc::getpid());
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        }
-        // The child inherits dmon's signal mask (every signal its signalfd reads
-        // is blocked) and SIGPIPE ignored: clear both, or TERM and Ctrl-C would
-        // never reach the command.
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let own = nix::unistd::Pid::from_raw(0);
+    nix::unistd::setpgid(own, own).map_err(|e| failed(Step::ProcessGroup, e.into()))?;
+    if let Some(tty) = tty {
+        // SAFETY: tcsetpgrp takes integers; `tty` is dmon's standard input, open
+        // for dmon's whole life. SIGTTOU is still blocked, so it cannot stop us.
+        unsafe { libc::tcsetpgrp(tty, libc::getpid()) };
+    }
+    // Cannot fail: the set is valid and SIG_SETMASK a known operation.
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+    if let Some(nice) = nice {
         // dmon's raised priority is its own: the command gets dmon's original one
         // (a lower priority is always allowed).
-        if let Some(nice) = nice {
-            libc::setpriority(libc::PRIO_PROCESS, 0, nice);
-        }
+        // SAFETY: setpriority takes integers only.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
     }
     for limit in limits {
         limit.apply().map_err(|e| failed(Step::Limit, e))?;
@@ -215,8 +216,7 @@ fn child_hook(
         creds.apply().map_err(|e| failed(Step::Credentials, e))?;
     }
     if setup.stop_self {
-        // SAFETY: raise is async-signal-safe.
-        unsafe { libc::raise(libc::SIGSTOP) };
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
     }
     Ok(())
 }

@@ -299,7 +299,7 @@ impl Credentials {
         }
         if let Some(ids) = &self.ids {
             if self.keep.is_some() {
-                prctl(libc::PR_SET_KEEPCAPS, 1, 0)?;
+                nix::sys::prctl::set_keepcaps(true)?;
             }
             // Raw system calls: glibc's wrappers would broadcast the change to
             // other threads (there are none after fork) under a lock.
@@ -320,14 +320,14 @@ impl Credentials {
                     }
                 }
                 if ids.is_some() {
-                    prctl(libc::PR_SET_KEEPCAPS, 0, 0)?;
+                    nix::sys::prctl::set_keepcaps(false)?;
                 }
             }
             (None, Some(ids)) if ids.uid != 0 => capset(0)?,
             (None, _) => {}
         }
         if self.no_new_privs {
-            prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)?;
+            nix::sys::prctl::set_no_new_privs()?;
         }
         Ok(())
     }
@@ -338,7 +338,8 @@ fn syscall(r: libc::c_long) -> io::Result<()> {
 }
 
 fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
+    // SAFETY: prctl with integer arguments only, for options that take no
+    // pointer (the ambient set and the bounding set).
     syscall(unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) } as libc::c_long)
 }
 

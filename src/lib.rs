@@ -9,12 +9,15 @@
 
 pub mod child;
 pub mod cli;
+pub mod clock;
 pub mod conf;
 pub mod creds;
 pub mod daemon;
 pub mod limits;
+pub mod logging;
 pub mod logtools;
 pub mod notify;
+pub mod pidfile;
 pub mod planted;
 pub mod spawn;
 pub mod status;

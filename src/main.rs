@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use dmon::cli::{self, Options, Parsed};
 use dmon::creds::Credentials;
-use dmon::daemon::{self, PidFile};
+use dmon::daemon;
+use dmon::pidfile::PidFile;
 use dmon::status::StatusFile;
 use dmon::supervisor::{Proc, Supervisor};
 use dmon::task::Policy;
@@ -21,7 +22,8 @@ const EXIT_FAILURE: u8 = 1;
 fn main() -> ExitCode {
     // One malloc arena: dmon's threads are short helpers (a thaw), and an arena
     // of their own would stay, with its touched pages, for dmon's whole life.
-    // SAFETY: mallopt before any other thread exists.
+    // SAFETY: mallopt changes allocator settings, which is safe before any other
+    // thread exists to allocate meanwhile.
     #[cfg(target_env = "gnu")]
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1)
@@ -34,11 +36,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("dmon: {}", daemon::one_line(&e.to_string()));
+            eprintln!("dmon: {}", dmon::logging::one_line(&e.to_string()));
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    daemon::init_logging(options.verbose);
+    dmon::logging::init(options.verbose);
     let (code, message) = match run(*options) {
         Ok(code) => return ExitCode::from(code.clamp(0, 255) as u8),
         Err(Failure::Usage(message)) => (EXIT_USAGE, message),
@@ -97,8 +99,10 @@ fn run(opts: Options) -> Result<i32, Failure> {
     }
     // Whether dmon is the terminal's foreground job (not `dmon -n cmd &`): only
     // then is the command made the terminal's foreground group.
-    // SAFETY: isatty, tcgetpgrp and getpgrp on descriptor 0 have no preconditions.
-    let foreground = !opts.daemon && unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
+    let stdin = std::io::stdin();
+    let foreground = !opts.daemon
+        && nix::unistd::isatty(&stdin).unwrap_or(false)
+        && nix::unistd::tcgetpgrp(&stdin).is_ok_and(|group| group == nix::unistd::getpgrp());
 
     if opts.daemon {
         // The working directory stays as it was, as with DMon: its examples give

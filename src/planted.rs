@@ -16,13 +16,16 @@
 //! the directory is synced after a file in it is created or renamed, so the new
 //! name survives a crash.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, RenameFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::UnlinkatFlags;
 
 /// The error of an open with O_NOFOLLOW that met a symbolic link, for a message
 /// after "cannot open 'PATH': " (the kernel's own words, "Too many levels of
@@ -52,8 +55,7 @@ pub fn check(file: &Metadata, dir: Option<&Metadata>, who: &str, fifo: bool) -> 
             file.nlink()
         )));
     }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = nix::unistd::geteuid().as_raw();
     let others_write = dir.is_some_and(|dir| dir.mode() & 0o022 != 0 && file.uid() != dir.uid());
     if file.uid() != me && others_write {
         return Err(io::Error::other(format!(
@@ -64,8 +66,19 @@ pub fn check(file: &Metadata, dir: Option<&Metadata>, who: &str, fifo: bool) -> 
     Ok(())
 }
 
-fn c_name(name: &OsStr) -> io::Result<CString> {
-    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+/// An error of dmon's opening PATH (its pid file, its status file) without
+/// following links, for a message after "cannot open 'PATH': ". A symbolic link
+/// is named as such: O_NOFOLLOW reports it as "Too many levels of symbolic links".
+pub fn open_error(path: &Path, e: io::Error) -> io::Error {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if e.raw_os_error() == Some(libc::ELOOP) && is_link { link_error("dmon") } else { e }
+}
+
+/// Checks what dmon's open of PATH (without following links) found, by the rule
+/// of [`check`], against the directory PATH is in.
+pub fn check_opened(file: &File, path: &Path, fifo: bool) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    check(&file.metadata()?, std::fs::metadata(dir).ok().as_ref(), "dmon", fifo)
 }
 
 /// A directory, held open, in which files are opened, replaced and renamed by
@@ -80,13 +93,8 @@ impl Dir {
     /// Opens the directory `path` (following links in `path` itself: only the
     /// files in it are guarded).
     pub fn open(path: &Path, who: &str) -> io::Result<Dir> {
-        let c = c_name(path.as_os_str())?;
-        // SAFETY: a valid NUL-terminated path; the descriptor is owned at once.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let file = unsafe { File::from_raw_fd(fd) };
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let file = File::from(nix::fcntl::open(path, flags, Mode::empty())?);
         Ok(Dir { file, path: path.to_path_buf(), who: who.to_string() })
     }
 
@@ -105,16 +113,13 @@ impl Dir {
         self.file.sync_all()
     }
 
-    fn openat(&self, name: &OsStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
-        let c = c_name(name)?;
-        let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY;
-        // SAFETY: a valid directory descriptor and name; the result is owned at once.
-        let fd = unsafe { libc::openat(self.file.as_raw_fd(), c.as_ptr(), flags, libc::c_uint::from(mode)) };
-        if fd >= 0 {
-            return Ok(unsafe { File::from_raw_fd(fd) });
+    fn openat(&self, name: &OsStr, flags: OFlag, mode: libc::mode_t) -> io::Result<File> {
+        let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+        match nix::fcntl::openat(&self.file, name, flags, Mode::from_bits_truncate(mode)) {
+            Ok(fd) => Ok(File::from(fd)),
+            Err(Errno::ELOOP) => Err(link_error(&self.who)),
+            Err(e) => Err(e.into()),
         }
-        let e = io::Error::last_os_error();
-        Err(if e.raw_os_error() == Some(libc::ELOOP) { link_error(&self.who) } else { e })
     }
 
     fn checked(&self, file: File) -> io::Result<File> {
@@ -126,13 +131,13 @@ impl Dir {
     /// umask) when missing; a creation syncs the directory.
     pub fn open_append(&self, name: impl AsRef<OsStr>, mode: libc::mode_t) -> io::Result<File> {
         let name = name.as_ref();
-        let flags = libc::O_RDWR | libc::O_APPEND;
+        let flags = OFlag::O_RDWR | OFlag::O_APPEND;
         loop {
             match self.openat(name, flags, 0) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 other => return self.checked(other?),
             }
-            match self.openat(name, flags | libc::O_CREAT | libc::O_EXCL, mode) {
+            match self.openat(name, flags | OFlag::O_CREAT | OFlag::O_EXCL, mode) {
                 // Made by someone else meanwhile: open what is there, and check it.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 other => {
@@ -146,7 +151,7 @@ impl Dir {
 
     /// Opens `name` for reading; `None` when there is no such file.
     pub fn open_read(&self, name: impl AsRef<OsStr>) -> io::Result<Option<File>> {
-        match self.openat(name.as_ref(), libc::O_RDONLY, 0) {
+        match self.openat(name.as_ref(), OFlag::O_RDONLY, 0) {
             Ok(file) => self.checked(file).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -159,11 +164,9 @@ impl Dir {
     pub fn replace(&self, name: impl AsRef<OsStr>, data: &[u8], mode: libc::mode_t) -> io::Result<()> {
         let mut temp = OsString::from(name.as_ref());
         temp.push(".new");
-        let c = c_name(&temp)?;
         // A leftover of an earlier attempt, or a plant: unlink removes a link itself.
-        // SAFETY: a valid directory descriptor and name.
-        unsafe { libc::unlinkat(self.file.as_raw_fd(), c.as_ptr(), 0) };
-        let mut file = self.openat(&temp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, mode)?;
+        let _ = nix::unistd::unlinkat(&self.file, temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        let mut file = self.openat(&temp, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, mode)?;
         file.write_all(data)?;
         file.sync_data()?;
         self.rename(&temp, name, false)?;
@@ -173,26 +176,16 @@ impl Dir {
     /// Renames `from` to `to` in this directory; with `keep`, never over an
     /// existing `to` (AlreadyExists then).
     pub fn rename(&self, from: impl AsRef<OsStr>, to: impl AsRef<OsStr>, keep: bool) -> io::Result<()> {
-        let (f, t) = (c_name(from.as_ref())?, c_name(to.as_ref())?);
-        let fd = self.file.as_raw_fd();
-        let flags = if keep { libc::RENAME_NOREPLACE } else { 0 };
-        // SAFETY: a valid directory descriptor and names.
-        if unsafe { libc::renameat2(fd, f.as_ptr(), fd, t.as_ptr(), flags) } == 0 {
-            return Ok(());
+        let (from, to, dir) = (from.as_ref(), to.as_ref(), &self.file);
+        let flags = if keep { RenameFlags::RENAME_NOREPLACE } else { RenameFlags::empty() };
+        match nix::fcntl::renameat2(dir, from, dir, to, flags) {
+            // A file system without RENAME_NOREPLACE: a hard link also refuses to replace.
+            Err(Errno::EINVAL) if keep => {
+                nix::unistd::linkat(dir, from, dir, to, AtFlags::empty())?;
+                nix::unistd::unlinkat(dir, from, UnlinkatFlags::NoRemoveDir)?;
+                Ok(())
+            }
+            other => Ok(other?),
         }
-        let e = io::Error::last_os_error();
-        if !keep || e.raw_os_error() != Some(libc::EINVAL) {
-            return Err(e);
-        }
-        // A file system without RENAME_NOREPLACE: a hard link also refuses to replace.
-        // SAFETY: as above.
-        if unsafe { libc::linkat(fd, f.as_ptr(), fd, t.as_ptr(), 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: as above.
-        if unsafe { libc::unlinkat(fd, f.as_ptr(), 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
     }
 }

@@ -19,7 +19,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
-use crate::logtools::clock::Civil;
+use crate::clock::Civil;
 use crate::task::Status;
 use crate::usage::Usage;
 

@@ -228,9 +228,11 @@ impl Supervisor {
         mask.thread_block().map_err(io::Error::from)?;
         let signals =
             SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(io::Error::from)?;
-        // Orphaned grandchildren come back to dmon, to be found and reaped.
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        // Orphaned grandchildren come back to dmon, to be found and reaped; the
+        // signal fallback finds a setsid'd orphan only so.
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::warn!("cannot become the child subreaper: {}; orphans of the command go to init", e.desc());
+        }
         self.child_nice = raise_priority();
 
         let now = Instant::now();

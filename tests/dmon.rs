@@ -7,125 +7,17 @@ mod common;
 
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const DMON: &str = env!("CARGO_BIN_EXE_dmon");
-
-/// A fresh directory, removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("dmon-test-{}-{name}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        Dir(path)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn s(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// dmon, with `DMON_TEST_TREE` (if set) choosing the tree backend, so that the
-/// whole suite can run once per backend.
-fn dmon() -> Command {
-    let mut command = Command::new(DMON);
-    command.env_remove("DMON_OPTIONS").env_remove("DMON_LOG").stdin(Stdio::null());
-    if let Ok(tree) = std::env::var("DMON_TEST_TREE") {
-        command.env("DMON_OPTIONS", format!("--tree {tree}"));
-    }
-    command
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().expect("dmon runs")
-}
-
-/// Waits until `condition` holds, for at most `limit`.
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
-}
-
-fn read(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_default()
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    read(path).lines().map(str::to_string).collect()
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie is not alive.
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
-        .unwrap_or(false)
-}
-
-fn signal(pid: i32, signal: i32) {
-    unsafe { libc::kill(pid, signal) };
-}
-
-/// Waits for a child with a bound; kills it if the bound passes.
-fn finish(mut child: Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("dmon did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn stderr_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The pids in `cmd start PID` lines of a status file.
-fn started(status: &Path, who: &str) -> Vec<i32> {
-    lines(status).iter().filter_map(|l| l.strip_prefix(&format!("{who} start ")).map(|p| p.parse().unwrap())).collect()
-}
+use common::*;
 
 #[test]
 fn options_of_the_command_are_not_dmons() {
     let out = run(dmon().args(["-n", "-1", "sh", "-c", "echo \"$0 $1\"", "-n", "-1"]));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "-n -1\n");
     assert!(out.status.success());
-}
-
-/// A shell with the built tools first on the PATH, in `dir`, as the man page's
-/// examples are typed.
-fn shell(dir: &Dir, script: &str) -> Command {
-    let bin = Path::new(DMON).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    let mut command = Command::new("sh");
-    command.args(["-c", script]).current_dir(&dir.0).env("PATH", path).env_remove("DMON_OPTIONS");
-    command.stdin(Stdio::null());
-    command
 }
 
 #[test]
@@ -135,6 +27,7 @@ fn man_page_examples() {
     let child = shell(&dir, "exec dmon -n sh -c 'while echo \"Hello World\" ; do sleep 5 ; done' -- dlog logfile")
         .spawn()
         .unwrap();
+    let _stopper = Stopper::of(&child);
     assert!(wait_until(Duration::from_secs(10), || !lines(&dir.path("logfile")).is_empty()));
     signal(child.id() as i32, libc::SIGTERM);
     assert!(finish(child, Duration::from_secs(15)).success());
@@ -147,6 +40,7 @@ fn man_page_examples() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(wait_until(Duration::from_secs(10), || lines(&dir.path("logfile")).len() == 2));
     let pid: i32 = read(&dir.path("example.pid")).trim().parse().unwrap();
+    let _daemon_stopper = Stopper::new(pid);
     assert!(shell(&dir, "kill $(cat example.pid)").status().unwrap().success());
     assert!(wait_until(Duration::from_secs(15), || !alive(pid) && !dir.path("example.pid").exists()));
     assert_eq!(lines(&dir.path("logfile")), ["Hello World", "Hello dmon"]);
@@ -205,6 +99,7 @@ fn status_lines_for_start_exit_and_stop() {
 
     // TERM to dmon: `cmd stop PID`, then the command's exit.
     let child = dmon().args(["-n", "-I", st.to_str().unwrap(), "sleep", "60"]).spawn().unwrap();
+    let _stopper = Stopper::of(&child);
     assert!(wait_until(Duration::from_secs(10), || started(&st, "cmd").len() == 3));
     let pid = started(&st, "cmd")[2];
     signal(child.id() as i32, libc::SIGTERM);
@@ -290,6 +185,7 @@ fn forwarded_signals_reach_the_command_only_with_s() {
     let got = dir.s("got");
     let script = format!("trap 'echo usr1 >> {got}' USR1; echo ready > {got}.ready; while :; do sleep 0.05; done");
     let child = dmon().args(["-n", "-s", "-I", st.to_str().unwrap(), "sh", "-c", &script]).spawn().unwrap();
+    let _stopper = Stopper::of(&child);
     assert!(wait_until(Duration::from_secs(10), || dir.path("got.ready").exists() && !started(&st, "cmd").is_empty()));
     let pid = started(&st, "cmd")[0];
     signal(child.id() as i32, libc::SIGUSR1);
@@ -301,6 +197,7 @@ fn forwarded_signals_reach_the_command_only_with_s() {
     // Without -s the signal is ignored: neither dmon nor the command reacts.
     let _ = fs::remove_file(dir.path("got.ready"));
     let mut child = dmon().args(["-n", "sh", "-c", &script]).spawn().unwrap();
+    let _stopper = Stopper::of(&child);
     assert!(wait_until(Duration::from_secs(10), || dir.path("got.ready").exists()));
     let before = read(&dir.path("got"));
     signal(child.id() as i32, libc::SIGUSR1);
@@ -325,6 +222,7 @@ fn load_above_the_mark_pauses_and_below_resumes() {
         .args(["-n", "-L", "2", "-l", "1", "-I", st.to_str().unwrap(), "sh", "-c", &script])
         .spawn()
         .unwrap();
+    let _stopper = Stopper::of(&child);
     assert!(wait_until(Duration::from_secs(10), || !started(&st, "cmd").is_empty()));
     let pid = started(&st, "cmd")[0];
     fs::write(&load, "5.00 1.00 1.00 1/100 1\n").unwrap();
@@ -539,6 +437,7 @@ fn daemon_mode_returns_at_once_with_a_valid_pid_file() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     // The shell got its prompt back while the command still runs.
     let pid: i32 = read(&pid_file).trim().parse().expect("a pid in the pid file");
+    let _stopper = Stopper::new(pid);
     assert!(alive(pid));
     assert!(fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().starts_with(DMON));
     assert!(wait_until(Duration::from_secs(10), || !started(&st, "cmd").is_empty()));
@@ -574,6 +473,7 @@ fn shutdown_lets_the_log_command_read_everything_first() {
     let logger = format!("sleep 0.5; exec cat > {log}");
     let mut child =
         dmon().args(["-n", "sh", "-c", script, "--", "sh", "-c", &logger]).stderr(Stdio::piped()).spawn().unwrap();
+    let _stopper = Stopper::of(&child);
     let mut err = child.stderr.take().unwrap();
     let mut buffer = [0u8; 64];
     let n = err.read(&mut buffer).unwrap();
@@ -623,6 +523,7 @@ fn numbered_lines_through_a_killed_logger(dlog: bool, sig: i32, total: usize, ki
         .env_remove("DLOG_OPTIONS")
         .spawn()
         .unwrap();
+    let _stopper = Stopper::of(&child);
     let mut killed = 0;
     let mut seen = 0;
     while killed < kills {
@@ -682,6 +583,7 @@ fn an_idle_dmon_does_not_wake_up() {
     let dir = Dir::new("idle");
     let st = dir.path("st");
     let child = dmon().args(["-n", "-I", st.to_str().unwrap(), "sleep", "600", "--", "cat"]).spawn().unwrap();
+    let _stopper = Stopper::of(&child);
     assert!(wait_until(Duration::from_secs(10), || !started(&st, "cmd").is_empty() && !started(&st, "log").is_empty()));
     let pid = child.id() as i32;
     std::thread::sleep(Duration::from_millis(300));
@@ -708,6 +610,7 @@ fn cpu_pressure_pauses_the_tree_and_calm_resumes_it() {
     let dir = Dir::new("pressure");
     let st = dir.path("st");
     let child = dmon().args(["-n", "--pressure", "70:70", "-I", st.to_str().unwrap(), "sleep", "600"]).spawn().unwrap();
+    let _stopper = Stopper::of(&child);
     assert!(wait_until(Duration::from_secs(10), || !started(&st, "cmd").is_empty()));
     let pid = started(&st, "cmd")[0];
     // Three busy processes per CPU make tasks wait for a CPU most of the time.

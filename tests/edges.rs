@@ -75,7 +75,7 @@ fn a_logger_in_backoff_when_the_command_ends_still_gets_the_rest() {
         .stderr(stderr)
         .spawn()
         .unwrap();
-    let _stopper = Stopper(child.id() as i32);
+    let _stopper = Stopper::of(&child);
     assert!(
         wait_until(Duration::from_secs(30), || read(&out).ends_with("\n90000\n")),
         "the first lines did not arrive"
@@ -116,7 +116,7 @@ fn a_logger_that_fails_its_first_starts_still_gets_the_output() {
         .stderr(stderr)
         .spawn()
         .unwrap();
-    let _stopper = Stopper(child.id() as i32);
+    let _stopper = Stopper::of(&child);
     // Five failures: the next start is 0.8 s away when the command exits.
     let failures = || lines(&status).iter().filter(|l| l.starts_with("log exit")).count();
     assert!(wait_until(Duration::from_secs(30), || failures() >= 5), "the logger did not fail as planned");
@@ -173,7 +173,7 @@ fn a_daemon_stopped_while_its_logger_is_in_backoff_logs_everything() {
         .arg(&out));
     assert!(started_ok.status.success(), "{}", stderr_of(&started_ok));
     let dmon: i32 = read(&pid_file).trim().parse().unwrap();
-    let _stopper = Stopper(dmon);
+    let _stopper = Stopper::new(dmon);
     assert!(
         wait_until(Duration::from_secs(30), || read(&out).ends_with("\n90000\n")),
         "the first lines did not arrive"
@@ -282,7 +282,7 @@ fn a_command_that_disappears_later_is_retried() {
     let job = script(&dir, "job", "exit 1");
     let child = dmon_cmd().args(["-n", "-I"]).arg(&status).arg(&job).stderr(Stdio::piped()).spawn().unwrap();
     let dmon = child.id() as i32;
-    let _stopper = Stopper(dmon);
+    let _stopper = Stopper::new(dmon);
     assert!(wait_until(Duration::from_secs(10), || !started(&status, "cmd").is_empty()));
     fs::remove_file(&bin).unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -377,7 +377,7 @@ fn dmon_in_the_background_leaves_the_terminal_to_the_shell() {
     let shell: i32 = read(&pid_out).trim().parse().unwrap();
     let cmd = started(&status, "cmd")[0];
     let dmon = ppid(cmd).unwrap();
-    let _stopper = Stopper(dmon);
+    let _stopper = Stopper::new(dmon);
     // Field 8 of stat(5): the terminal's foreground process group.
     let tpgid = |pid: i32| -> i32 {
         let stat = read(Path::new(&format!("/proc/{pid}/stat")));

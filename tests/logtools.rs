@@ -42,8 +42,8 @@ fn is_rfc3339_micros(s: &str) -> bool {
 
 #[test]
 fn dlog_appends_each_line_to_the_file() {
-    let dir = TempDir::new("append");
-    let file = dir.join("out.log");
+    let dir = Dir::new("append");
+    let file = dir.path("out.log");
     std::fs::write(&file, "before\n").unwrap();
     let (code, _, err) = run_with(tool("dlog").arg(&file), b"one\ntwo\n");
     assert_eq!((code, err.as_str()), (0, ""));
@@ -56,16 +56,16 @@ fn dlog_appends_each_line_to_the_file() {
 /// before new lines, so they stay whole; drlog does the same with `current`.
 #[test]
 fn dlog_and_drlog_end_a_torn_last_line_first() {
-    let dir = TempDir::new("torn");
-    let file = dir.join("out.log");
+    let dir = Dir::new("torn");
+    let file = dir.path("out.log");
     std::fs::write(&file, "whole\ntor").unwrap();
     let (code, _, err) = run_with(tool("dlog").arg(&file), b"next\n");
     assert_eq!((code, err.as_str()), (0, ""));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "whole\ntor\nnext\n");
-    std::fs::write(dir.join("current"), "tor").unwrap();
-    let (code, _, err) = run_with(tool("drlog").arg(dir.path()), b"next\n");
+    std::fs::write(dir.path("current"), "tor").unwrap();
+    let (code, _, err) = run_with(tool("drlog").arg(&dir.0), b"next\n");
     assert_eq!((code, err.as_str()), (0, ""));
-    assert_eq!(std::fs::read_to_string(dir.join("current")).unwrap(), "tor\nnext\n");
+    assert_eq!(std::fs::read_to_string(dir.path("current")).unwrap(), "tor\nnext\n");
 }
 
 #[test]
@@ -113,8 +113,8 @@ fn dlog_prefix_alone() {
 
 #[test]
 fn dlog_reads_another_descriptor() {
-    let dir = TempDir::new("fd");
-    let file = dir.join("out.log");
+    let dir = Dir::new("fd");
+    let file = dir.path("out.log");
     let (r, mut w) = pipe();
     let mut cmd = tool("dlog");
     cmd.args(["-i", "5"]).arg(&file).stdin(Stdio::null());
@@ -167,8 +167,8 @@ fn dlog_writes_a_final_line_without_newline() {
 
 #[test]
 fn dlog_writes_a_one_mebibyte_line_whole() {
-    let dir = TempDir::new("long");
-    let file = dir.join("out.log");
+    let dir = Dir::new("long");
+    let file = dir.path("out.log");
     let long: Vec<u8> = (0..(1 << 20)).map(|i| b'a' + (i % 26) as u8).collect();
     let mut input = b"before\n".to_vec();
     input.extend_from_slice(&long);
@@ -180,22 +180,22 @@ fn dlog_writes_a_one_mebibyte_line_whole() {
 
 #[test]
 fn dlog_hup_reopens_the_file() {
-    let dir = TempDir::new("hup");
-    let file = dir.join("out.log");
+    let dir = Dir::new("hup");
+    let file = dir.path("out.log");
     let (r, mut w) = pipe();
     let mut child = spawn_reading(tool("dlog").arg(&file), &r);
     drop(r);
     w.write_all(b"first\n").unwrap();
-    wait_until("the first line", || count_lines(&file) == 1);
-    std::fs::rename(&file, dir.join("out.log.1")).unwrap();
+    wait_for("the first line", || count_lines(&file) == 1);
+    std::fs::rename(&file, dir.path("out.log.1")).unwrap();
     // Written after the rename and before HUP: still the old file.
     w.write_all(b"second\n").unwrap();
-    wait_until("the second line", || count_lines(&dir.join("out.log.1")) == 2);
+    wait_for("the second line", || count_lines(&dir.path("out.log.1")) == 2);
     signal(&child, libc::SIGHUP);
     w.write_all(b"third\n").unwrap();
     drop(w);
     assert!(child.wait().unwrap().success());
-    assert_eq!(std::fs::read_to_string(dir.join("out.log.1")).unwrap(), "first\nsecond\n");
+    assert_eq!(std::fs::read_to_string(dir.path("out.log.1")).unwrap(), "first\nsecond\n");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "third\n");
 }
 
@@ -206,7 +206,7 @@ fn term_mid_stream(tool_name: &str, args: &[&str], logged: impl Fn() -> Vec<Stri
     let (r, w) = pipe();
     let mut child = spawn_reading(tool(tool_name).args(args), &r);
     let writer = write_numbered(w, COUNT);
-    wait_until("some lines logged", || logged().len() >= 1000);
+    wait_for("some lines logged", || logged().len() >= 1000);
     signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
@@ -223,8 +223,8 @@ fn term_mid_stream(tool_name: &str, args: &[&str], logged: impl Fn() -> Vec<Stri
 
 #[test]
 fn dlog_term_mid_stream_leaves_the_rest_in_the_pipe() {
-    let dir = TempDir::new("term");
-    let file = dir.join("out.log");
+    let dir = Dir::new("term");
+    let file = dir.path("out.log");
     let path = file.to_str().unwrap().to_string();
     term_mid_stream("dlog", &[&path], || read_lines(&file));
 }
@@ -233,12 +233,12 @@ fn dlog_term_mid_stream_leaves_the_rest_in_the_pipe() {
 /// in the pipe, and INT leaves it there for the next reader.
 #[test]
 fn dlog_int_is_like_term() {
-    let dir = TempDir::new("int");
-    let file = dir.join("out.log");
+    let dir = Dir::new("int");
+    let file = dir.path("out.log");
     let (r, mut w) = pipe();
     let mut child = spawn_reading(tool("dlog").arg(&file), &r);
     w.write_all(b"whole\npart").unwrap();
-    wait_until("the whole line", || count_lines(&file) == 1);
+    wait_for("the whole line", || count_lines(&file) == 1);
     signal(&child, libc::SIGINT);
     assert!(child.wait().unwrap().success());
     w.write_all(b"ial\nnext line\n").unwrap();
@@ -254,8 +254,8 @@ fn dlog_int_is_like_term() {
 /// line too: INT then reads the rest of that line, and not a byte further.
 #[test]
 fn dlog_int_finishes_the_line_in_hand_when_the_input_is_no_pipe() {
-    let dir = TempDir::new("intsock");
-    let file = dir.join("out.log");
+    let dir = Dir::new("intsock");
+    let file = dir.path("out.log");
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     let mut child = tool("dlog")
         .arg(&file)
@@ -263,7 +263,7 @@ fn dlog_int_finishes_the_line_in_hand_when_the_input_is_no_pipe() {
         .spawn()
         .unwrap();
     ours.write_all(b"whole\npart").unwrap();
-    wait_until("the whole line", || count_lines(&file) == 1);
+    wait_for("the whole line", || count_lines(&file) == 1);
     signal(&child, libc::SIGINT);
     // dlog is now finishing the line in hand: it reads up to its newline only.
     ours.write_all(b"ial\nnext line\n").unwrap();
@@ -276,40 +276,16 @@ fn dlog_int_finishes_the_line_in_hand_when_the_input_is_no_pipe() {
     assert_eq!(rest, "next line\n");
 }
 
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: std::path::PathBuf, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(&at).unwrap();
-        let status =
-            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&at).status();
-        assert!(status.is_ok_and(|s| s.success()), "mounting a tmpfs needs root");
-        Tmpfs(at)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Fills the file system at `dir` with `filler` until a write fails.
-fn fill(filler: &std::path::Path) {
-    let mut f = std::fs::File::create(filler).unwrap();
-    let block = vec![0u8; 4096];
-    while f.write_all(&block).is_ok() {}
-}
-
 #[test]
 fn dlog_on_a_full_disk_retries_and_loses_nothing() {
     // About 290 KiB of lines: more than the space left, less than the tmpfs.
     const COUNT: usize = 10_000;
-    let dir = TempDir::new("full");
-    let mnt = Tmpfs::mount(dir.join("mnt"), "1m");
-    let file = mnt.0.join("out.log");
-    let filler = mnt.0.join("filler");
+    let mnt = match Tmpfs::mount("logtools-full", "1m") {
+        Ok(mnt) => mnt,
+        Err(why) => return common::skip(&why),
+    };
+    let file = mnt.path("out.log");
+    let filler = mnt.path("filler");
     fill(&filler);
     let (r, w) = pipe();
     let mut child = spawn_reading(tool("dlog").arg(&file), &r);
@@ -363,13 +339,13 @@ fn all_logged(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn drlog_rotates_a_stream_without_losing_splitting_or_duplicating_a_line() {
     const COUNT: usize = 12_000;
-    let dir = TempDir::new("rotate");
+    let dir = Dir::new("rotate");
     let (r, w) = pipe();
-    let mut child = spawn_reading(tool("drlog").args(["-s", "2k", "-m", "0"]).arg(dir.path()), &r);
+    let mut child = spawn_reading(tool("drlog").args(["-s", "2k", "-m", "0"]).arg(&dir.0), &r);
     drop(r);
     write_numbered(w, COUNT).join().unwrap();
     assert!(child.wait().unwrap().success());
-    let files = rotated(dir.path());
+    let files = rotated(&dir.0);
     assert!(files.len() >= 100, "only {} rotations", files.len());
     for file in &files {
         let data = std::fs::read(file).unwrap();
@@ -378,18 +354,18 @@ fn drlog_rotates_a_stream_without_losing_splitting_or_duplicating_a_line() {
         let name = file.file_name().unwrap().to_str().unwrap();
         assert!(name.len() == 23 || name.len() == 30, "{name}");
     }
-    assert_numbered(&all_logged(dir.path()), COUNT);
+    assert_numbered(&all_logged(&dir.0), COUNT);
 }
 
 #[test]
 fn drlog_keeps_at_most_max_files() {
-    let dir = TempDir::new("maxfiles");
+    let dir = Dir::new("maxfiles");
     let input: String = (0..3000).map(|n| format!("{}\n", numbered(n))).collect();
-    let (code, _, err) = run_with(tool("drlog").args(["-s", "1k", "-m", "3"]).arg(dir.path()), input.as_bytes());
+    let (code, _, err) = run_with(tool("drlog").args(["-s", "1k", "-m", "3"]).arg(&dir.0), input.as_bytes());
     assert_eq!((code, err.as_str()), (0, ""));
-    assert_eq!(rotated(dir.path()).len(), 3);
+    assert_eq!(rotated(&dir.0).len(), 3);
     // What is left is the newest part of the stream, in order.
-    let lines = all_logged(dir.path());
+    let lines = all_logged(&dir.0);
     let first: usize = lines[0].split(' ').nth(1).unwrap().parse().unwrap();
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(line, &numbered(first + i));
@@ -399,41 +375,41 @@ fn drlog_keeps_at_most_max_files() {
 
 #[test]
 fn drlog_gives_a_line_longer_than_the_size_a_file_of_its_own() {
-    let dir = TempDir::new("longline");
+    let dir = Dir::new("longline");
     let long = "y".repeat(5000);
     let input = format!("short 1\n{long}\nshort 2\n");
-    let (code, _, _) = run_with(tool("drlog").args(["-s", "1k", "-m", "0"]).arg(dir.path()), input.as_bytes());
+    let (code, _, _) = run_with(tool("drlog").args(["-s", "1k", "-m", "0"]).arg(&dir.0), input.as_bytes());
     assert_eq!(code, 0);
-    let files = rotated(dir.path());
+    let files = rotated(&dir.0);
     assert_eq!(files.len(), 2);
     assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), "short 1\n");
     assert_eq!(std::fs::read_to_string(&files[1]).unwrap(), format!("{long}\n"));
-    assert_eq!(std::fs::read_to_string(dir.join("current")).unwrap(), "short 2\n");
+    assert_eq!(std::fs::read_to_string(dir.path("current")).unwrap(), "short 2\n");
 }
 
 #[test]
 fn drlog_rotates_by_age() {
-    let dir = TempDir::new("age");
+    let dir = Dir::new("age");
     let (r, mut w) = pipe();
-    let mut child = spawn_reading(tool("drlog").args(["-T", "1", "-s", "0"]).arg(dir.path()), &r);
+    let mut child = spawn_reading(tool("drlog").args(["-T", "1", "-s", "0"]).arg(&dir.0), &r);
     drop(r);
     w.write_all(b"old\n").unwrap();
     // No more input: the age alone rotates the file.
-    wait_until("a rotation by age", || rotated(dir.path()).len() == 1);
+    wait_for("a rotation by age", || rotated(&dir.0).len() == 1);
     w.write_all(b"new\n").unwrap();
     drop(w);
     assert!(child.wait().unwrap().success());
-    let files = rotated(dir.path());
+    let files = rotated(&dir.0);
     assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), "old\n");
-    assert_eq!(std::fs::read_to_string(dir.join("current")).unwrap(), "new\n");
+    assert_eq!(std::fs::read_to_string(dir.path("current")).unwrap(), "new\n");
 }
 
 #[test]
 fn drlog_timestamps_prefixes_and_skips_empty_lines() {
-    let dir = TempDir::new("drlogfmt");
-    let (code, _, _) = run_with(tool("drlog").args(["-t", "-e", "-p", "P"]).arg(dir.path()), b"a\n\nb\n");
+    let dir = Dir::new("drlogfmt");
+    let (code, _, _) = run_with(tool("drlog").args(["-t", "-e", "-p", "P"]).arg(&dir.0), b"a\n\nb\n");
     assert_eq!(code, 0);
-    let lines = read_lines(&dir.join("current"));
+    let lines = read_lines(&dir.path("current"));
     assert_eq!(lines.len(), 2);
     for (line, text) in lines.iter().zip(["P a", "P b"]) {
         let (stamp, rest) = line.split_once(' ').unwrap();
@@ -443,54 +419,54 @@ fn drlog_timestamps_prefixes_and_skips_empty_lines() {
 
 #[test]
 fn drlog_missing_directory_is_an_error() {
-    let dir = TempDir::new("nodir");
-    let missing = dir.join("missing");
+    let dir = Dir::new("nodir");
+    let missing = dir.path("missing");
     let (code, _, err) = run_with(tool("drlog").arg(&missing), b"x\n");
     assert_eq!(code, 1);
     assert!(err.contains(missing.to_str().unwrap()) && err.contains("No such file"), "{err}");
     assert!(!missing.exists());
-    let (code, _, err) = run_with(tool("drlog").args(["-s", "5x"]).arg(dir.path()), b"");
+    let (code, _, err) = run_with(tool("drlog").args(["-s", "5x"]).arg(&dir.0), b"");
     assert_eq!(code, 2);
     assert!(err.contains("--max-size") && err.contains("'5x'"), "{err}");
 }
 
 #[test]
 fn drlog_hup_reopens_current() {
-    let dir = TempDir::new("drloghup");
+    let dir = Dir::new("drloghup");
     let (r, mut w) = pipe();
-    let mut child = spawn_reading(tool("drlog").arg(dir.path()), &r);
+    let mut child = spawn_reading(tool("drlog").arg(&dir.0), &r);
     drop(r);
     w.write_all(b"one\n").unwrap();
-    wait_until("the first line", || count_lines(&dir.join("current")) == 1);
-    std::fs::rename(dir.join("current"), dir.join("moved")).unwrap();
+    wait_for("the first line", || count_lines(&dir.path("current")) == 1);
+    std::fs::rename(dir.path("current"), dir.path("moved")).unwrap();
     signal(&child, libc::SIGHUP);
     w.write_all(b"two\n").unwrap();
     drop(w);
     assert!(child.wait().unwrap().success());
-    assert_eq!(std::fs::read_to_string(dir.join("moved")).unwrap(), "one\n");
-    assert_eq!(std::fs::read_to_string(dir.join("current")).unwrap(), "two\n");
+    assert_eq!(std::fs::read_to_string(dir.path("moved")).unwrap(), "one\n");
+    assert_eq!(std::fs::read_to_string(dir.path("current")).unwrap(), "two\n");
 }
 
 #[test]
 fn drlog_term_mid_stream_while_rotating() {
-    let dir = TempDir::new("drlogterm");
-    let path = dir.path().to_str().unwrap().to_string();
-    term_mid_stream("drlog", &["-s", "64k", "-m", "0", &path], || all_logged(dir.path()));
+    let dir = Dir::new("drlogterm");
+    let path = dir.0.to_str().unwrap().to_string();
+    term_mid_stream("drlog", &["-s", "64k", "-m", "0", &path], || all_logged(&dir.0));
 }
 
 #[test]
 fn drlog_takes_options_from_drlog_options() {
-    let dir = TempDir::new("drlogenv");
-    let (code, _, _) = run_with(tool("drlog").env("DRLOG_OPTIONS", "-p from-env").arg(dir.path()), b"a\n");
+    let dir = Dir::new("drlogenv");
+    let (code, _, _) = run_with(tool("drlog").env("DRLOG_OPTIONS", "-p from-env").arg(&dir.0), b"a\n");
     assert_eq!(code, 0);
-    assert_eq!(std::fs::read_to_string(dir.join("current")).unwrap(), "from-env a\n");
+    assert_eq!(std::fs::read_to_string(dir.path("current")).unwrap(), "from-env a\n");
 }
 
 // ---------------------------------------------------------------- dslog
 
 /// A syslog socket bound in `dir`, as a daemon would listen on /dev/log.
-fn syslog_socket(dir: &TempDir) -> (UnixDatagram, std::path::PathBuf) {
-    let path = dir.join("log.sock");
+fn syslog_socket(dir: &Dir) -> (UnixDatagram, std::path::PathBuf) {
+    let path = dir.path("log.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
     socket.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
     (socket, path)
@@ -519,7 +495,7 @@ fn parse_syslog(message: &[u8]) -> (u32, Vec<u8>) {
 
 #[test]
 fn dslog_sends_each_line_to_the_syslog_socket() {
-    let dir = TempDir::new("dslog");
+    let dir = Dir::new("dslog");
     let (socket, path) = syslog_socket(&dir);
     let (code, _, err) = run_with(
         tool("dslog").args(["-p", "INFO", "-f", "local3", "--socket"]).arg(&path).arg("myservice"),
@@ -536,7 +512,7 @@ fn dslog_sends_each_line_to_the_syslog_socket() {
 
 #[test]
 fn dsyslog_is_the_same_program_and_defaults_to_daemon_warning() {
-    let dir = TempDir::new("dsyslog");
+    let dir = Dir::new("dsyslog");
     let (socket, path) = syslog_socket(&dir);
     let (code, _, _) = run_with(tool("dsyslog").args(["-e", "--socket"]).arg(&path).arg("svc"), b"\nx\n");
     assert_eq!(code, 0);
@@ -556,7 +532,7 @@ fn dsyslog_version_names_dsyslog() {
 
 #[test]
 fn dslog_takes_options_from_dslog_options() {
-    let dir = TempDir::new("dslogenv");
+    let dir = Dir::new("dslogenv");
     let (socket, path) = syslog_socket(&dir);
     let options = format!("-p err -f LOG_MAIL --socket {}", path.display());
     let (code, _, _) = run_with(tool("dslog").env("DSLOG_OPTIONS", options).arg("n"), b"m\n");
@@ -567,7 +543,7 @@ fn dslog_takes_options_from_dslog_options() {
 
 #[test]
 fn dslog_sends_a_long_line_in_consecutive_pieces() {
-    let dir = TempDir::new("dsloglong");
+    let dir = Dir::new("dsloglong");
     let (socket, path) = syslog_socket(&dir);
     let long: Vec<u8> = (0..20_000).map(|i| b'a' + (i % 26) as u8).collect();
     let mut input = long.clone();
@@ -586,13 +562,13 @@ fn dslog_sends_a_long_line_in_consecutive_pieces() {
 
 #[test]
 fn dslog_falls_back_to_the_console_with_c() {
-    let dir = TempDir::new("dslogcons");
-    let console = dir.join("console");
+    let dir = Dir::new("dslogcons");
+    let console = dir.path("console");
     std::fs::write(&console, "").unwrap();
     let (code, _, _) = run_with(
         tool("dslog")
             .args(["-c", "--socket"])
-            .arg(dir.join("nobody-listens"))
+            .arg(dir.path("nobody-listens"))
             .arg("--console-device")
             .arg(&console)
             .arg("svc"),
@@ -604,8 +580,8 @@ fn dslog_falls_back_to_the_console_with_c() {
 
 #[test]
 fn dslog_waits_for_the_syslog_daemon_rather_than_dropping_lines() {
-    let dir = TempDir::new("dslogwait");
-    let path = dir.join("log.sock");
+    let dir = Dir::new("dslogwait");
+    let path = dir.path("log.sock");
     let (r, mut w) = pipe();
     let mut child = spawn_reading(tool("dslog").arg("--socket").arg(&path).arg("svc"), &r);
     drop(r);
@@ -672,16 +648,16 @@ fn denv_inherits_all_or_some_and_sets_or_removes_in_order() {
 
 #[test]
 fn denv_reads_an_envdir() {
-    let dir = TempDir::new("envdir");
-    let d = dir.join("env");
+    let dir = Dir::new("envdir");
+    let d = dir.path("env");
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join("FIRST_LINE"), "value \t \nsecond line\n").unwrap();
     std::fs::write(d.join("NO_NEWLINE"), "plain").unwrap();
     std::fs::write(d.join("BLANK_FIRST"), "\nignored\n").unwrap();
     std::fs::write(d.join("DENV_TEST_A"), "").unwrap();
     std::fs::write(d.join(".hidden"), "x").unwrap();
-    std::fs::write(dir.join("target"), "through a link").unwrap();
-    std::os::unix::fs::symlink(dir.join("target"), d.join("LINKED")).unwrap();
+    std::fs::write(dir.path("target"), "through a link").unwrap();
+    std::os::unix::fs::symlink(dir.path("target"), d.join("LINKED")).unwrap();
     std::fs::create_dir(d.join("SUBDIR")).unwrap();
     let (code, out, err) = denv(&["-I", "-d", d.to_str().unwrap(), "env"]);
     assert_eq!(code, 0, "{err}");
@@ -697,17 +673,17 @@ fn denv_reads_an_envdir() {
 
 #[test]
 fn denv_envdir_errors_exit_111() {
-    let dir = TempDir::new("envdirerr");
-    let (code, _, err) = denv(&["-d", dir.join("missing").to_str().unwrap(), "true"]);
+    let dir = Dir::new("envdirerr");
+    let (code, _, err) = denv(&["-d", dir.path("missing").to_str().unwrap(), "true"]);
     assert_eq!(code, 111);
     assert!(err.contains("missing"), "{err}");
-    let d = dir.join("bad");
+    let d = dir.path("bad");
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join("A=B"), "x").unwrap();
     let (code, _, err) = denv(&["-d", d.to_str().unwrap(), "true"]);
     assert_eq!(code, 111);
     assert!(err.contains("A=B"), "{err}");
-    let d = dir.join("unreadable");
+    let d = dir.path("unreadable");
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join("NUL"), "a\0b\n").unwrap();
     let (code, _, err) = denv(&["-d", d.to_str().unwrap(), "true"]);
@@ -717,8 +693,8 @@ fn denv_envdir_errors_exit_111() {
 
 #[test]
 fn denv_reads_environment_d_files() {
-    let dir = TempDir::new("envfile");
-    let file = dir.join("vars.conf");
+    let dir = Dir::new("envfile");
+    let file = dir.path("vars.conf");
     std::fs::write(&file, "# a comment\n\n  SPACED = no  \nGOOD=yes please\nDENV_TEST_A=\n\tINDENT=1\n").unwrap();
     let (code, out, err) = denv(&["-I", "-f", file.to_str().unwrap(), "env"]);
     // "SPACED " is not a variable name: the line is an error, named with its number.
@@ -741,8 +717,8 @@ fn denv_exit_codes() {
     let (code, _, err) = denv(&["no-such-command-here"]);
     assert_eq!(code, 111);
     assert!(err.contains("no-such-command-here"), "{err}");
-    let dir = TempDir::new("noexec");
-    let script = dir.join("script");
+    let dir = Dir::new("noexec");
+    let script = dir.path("script");
     std::fs::write(&script, "#!/bin/sh\n").unwrap();
     assert_eq!(denv(&[script.to_str().unwrap()]).0, 111, "not executable");
     assert_eq!(denv(&[]).0, 111, "no command");
@@ -754,10 +730,10 @@ fn denv_exit_codes() {
 
 #[test]
 fn denv_as_envdir() {
-    let dir = TempDir::new("asenvdir");
-    let link = dir.join("envdir");
+    let dir = Dir::new("asenvdir");
+    let link = dir.path("envdir");
     std::os::unix::fs::symlink(bin("denv"), &link).unwrap();
-    let d = dir.join("env");
+    let d = dir.path("env");
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join("FROM_DIR"), "1\n").unwrap();
     std::fs::write(d.join("DENV_TEST_A"), "").unwrap();
@@ -771,7 +747,7 @@ fn denv_as_envdir() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1 unset b\n");
     let out = Command::new(&link).arg(&d).output().unwrap();
     assert_eq!(out.status.code(), Some(111));
-    let out = Command::new(&link).arg(dir.join("nope")).arg("true").output().unwrap();
+    let out = Command::new(&link).arg(dir.path("nope")).arg("true").output().unwrap();
     assert_eq!(out.status.code(), Some(111));
 }
 
@@ -784,12 +760,12 @@ fn denv_as_envdir() {
 fn through_dmon_no_line_is_lost_when_dlog_is_stopped_fifty_times() {
     const TOTAL: usize = 100_000;
     const KILLS: usize = 50;
-    let dir = TempDir::new("dmon");
-    let out = dir.join("out.log");
-    let status = dir.join("status");
+    let dir = Dir::new("dmon");
+    let out = dir.path("out.log");
+    let status = dir.path("status");
     // The writer paces itself a little so that dlog is stopped mid-stream.
     let writer = format!("i=1; while [ $i -le {TOTAL} ]; do seq $i $((i+999)); i=$((i+1000)); sleep 0.02; done");
-    let mut child = Command::new(bin("dmon"))
+    let mut child = common::dmon()
         .args(["-n", "-1", "--backoff-max", "0.01", "-I"])
         .arg(&status)
         .args(["sh", "-c", &writer, "--"])
@@ -798,6 +774,7 @@ fn through_dmon_no_line_is_lost_when_dlog_is_stopped_fifty_times() {
         .env_remove("DLOG_OPTIONS")
         .spawn()
         .unwrap();
+    let _stopper = common::Stopper::of(&child);
     let loggers = || -> Vec<i32> {
         read_lines(&status).iter().filter_map(|l| l.strip_prefix("log start ").and_then(|p| p.parse().ok())).collect()
     };
@@ -810,7 +787,7 @@ fn through_dmon_no_line_is_lost_when_dlog_is_stopped_fifty_times() {
             let pid = *pids.last().unwrap();
             // Let this dlog take some lines first (or the writer finish).
             let before = count_lines(&out);
-            wait_until("dlog to take lines", || count_lines(&out) > before || child.try_wait().unwrap().is_some());
+            wait_for("dlog to take lines", || count_lines(&out) > before || child.try_wait().unwrap().is_some());
             // SAFETY: kill with plain integers; dmon reaps its own children.
             unsafe { libc::kill(pid, libc::SIGTERM) };
             stopped += 1;
@@ -862,8 +839,8 @@ struct Figures {
 /// logger dies mid-stream again and again. `logged` reads back what was stored.
 fn signalled_every_100ms(sig: i32, logger: &[&std::ffi::OsStr], logged: impl Fn() -> Vec<String>) -> Figures {
     const TOTAL: usize = 100_000;
-    let dir = TempDir::new("every100ms");
-    let status = dir.join("status");
+    let dir = Dir::new("every100ms");
+    let status = dir.path("status");
     let producer = format!("i=1; while [ $i -le {TOTAL} ]; do seq $i $((i+999)); i=$((i+1000)); sleep 0.03; done");
     let mut child = Command::new(bin("dmon"))
         .args(["-n", "-1", "--backoff-max", "0.01", "-I"])
@@ -928,8 +905,8 @@ fn signalled_every_100ms(sig: i32, logger: &[&std::ffi::OsStr], logged: impl Fn(
 
 #[test]
 fn through_dmon_dlog_killed_every_100ms_loses_nothing() {
-    let dir = TempDir::new("kill100");
-    let out = dir.join("out.log");
+    let dir = Dir::new("kill100");
+    let out = dir.path("out.log");
     let f = signalled_every_100ms(libc::SIGKILL, &[bin("dlog").as_os_str(), out.as_os_str()], || read_lines(&out));
     eprintln!("dlog, KILL every 100 ms: {f:?}");
     assert_eq!(f.lost, 0, "{f:?}");
@@ -939,8 +916,8 @@ fn through_dmon_dlog_killed_every_100ms_loses_nothing() {
 
 #[test]
 fn through_dmon_dlog_stopped_every_100ms_loses_and_repeats_nothing() {
-    let dir = TempDir::new("term100");
-    let out = dir.join("out.log");
+    let dir = Dir::new("term100");
+    let out = dir.path("out.log");
     let f = signalled_every_100ms(libc::SIGTERM, &[bin("dlog").as_os_str(), out.as_os_str()], || read_lines(&out));
     eprintln!("dlog, TERM every 100 ms: {f:?}");
     assert_eq!((f.lost, f.repeated, f.torn), (0, 0, 0), "{f:?}");
@@ -948,10 +925,11 @@ fn through_dmon_dlog_stopped_every_100ms_loses_and_repeats_nothing() {
 
 #[test]
 fn through_dmon_drlog_killed_every_100ms_loses_nothing() {
-    let dir = TempDir::new("drkill100");
-    let logger = [bin("drlog").into_os_string(), "-s".into(), "64k".into(), "-m".into(), "0".into(), dir.path().into()];
+    let dir = Dir::new("drkill100");
+    let logger =
+        [bin("drlog").into_os_string(), "-s".into(), "64k".into(), "-m".into(), "0".into(), dir.0.clone().into()];
     let logger: Vec<&std::ffi::OsStr> = logger.iter().map(|a| a.as_os_str()).collect();
-    let f = signalled_every_100ms(libc::SIGKILL, &logger, || all_logged(dir.path()));
+    let f = signalled_every_100ms(libc::SIGKILL, &logger, || all_logged(&dir.0));
     eprintln!("drlog, KILL every 100 ms: {f:?}");
     assert_eq!(f.lost, 0, "{f:?}");
     assert!(f.repeats <= f.signals && f.longest_repeat <= 1 << 20 && f.torn <= f.signals, "{f:?}");
@@ -965,8 +943,8 @@ struct Victim(std::path::PathBuf);
 impl Victim {
     const TEXT: &'static str = "precious\n";
 
-    fn new(dir: &TempDir) -> Victim {
-        let path = dir.join("victim");
+    fn new(dir: &Dir) -> Victim {
+        let path = dir.path("victim");
         std::fs::write(&path, Self::TEXT).unwrap();
         Victim(path)
     }
@@ -997,17 +975,17 @@ fn chown_nobody(path: &std::path::Path) {
 
 #[test]
 fn dlog_refuses_a_planted_file() {
-    let dir = TempDir::new("plant");
-    world_writable(dir.path());
+    let dir = Dir::new("plant");
+    world_writable(&dir.0);
     let victim = Victim::new(&dir);
-    let file = dir.join("out.log");
+    let file = dir.path("out.log");
     std::os::unix::fs::symlink(&victim.0, &file).unwrap();
     assert_refused(tool("dlog").arg(&file), &file, "symbolic link");
     std::fs::remove_file(&file).unwrap();
     // A dangling link: its target is not created.
-    std::os::unix::fs::symlink(dir.join("created?"), &file).unwrap();
+    std::os::unix::fs::symlink(dir.path("created?"), &file).unwrap();
     assert_refused(tool("dlog").arg(&file), &file, "symbolic link");
-    assert!(!dir.join("created?").exists());
+    assert!(!dir.path("created?").exists());
     std::fs::remove_file(&file).unwrap();
     std::fs::hard_link(&victim.0, &file).unwrap();
     assert_refused(tool("dlog").arg(&file), &file, "2 hard links");
@@ -1023,10 +1001,10 @@ fn dlog_refuses_a_planted_file() {
 /// the open retried (the input waits), until the link is gone.
 #[test]
 fn dlog_reopen_never_writes_through_a_link() {
-    let dir = TempDir::new("plantreopen");
+    let dir = Dir::new("plantreopen");
     let victim = Victim::new(&dir);
-    let file = dir.join("out.log");
-    let errors = dir.join("stderr");
+    let file = dir.path("out.log");
+    let errors = dir.path("stderr");
     let (r, mut w) = pipe();
     let mut child = tool("dlog")
         .arg(&file)
@@ -1035,13 +1013,13 @@ fn dlog_reopen_never_writes_through_a_link() {
         .spawn()
         .unwrap();
     w.write_all(b"first\n").unwrap();
-    wait_until("the first line", || count_lines(&file) == 1);
-    std::fs::rename(&file, dir.join("out.log.1")).unwrap();
+    wait_for("the first line", || count_lines(&file) == 1);
+    std::fs::rename(&file, dir.path("out.log.1")).unwrap();
     std::os::unix::fs::symlink(&victim.0, &file).unwrap();
     signal(&child, libc::SIGHUP);
     w.write_all(b"second\n").unwrap();
     let said = || std::fs::read_to_string(&errors).unwrap();
-    wait_until("a message, or a write through the link", || {
+    wait_for("a message, or a write through the link", || {
         said().contains('\n') || std::fs::read_to_string(&victim.0).unwrap() != Victim::TEXT
     });
     victim.assert_untouched();
@@ -1058,10 +1036,10 @@ fn dlog_reopen_never_writes_through_a_link() {
 #[test]
 fn drlog_refuses_planted_current_and_timestamp() {
     for name in ["current", ".timestamp"] {
-        let dir = TempDir::new("drplant");
-        world_writable(dir.path());
+        let dir = Dir::new("drplant");
+        world_writable(&dir.0);
         let victim = Victim::new(&dir);
-        let logs = dir.join("logs");
+        let logs = dir.path("logs");
         std::fs::create_dir(&logs).unwrap();
         world_writable(&logs);
         let planted = logs.join(name);
@@ -1083,15 +1061,15 @@ fn drlog_refuses_planted_current_and_timestamp() {
 /// there while drlog runs is replaced, never written through.
 #[test]
 fn drlog_replaces_the_timestamp_file_rather_than_writing_through_it() {
-    let dir = TempDir::new("drstamp");
+    let dir = Dir::new("drstamp");
     let victim = Victim::new(&dir);
-    let logs = dir.join("logs");
+    let logs = dir.path("logs");
     std::fs::create_dir(&logs).unwrap();
     let (r, mut w) = pipe();
     let mut child = spawn_reading(tool("drlog").args(["-s", "10", "-m", "0"]).arg(&logs), &r);
     drop(r);
     w.write_all(b"first line\n").unwrap();
-    wait_until("the first line", || count_lines(&logs.join("current")) == 1);
+    wait_for("the first line", || count_lines(&logs.join("current")) == 1);
     std::fs::remove_file(logs.join(".timestamp")).unwrap();
     std::os::unix::fs::symlink(&victim.0, logs.join(".timestamp")).unwrap();
     // Over 10 bytes: a rotation, which writes .timestamp.
@@ -1108,8 +1086,8 @@ fn drlog_replaces_the_timestamp_file_rather_than_writing_through_it() {
 /// for a moment, then takes it into memory and waits for input without waking.
 #[test]
 fn dlog_waits_for_a_newline_without_spinning() {
-    let dir = TempDir::new("nospin");
-    let file = dir.join("out.log");
+    let dir = Dir::new("nospin");
+    let file = dir.path("out.log");
     let (r, mut w) = pipe();
     let mut child = spawn_reading(tool("dlog").arg(&file), &r);
     drop(r);
@@ -1150,10 +1128,10 @@ fn the_tools_errors_read_as_dmons() {
 /// dlog and drlog take the same line-format options, checked the same way.
 #[test]
 fn dlog_and_drlog_share_the_line_format_options() {
-    let dir = TempDir::new("sharedformat");
+    let dir = Dir::new("sharedformat");
     let dlog = tool("dlog");
     let mut drlog = tool("drlog");
-    drlog.arg(dir.path());
+    drlog.arg(&dir.0);
     for (name, mut command) in [("dlog", dlog), ("drlog", drlog)] {
         let (code, _, err) = run_with(command.args(["-p", "a\nb"]), b"x\n");
         assert_eq!(code, 2, "{name}: {err}");
@@ -1165,9 +1143,9 @@ fn dlog_and_drlog_share_the_line_format_options() {
     let text = String::from_utf8(out).unwrap();
     let (stamp, rest) = text.trim_end().split_once(' ').unwrap();
     assert!(is_rfc3339_micros(stamp) && rest == "P x", "{text:?}");
-    let (code, _, _) = run_with(tool("drlog").args(["-t", "-R", "-e", "-p", "P"]).arg(dir.path()), b"x\n\n");
+    let (code, _, _) = run_with(tool("drlog").args(["-t", "-R", "-e", "-p", "P"]).arg(&dir.0), b"x\n\n");
     assert_eq!(code, 0);
-    let lines = read_lines(&dir.join("current"));
+    let lines = read_lines(&dir.path("current"));
     let (stamp, rest) = lines[0].split_once(' ').unwrap();
     assert!(lines.len() == 1 && is_rfc3339_micros(stamp) && rest == "P x", "{lines:?}");
 }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::is_root;
+use common::*;
 
 use std::collections::HashMap;
 use std::fs;
@@ -18,10 +18,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const DMON: &str = env!("CARGO_BIN_EXE_dmon");
 const NET_BIND_SERVICE: u64 = 1 << 10;
 /// The capability sets `Expect::caps` lists, in its order.
 const CAP_SETS: [&str; 4] = ["CapPrm", "CapEff", "CapInh", "CapAmb"];
@@ -39,57 +37,11 @@ macro_rules! need_root {
 }
 
 /// A fresh directory every user may write to (dropped children write results
-/// into it), removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("dmon-privileges-{}-{name}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).unwrap();
-        Dir(path)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn s(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie is not alive.
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
-        .unwrap_or(false)
-}
-
-fn dmon() -> Command {
-    let mut command = Command::new(DMON);
-    command.env_remove("DMON_OPTIONS").env_remove("DMON_LOG").stdin(Stdio::null());
-    command
+/// into it).
+fn shared_dir(name: &str) -> Dir {
+    let dir = Dir::new(name);
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).unwrap();
+    dir
 }
 
 /// One dmon in the foreground with a status file; stopped with SIGTERM.
@@ -97,6 +49,7 @@ struct Run {
     dmon: Child,
     status: PathBuf,
     pids: Vec<i32>,
+    _stopper: Stopper,
 }
 
 impl Run {
@@ -107,7 +60,7 @@ impl Run {
             .args(args)
             .spawn()
             .expect("dmon starts");
-        Run { dmon, status, pids: Vec::new() }
+        Run { _stopper: Stopper::of(&dmon), dmon, status, pids: Vec::new() }
     }
 
     /// The pid of the running `cmd` or `log` from its `start` status line, written
@@ -147,19 +100,6 @@ impl Run {
         assert_eq!(code.unwrap().code(), Some(0), "dmon's exit status after SIGTERM");
         for pid in &self.pids {
             assert!(!alive(*pid), "pid {pid} outlived dmon");
-        }
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        if matches!(self.dmon.try_wait(), Ok(None)) {
-            // SAFETY: kill with a pid of our own child.
-            unsafe { libc::kill(self.dmon.id() as i32, libc::SIGTERM) };
-            if !wait_until(Duration::from_secs(10), || !matches!(self.dmon.try_wait(), Ok(None))) {
-                let _ = self.dmon.kill();
-                let _ = self.dmon.wait();
-            }
         }
     }
 }
@@ -323,7 +263,7 @@ impl Who {
 /// that the other child kept dmon's ids (`--no-new-privs` applies to both), and
 /// stops dmon. Returns the child's environment.
 fn scenario(who: Who, options: Vec<String>, expect: &Expect) -> HashMap<String, String> {
-    let dir = Dir::new(who.name());
+    let dir = shared_dir(who.name());
     let context = format!("{} with {options:?}", who.name());
     let other = Expect { no_new_privs: options.iter().any(|o| o == "--no-new-privs"), ..Expect::unchanged() };
     let mut run = Run::start(&dir, &who.args(options, &["sleep", "60"]));
@@ -455,7 +395,7 @@ fn python() -> &'static str {
 /// Runs the probe as `who` with `options`; returns its results and checks the
 /// child's status against `expect`.
 fn probe(who: Who, options: Vec<String>, expect: &Expect) -> Vec<String> {
-    let dir = Dir::new("probe");
+    let dir = shared_dir("probe");
     fs::write(dir.path("probe.py"), PROBE).unwrap();
     let result = dir.s("result");
     let context = format!("{} with {options:?}", who.name());
@@ -520,7 +460,7 @@ fn kept_capabilities_also_narrow_a_command_that_stays_root() {
     need_root!();
     // --cap applies to both commands: the one that keeps root ids keeps only the
     // listed capabilities too.
-    let dir = Dir::new("root-cap");
+    let dir = shared_dir("root-cap");
     let mut options = Who::Log.user("nobody", None);
     options.extend(["--cap", "NET_BIND_SERVICE"].map(str::to_string));
     let mut run = Run::start(&dir, &Who::Log.args(options, &["sleep", "60"]));
@@ -532,7 +472,7 @@ fn kept_capabilities_also_narrow_a_command_that_stays_root() {
 #[test]
 fn no_new_privs_for_both_commands_with_or_without_a_user() {
     need_root!();
-    let dir = Dir::new("nnp-root");
+    let dir = shared_dir("nnp-root");
     let mut run = Run::start(&dir, &Who::Log.args(vec!["--no-new-privs".into()], &["sleep", "60"]));
     let (cmd, log) = (run.pid("cmd"), run.pid("log"));
     let expect = Expect { no_new_privs: true, ..Expect::unchanged() };
@@ -553,7 +493,7 @@ fn limits_reach_both_dropped_commands() {
     need_root!();
     let expect = Expect::user("nobody", gid_of("nogroup"), id_groups("nobody"));
     for who in BOTH {
-        let dir = Dir::new("limits");
+        let dir = shared_dir("limits");
         let seen = dir.s("seen");
         let script = format!("ulimit -Sn > {seen}.tmp; ulimit -Hn >> {seen}.tmp; mv {seen}.tmp {seen}; exec sleep 60");
         let mut options = who.user("nobody", None);
@@ -571,7 +511,7 @@ fn limits_reach_both_dropped_commands() {
 }
 
 fn refused(args: &[&str], as_nobody: bool) -> (Output, Dir) {
-    let dir = Dir::new("refused");
+    let dir = shared_dir("refused");
     let mut command = dmon();
     command.args(["-n", "-1", "-I", &dir.s("status")]).args(args).args(["touch", &dir.s("marker")]);
     command.current_dir(&dir.0);
@@ -580,10 +520,6 @@ fn refused(args: &[&str], as_nobody: bool) -> (Output, Dir) {
         command.uid(nobody[2].parse().unwrap()).gid(nobody[3].parse().unwrap());
     }
     (command.output().expect("dmon runs"), dir)
-}
-
-fn stderr_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -655,12 +591,12 @@ fn a_dropped_child_inherits_no_capability_from_dmon() {
     // dmon itself starts with NET_BIND_SERVICE inheritable and ambient, as it
     // might under a service manager; a command that keeps root's ids keeps them,
     // a dropped one keeps nothing.
-    let dir = Dir::new("inherited");
+    let dir = shared_dir("inherited");
     let status = dir.s("status");
     let mut args = vec!["--inh-caps", "+net_bind_service", "--ambient-caps", "+net_bind_service", DMON];
     args.extend(["-n", "--grace", "2", "-I", &status, "-u", "nobody", "sleep", "60", "--", "sleep", "60"]);
     let dmon = Command::new("setpriv").args(&args).stdin(Stdio::null()).spawn().expect("setpriv runs");
-    let mut run = Run { dmon, status: status.into(), pids: Vec::new() };
+    let mut run = Run { _stopper: Stopper::of(&dmon), dmon, status: status.into(), pids: Vec::new() };
     let (cmd, log) = (run.pid("cmd"), run.pid("log"));
     Expect::user("nobody", gid_of("nogroup"), id_groups("nobody")).check(cmd, "dropped command");
     let root = Expect::unchanged();
@@ -676,7 +612,7 @@ fn dropped_commands_land_in_their_cgroup_with_every_backend() {
     // cgroup all the same.
     let expect = Expect::user("nobody", gid_of("nogroup"), id_groups("nobody"));
     for backend in ["cgroup2", "freezer", "signals"] {
-        let dir = Dir::new(backend);
+        let dir = shared_dir(backend);
         let mut options = vec!["--tree".to_string(), backend.to_string()];
         options.extend(Who::Cmd.user("nobody", None));
         options.extend(Who::Log.user("nobody", None));

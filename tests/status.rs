@@ -2,83 +2,17 @@
 //! notifications (`NOTIFY_SOCKET`), run as the built binary with a real status
 //! file and a real unix datagram socket standing in for systemd.
 
+mod common;
+
 use std::fs;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use dmon::logtools::clock::Civil;
+use common::{Dir, dmon, finish, lines, wait_until};
+use dmon::clock::Civil;
 use serde_json::Value;
-
-const DMON: &str = env!("CARGO_BIN_EXE_dmon");
-
-/// A fresh directory, removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("dmon-status-{}-{name}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        Dir(path)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn s(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dmon() -> Command {
-    let mut command = Command::new(DMON);
-    command.env_remove("DMON_OPTIONS").env_remove("DMON_LOG").env_remove("NOTIFY_SOCKET").stdin(Stdio::null());
-    if let Ok(tree) = std::env::var("DMON_TEST_TREE") {
-        command.env("DMON_OPTIONS", format!("--tree {tree}"));
-    }
-    command
-}
-
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
-}
-
-/// Waits for a child with a bound; kills it if the bound passes.
-fn finish(mut child: Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("dmon did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
-}
 
 /// Every line of a JSON Lines file, each parsed on its own.
 fn records(path: &Path) -> Vec<Value> {

@@ -22,7 +22,7 @@ pub fn invoked_name(fallback: &str) -> String {
 pub fn parse<T: Parser>(program: &str, env_var: &str, usage_status: i32) -> T {
     let mut command = T::command().display_name(program);
     let fail = |message: &str| -> ! {
-        eprintln!("{program}: {}", crate::daemon::one_line(message));
+        eprintln!("{program}: {}", crate::logging::one_line(message));
         std::process::exit(usage_status);
     };
     let mut argv = std::env::args_os();

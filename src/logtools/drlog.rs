@@ -29,10 +29,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 
 use super::args;
-use super::clock::Civil;
 use super::format::{Format, FormatArgs};
 use super::pump::{self, Batch, Control, Sink};
 use super::sys;
+use crate::clock::Civil;
 use crate::planted::Dir;
 use crate::units;
 

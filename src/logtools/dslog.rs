@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use super::args;
-use super::clock;
 use super::pump::{self, Batch, Control, Sink};
+use crate::clock;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -7,8 +7,8 @@ use std::os::unix::ffi::OsStringExt;
 
 use clap::builder::{OsStringValueParser, TypedValueParser};
 
-use super::clock::Civil;
 use super::pump::Batch;
+use crate::clock::Civil;
 
 /// The line-format options of dlog and drlog, flattened into both.
 #[derive(clap::Args, Debug, Clone)]

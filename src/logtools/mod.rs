@@ -8,7 +8,6 @@
 //! batch in hand. denv shares nothing with them but the argument conventions.
 
 pub mod args;
-pub mod clock;
 pub mod denv;
 pub mod dlog;
 pub mod drlog;

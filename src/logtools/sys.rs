@@ -4,8 +4,11 @@
 //! the signal descriptor that turns HUP, INT and TERM into readable events.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
+
+use nix::sys::signal::{self, SigSet};
+use nix::sys::signalfd::{self, SfdFlags};
 
 /// The first `byte` in `hay`.
 pub fn memchr(byte: u8, hay: &[u8]) -> Option<usize> {
@@ -16,7 +19,7 @@ pub fn memchr(byte: u8, hay: &[u8]) -> Option<usize> {
 
 /// The last `byte` in `hay`.
 pub fn memrchr(byte: u8, hay: &[u8]) -> Option<usize> {
-    // SAFETY: as for `memchr`.
+    // SAFETY: the pointer and length describe `hay`, which outlives the call.
     let found = unsafe { libc::memrchr(hay.as_ptr().cast(), byte.into(), hay.len()) };
     (!found.is_null()).then(|| found as usize - hay.as_ptr() as usize)
 }
@@ -37,33 +40,33 @@ pub fn is_open(fd: RawFd) -> bool {
 /// Whether `fd` refers to a regular file (the only kind `fdatasync` is meant for;
 /// a pipe or a terminal answers EINVAL).
 pub fn is_regular_file(fd: RawFd) -> bool {
-    // SAFETY: `st` is plain data that fstat fills.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstat(fd, &mut st) } == 0) && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+    file_type(fd) == Some(libc::S_IFREG)
 }
 
 /// Whether `fd` refers to a pipe or a FIFO (what `tee(2)` needs).
 pub fn is_pipe(fd: RawFd) -> bool {
-    // SAFETY: as for `is_regular_file`.
+    file_type(fd) == Some(libc::S_IFIFO)
+}
+
+/// The `S_IFMT` bits of what `fd` refers to.
+fn file_type(fd: RawFd) -> Option<libc::mode_t> {
+    // SAFETY: `struct stat` is plain data, for which all zeroes is a value, and
+    // fstat only writes into it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstat(fd, &mut st) } == 0) && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+    // SAFETY: `st` is a live, writable struct stat; a bad `fd` only fails.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_mode & libc::S_IFMT)
 }
 
 /// A new pipe: (read end, write end), both close-on-exec.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fresh descriptors, owned at once.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
 /// `tee(2)` without blocking: copies up to `len` bytes from the start of the pipe
 /// `from` into the pipe `to`, leaving them in `from`. 0 means `from` is empty and
 /// has no writer.
 pub fn tee(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
-    // SAFETY: tee takes plain integers.
+    // SAFETY: tee takes integers and touches no memory of ours.
     let n = unsafe { libc::tee(from, to, len, libc::SPLICE_F_NONBLOCK) };
     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
@@ -128,27 +131,18 @@ pub enum Signal {
 /// HUP, INT and TERM, blocked and delivered through a non-blocking signalfd, so
 /// the loop learns of them in `poll` and no code runs in a signal handler.
 pub struct SignalFd {
-    fd: OwnedFd,
+    fd: signalfd::SignalFd,
 }
 
 impl SignalFd {
     pub fn new() -> io::Result<SignalFd> {
-        // SAFETY: plain libc calls on a local sigset; the signalfd is owned at once.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
-                libc::sigaddset(&mut set, s);
-            }
-            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(SignalFd { fd: OwnedFd::from_raw_fd(fd) })
+        let mut set = SigSet::empty();
+        for s in [signal::SIGHUP, signal::SIGINT, signal::SIGTERM] {
+            set.add(s);
         }
+        set.thread_block()?;
+        let fd = signalfd::SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        Ok(SignalFd { fd })
     }
 
     pub fn raw(&self) -> RawFd {
@@ -158,13 +152,7 @@ impl SignalFd {
     /// The next pending signal, if any (never blocks).
     pub fn next(&self) -> Option<Signal> {
         loop {
-            // SAFETY: signalfd_siginfo is plain data; the read fills it whole or fails.
-            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-            let size = std::mem::size_of::<libc::signalfd_siginfo>();
-            let n = unsafe { libc::read(self.raw(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
-            if n as usize != size {
-                return None;
-            }
+            let info = self.fd.read_signal().ok()??;
             match info.ssi_signo as libc::c_int {
                 libc::SIGHUP => return Some(Signal::Hangup),
                 libc::SIGINT | libc::SIGTERM => return Some(Signal::Stop),

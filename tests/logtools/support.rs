@@ -1,15 +1,17 @@
-//! What the log tool tests share: the built binaries, temporary directories,
-//! real pipes, signals, and bounded waits (a guard against hanging, never a timing
-//! assertion).
+//! What the log tool tests share beyond tests/common: the built binaries, real
+//! pipes, signals, and a bounded wait that fails the test (a guard against
+//! hanging, never a timing assertion).
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::common::wait_until;
+pub use crate::common::{Dir, Tmpfs, fill};
 
 pub fn bin(name: &str) -> PathBuf {
     PathBuf::from(match name {
@@ -33,40 +35,10 @@ pub fn tool(name: &str) -> Command {
     c
 }
 
-/// A fresh directory, removed (with whatever is in it) when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("dmon-logtools-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A pipe: (read end, write end), both close-on-exec.
 pub fn pipe() -> (File, File) {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fresh descriptors, owned at once.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    (File::from(read), File::from(write))
 }
 
 /// Makes `fd` the child's descriptor `target` (and not close-on-exec).
@@ -93,13 +65,9 @@ pub fn signal(child: &Child, signal: i32) {
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
 }
 
-/// Waits for `cond`, panicking with `what` after a generous bound.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(60), "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// Waits for `cond`, failing the test with `what` after a generous bound.
+pub fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    assert!(wait_until(Duration::from_secs(60), cond), "gave up waiting for {what}");
 }
 
 /// The lines of a file (empty when it does not exist).

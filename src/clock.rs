@@ -1,6 +1,7 @@
-//! Wall-clock formatting without a date crate: DMon's `YYYY-mm-dd/HH:MM:SS` and
-//! RFC 3339 in UTC (as DMon's C tools used `gmtime`), and the local
-//! `Mmm dd HH:MM:SS` that syslog daemons expect in a message header.
+//! Wall-clock formatting without a date crate, for dmon's status file and the
+//! log tools: DMon's `YYYY-mm-dd/HH:MM:SS` and RFC 3339 in UTC (as DMon's C tools
+//! used `gmtime`), and the local `Mmm dd HH:MM:SS` that syslog daemons expect in
+//! a message header.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -68,9 +69,11 @@ impl Civil {
 /// `May  1 12:34:56` in local time, the RFC 3164 header timestamp.
 pub fn syslog_stamp() -> String {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    // SAFETY: localtime_r writes into `tm`, which is plain data.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as libc::time_t);
+    // SAFETY: `struct tm` is plain data, for which all zeroes is a value (its
+    // zone name pointer null).
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let now = unsafe { libc::time(std::ptr::null_mut()) };
+    // SAFETY: localtime_r reads `now` and writes only into `tm`, both live locals.
     if unsafe { libc::localtime_r(&now, &mut tm) }.is_null() {
         let c = Civil::from_unix(now, 0);
         tm.tm_mon = c.month as i32 - 1;
