@@ -12,7 +12,6 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -625,18 +624,20 @@ impl Supervisor {
         }
     }
 
-    fn stdio(&self, which: Which) -> io::Result<(Stdio, Stdio, Stdio)> {
-        let dup = |fd: &OwnedFd| fd.try_clone().map(Stdio::from);
+    /// The child's standard input, output and error (None: dmon's own). The
+    /// copies are numbered 3 and up, so that none is in the way of another.
+    fn stdio(&self, which: Which) -> io::Result<[Option<OwnedFd>; 3]> {
+        let dup = |fd: &OwnedFd| fd.try_clone().map(Some);
         if which == Which::Log {
             let read = self.pipe_read.as_ref().expect("a log command has a pipe");
-            return Ok((dup(read)?, Stdio::inherit(), Stdio::inherit()));
+            return Ok([dup(read)?, None, None]);
         }
         match &self.pipe_write {
             Some(write) => {
-                let stderr = if self.stderr_redir { dup(write)? } else { Stdio::inherit() };
-                Ok((Stdio::inherit(), dup(write)?, stderr))
+                let stderr = if self.stderr_redir { dup(write)? } else { None };
+                Ok([None, dup(write)?, stderr])
             }
-            None => Ok((Stdio::inherit(), Stdio::inherit(), Stdio::inherit())),
+            None => Ok([None, None, None]),
         }
     }
 

@@ -57,7 +57,7 @@ impl Control for Cgroup2Tree {
     }
 
     fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup> {
-        Ok(ChildSetup { procs_fd: Some(self.leaf.child_setup(frozen)?), stop_self: false })
+        self.leaf.child_setup(frozen)
     }
 
     fn started(&mut self, _pid: i32) {

@@ -105,7 +105,7 @@ impl Control for FreezerTree {
 
     fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup> {
         self.kill = None;
-        Ok(ChildSetup { procs_fd: Some(self.leaf.child_setup(frozen)?), stop_self: false })
+        self.leaf.child_setup(frozen)
     }
 
     fn started(&mut self, _pid: i32) {

@@ -19,13 +19,14 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use super::ChildSetup;
 use super::files;
 use super::home::Home;
 use super::pidfd::Refused;
@@ -50,6 +51,8 @@ pub struct Leaf {
     how: &'static Freezing,
     /// `cgroup.procs`, open before any fork: the child writes "0" into it.
     procs: File,
+    /// The directory, for a child started in it (v2 only).
+    dir_fd: Option<File>,
     /// The freezing file, written in order, a thaw from a thread.
     state: files::OrderedWrites,
     start_frozen: bool,
@@ -66,11 +69,14 @@ impl Leaf {
         let procs = files::open(&dir.join("cgroup.procs"), false, true)?;
         let path = dir.join(how.file);
         let state = files::OrderedWrites::new(files::open(&path, true, true)?, path);
+        // clone3 starts a child in a v2 cgroup only.
+        let dir_fd = if how.file == V2.file { Some(files::open(&dir, true, false)?) } else { None };
         Ok(Leaf {
             _home: home,
             dir,
             how,
             procs,
+            dir_fd,
             state,
             start_frozen: false,
             freeze_check: None,
@@ -92,15 +98,18 @@ impl Leaf {
     }
 
     /// Thaws the empty leaf (a thaw still being written ends at once) and
-    /// returns the descriptor the child joins through.
-    pub fn child_setup(&mut self, frozen: bool) -> io::Result<RawFd> {
+    /// returns the descriptors the child is started in or joins through.
+    pub fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup> {
         self.state.settle();
         self.freeze_check = None;
         if self.state()? != self.how.thawed {
             self.state.write(self.how.thawed)?;
         }
         self.start_frozen = frozen;
-        Ok(self.procs.as_raw_fd())
+        Ok(ChildSetup {
+            procs_fd: Some(self.procs.as_raw_fd()),
+            cgroup_fd: self.dir_fd.as_ref().map(|f| f.as_raw_fd()),
+        })
     }
 
     pub fn started(&mut self) {

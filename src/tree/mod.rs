@@ -53,8 +53,9 @@ use detect::{Backend, Choice, Host, Layout};
 pub struct ChildSetup {
     /// An open `cgroup.procs` to write "0" into, joining the cgroup before exec.
     pub procs_fd: Option<RawFd>,
-    /// Stop itself (SIGSTOP) before exec: the signal backend's "start frozen".
-    pub stop_self: bool,
+    /// The cgroup v2 directory to start the child in (clone3), which makes
+    /// the write to `procs_fd` needless.
+    pub cgroup_fd: Option<RawFd>,
 }
 
 /// What a readable [`Tree::event_fd`] said.

@@ -149,7 +149,7 @@ impl SignalTree {
     /// as `spawn` returns.
     pub fn child_setup(&mut self, frozen: bool) -> super::ChildSetup {
         self.start_frozen = frozen;
-        super::ChildSetup { procs_fd: None, stop_self: false }
+        super::ChildSetup::default()
     }
 
     /// Takes the process of `fd` as a member (a cgroup tree falling back to
