@@ -13,30 +13,27 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
 use super::home::Home;
-use super::leaf::{self, Leaf};
-use super::{ChildSetup, Control, TreeEvents, files};
+use super::leaf::{self, CgroupTree, Leaf, Version};
+use super::{TreeEvents, files};
 
-pub struct Cgroup2Tree {
-    leaf: Leaf,
-    /// `cgroup.events`, in the loop's poll set.
+/// What v2 adds to the leaf: its `cgroup.events`, in the loop's poll set.
+pub struct V2 {
     events: File,
 }
 
-impl Cgroup2Tree {
-    pub fn new(home: Arc<Home>, name: &str) -> io::Result<Cgroup2Tree> {
-        let leaf = Leaf::new(home, name, &leaf::V2)?;
-        let events = files::open(&leaf.dir().join("cgroup.events"), true, false)?;
-        Ok(Cgroup2Tree { leaf, events })
-    }
+pub fn new(home: Arc<Home>, name: &str) -> io::Result<CgroupTree<V2>> {
+    let leaf = Leaf::new(home, name, &leaf::V2)?;
+    let events = files::open(&leaf.dir().join("cgroup.events"), true, false)?;
+    Ok(CgroupTree { leaf, version: V2 { events } })
+}
 
-    fn events(&mut self) -> TreeEvents {
+impl V2 {
+    fn events(&mut self, leaf: &mut Leaf) -> TreeEvents {
         let events = match files::read_fd(&self.events) {
             Ok(text) => TreeEvents {
                 populated: files::keyed(&text, "populated") != Some(0),
@@ -45,75 +42,42 @@ impl Cgroup2Tree {
             Err(_) => TreeEvents { populated: true, frozen: false },
         };
         if events.frozen || !events.populated {
-            self.leaf.freeze_done();
+            leaf.freeze_done();
         }
         events
     }
 }
 
-impl Control for Cgroup2Tree {
-    fn cgroup(&self) -> Option<&Path> {
-        Some(self.leaf.dir())
-    }
-
-    fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup> {
-        self.leaf.child_setup(frozen)
-    }
-
-    fn started(&mut self, _pid: i32) {
-        self.leaf.started();
-    }
-
-    fn signal(&mut self, signal: Signal) -> io::Result<()> {
-        self.leaf.signal(signal);
-        Ok(())
-    }
-
-    fn freeze(&mut self) -> io::Result<()> {
-        self.leaf.freeze()
-    }
-
-    fn thaw(&mut self) -> io::Result<()> {
-        self.leaf.thaw()
-    }
-
-    fn terminate(&mut self) -> io::Result<()> {
-        self.leaf.terminate()
-    }
-
+impl Version for V2 {
     /// `cgroup.kill`, whatever the freezer's state (frozen processes die too);
     /// before Linux 5.14, KILL to every listed process.
-    fn kill(&mut self) -> io::Result<()> {
-        match files::write(&self.leaf.dir().join("cgroup.kill"), "1") {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => self.signal(Signal::SIGKILL),
+    fn kill(&mut self, leaf: &mut Leaf) -> io::Result<()> {
+        leaf.killed();
+        match files::write(&leaf.dir().join("cgroup.kill"), "1") {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                leaf.signal(Signal::SIGKILL);
+                Ok(())
+            }
             other => other,
         }
     }
 
-    fn is_empty(&mut self) -> bool {
-        !self.events().populated
+    fn is_empty(&mut self, leaf: &mut Leaf) -> bool {
+        !self.events(leaf).populated
     }
 
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.events.as_fd())
     }
 
-    fn acknowledge(&mut self) -> Option<TreeEvents> {
-        Some(self.events())
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        self.leaf.freeze_check()
+    fn acknowledge(&mut self, leaf: &mut Leaf) -> Option<TreeEvents> {
+        Some(self.events(leaf))
     }
 
     /// A freeze that has not completed in [`leaf::FREEZE_WAIT`] is reported (once).
-    fn on_tick(&mut self) -> io::Result<()> {
-        let events = self.events();
-        self.leaf.check_freeze(|_| events.populated && !events.frozen);
+    fn on_tick(&mut self, leaf: &mut Leaf) -> io::Result<()> {
+        let events = self.events(leaf);
+        leaf.check_freeze(|_| events.populated && !events.frozen);
         Ok(())
-    }
-
-    fn remove(&mut self) -> io::Result<()> {
-        self.leaf.remove()
     }
 }

@@ -15,16 +15,15 @@
 //!   always dies as dmon's child) and from the task's KILL repeat.
 
 use std::io;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
+use super::files;
 use super::home::Home;
-use super::leaf::{self, Leaf};
-use super::{ChildSetup, Control, files};
+use super::leaf::{self, CgroupTree, Leaf, Version};
 
 /// How many freeze–kill–thaw cycles one `kill` runs at most; the task machine
 /// repeats KILL every second while the tree is not empty.
@@ -45,37 +44,37 @@ enum Kill {
     Thawed { round: u32 },
 }
 
-pub struct FreezerTree {
-    leaf: Leaf,
-    /// The kill cycle, while it runs, and when its next step is due.
+/// What v1 adds to the leaf: the kill cycle, while it runs, and when its next
+/// step is due.
+pub struct V1 {
     kill: Option<(Kill, Instant)>,
 }
 
-impl FreezerTree {
-    pub fn new(home: Arc<Home>, name: &str) -> io::Result<FreezerTree> {
-        Ok(FreezerTree { leaf: Leaf::new(home, name, &leaf::V1)?, kill: None })
-    }
+pub fn new(home: Arc<Home>, name: &str) -> io::Result<CgroupTree<V1>> {
+    Ok(CgroupTree { leaf: Leaf::new(home, name, &leaf::V1)?, version: V1 { kill: None } })
+}
 
+impl V1 {
     /// One step of the kill cycle; never waits.
-    fn step(&mut self) -> io::Result<()> {
+    fn step(&mut self, leaf: &mut Leaf) -> io::Result<()> {
         let Some((kill, _)) = self.kill else { return Ok(()) };
         let now = Instant::now();
-        let dir = self.leaf.dir().to_path_buf();
+        let dir = leaf.dir().to_path_buf();
         let next = match kill {
             // The thaw is still being written.
-            Kill::Thawed { .. } if self.leaf.busy() => Some((kill, now + KILL_STEP)),
+            Kill::Thawed { .. } if leaf.busy() => Some((kill, now + KILL_STEP)),
             Kill::Thawed { .. } if files::pids(&dir).is_empty() => None,
             Kill::Thawed { round } if round + 1 >= KILL_ROUNDS => None,
             Kill::Thawed { round } => Some((Kill::Freeze { round: round + 1 }, now)),
             Kill::Freeze { round } => {
-                self.leaf.freeze()?;
+                leaf.freeze()?;
                 Some((Kill::Frozen { round, until: now + KILL_FREEZE_WAIT }, now))
             }
-            Kill::Frozen { round, until } if now < until && !self.leaf.is_frozen_state(&self.leaf.state()?) => {
+            Kill::Frozen { round, until } if now < until && !leaf.is_frozen_state(&leaf.state()?) => {
                 Some((Kill::Frozen { round, until }, now + KILL_STEP))
             }
             Kill::Frozen { round, .. } => {
-                let refused = &mut self.leaf.refused;
+                let refused = &mut leaf.refused;
                 let mut left = 0;
                 files::with_pidfds(&dir, &files::pids(&dir), |pid, fd| {
                     if fd.send(Some(Signal::SIGKILL)) == Err(Errno::EPERM) {
@@ -85,48 +84,22 @@ impl FreezerTree {
                     }
                 });
                 // The killed processes die as they are thawed.
-                self.leaf.thaw()?;
+                leaf.thaw()?;
                 (left > 0).then_some((Kill::Thawed { round }, now + KILL_STEP))
             }
         };
         self.kill = next;
         // A step due now is taken now.
         match next {
-            Some((_, at)) if at <= now => self.step(),
+            Some((_, at)) if at <= now => self.step(leaf),
             _ => Ok(()),
         }
     }
 }
 
-impl Control for FreezerTree {
-    fn cgroup(&self) -> Option<&Path> {
-        Some(self.leaf.dir())
-    }
-
-    fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup> {
+impl Version for V1 {
+    fn reset(&mut self) {
         self.kill = None;
-        self.leaf.child_setup(frozen)
-    }
-
-    fn started(&mut self, _pid: i32) {
-        self.leaf.started();
-    }
-
-    fn signal(&mut self, signal: Signal) -> io::Result<()> {
-        self.leaf.signal(signal);
-        Ok(())
-    }
-
-    fn freeze(&mut self) -> io::Result<()> {
-        self.leaf.freeze()
-    }
-
-    fn thaw(&mut self) -> io::Result<()> {
-        self.leaf.thaw()
-    }
-
-    fn terminate(&mut self) -> io::Result<()> {
-        self.leaf.terminate()
     }
 
     /// Starts the kill cycle (or starts it again): freeze, KILL all, thaw,
@@ -135,21 +108,20 @@ impl Control for FreezerTree {
     /// to run), so none of their pids can be reused before the thaw; when the
     /// freeze did not complete in its bound some may, so the KILL goes through
     /// pidfds checked against the list (see [`files::with_pidfds`]) either way.
-    fn kill(&mut self) -> io::Result<()> {
+    fn kill(&mut self, leaf: &mut Leaf) -> io::Result<()> {
         self.kill = Some((Kill::Freeze { round: 0 }, Instant::now()));
-        self.step()
+        self.step(leaf)
     }
 
     /// No process is listed but those dmon may not signal (not waited for).
-    fn is_empty(&mut self) -> bool {
-        let dir = self.leaf.dir();
-        let pids = files::pids(dir);
-        if self.leaf.refused.is_empty() || pids.is_empty() {
+    fn is_empty(&mut self, leaf: &mut Leaf) -> bool {
+        let pids = files::pids(leaf.dir());
+        if leaf.refused.is_empty() || pids.is_empty() {
             return pids.is_empty();
         }
         let mut others = 0;
-        files::with_pidfds(dir, &pids, |pid, fd| {
-            if !self.leaf.refused.contains(pid, fd.ino()) {
+        files::with_pidfds(leaf.dir(), &pids, |pid, fd| {
+            if !leaf.refused.contains(pid, fd.ino()) {
                 others += 1;
             }
         });
@@ -157,16 +129,12 @@ impl Control for FreezerTree {
     }
 
     /// When the next step of the kill cycle, or the look at a freeze, is due.
-    fn deadline(&self) -> Option<Instant> {
-        [self.kill.map(|(_, at)| at), self.leaf.freeze_check()].into_iter().flatten().min()
+    fn deadline(&self, leaf: &Leaf) -> Option<Instant> {
+        [self.kill.map(|(_, at)| at), leaf.freeze_check()].into_iter().flatten().min()
     }
 
-    fn on_tick(&mut self) -> io::Result<()> {
-        self.leaf.check_freeze(|leaf| leaf.state().is_ok_and(|state| state == "FREEZING"));
-        if self.kill.is_some_and(|(_, at)| at <= Instant::now()) { self.step() } else { Ok(()) }
-    }
-
-    fn remove(&mut self) -> io::Result<()> {
-        self.leaf.remove()
+    fn on_tick(&mut self, leaf: &mut Leaf) -> io::Result<()> {
+        leaf.check_freeze(|leaf| leaf.state().is_ok_and(|state| state == "FREEZING"));
+        if self.kill.is_some_and(|(_, at)| at <= Instant::now()) { self.step(leaf) } else { Ok(()) }
     }
 }

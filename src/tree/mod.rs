@@ -196,9 +196,9 @@ fn make_cgroups(
     let dir = home.dir().to_path_buf();
     let make = |leaf: &str| -> io::Result<Tree> {
         Ok(Tree(if v2 {
-            Box::new(cgroup2::Cgroup2Tree::new(home.clone(), leaf)?)
+            Box::new(cgroup2::new(home.clone(), leaf)?)
         } else {
-            Box::new(freezer::FreezerTree::new(home.clone(), leaf)?)
+            Box::new(freezer::new(home.clone(), leaf)?)
         }))
     };
     let cmd = make("cmd")?;
