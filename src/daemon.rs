@@ -95,6 +95,3 @@ pub fn fail(code: u8, message: &str) {
         }
     }
 }
-
-// src/status.rs names these here; they live with the rule they apply.
-pub use crate::planted::{check_opened, open_error};

@@ -75,11 +75,11 @@ impl StatusFile {
             // O_NONBLOCK: a FIFO planted after the check fails (ENXIO) instead of blocking.
             options.append(true).create(true).mode(0o644).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
         }
-        let file = options.open(path).map_err(|e| crate::daemon::open_error(path, e))?;
+        let file = options.open(path).map_err(|e| crate::planted::open_error(path, e))?;
         // What was opened, not what was there before: a regular file with no
         // other link, or the FIFO that was seen; not someone else's in a shared
         // directory.
-        crate::daemon::check_opened(&file, path, is_fifo)?;
+        crate::planted::check_opened(&file, path, is_fifo)?;
         Ok(StatusFile { file, format, warned: false })
     }
 
