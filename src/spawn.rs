@@ -98,73 +98,10 @@ pub fn spawn(
 ) -> Result<i32, Failure> {
     let flags = nix::fcntl::OFlag::O_CLOEXEC;
     let (report_r, report_w) = nix::unistd::pipe2(flags).map_err(|e| Failure::Prepare(e.into()))?;
-    // Pointer arrays, built here: the child must not allocate.
-    let mut argv: Vec<*const libc::c_char> = exec.argv.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = exec.envp.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
-    // For a file without a #! line, execvp's fallback: /bin/sh FILE ARGS.
-    let mut sh_argv: Vec<*const libc::c_char> = vec![c"/bin/sh".as_ptr(), std::ptr::null()];
-    sh_argv.extend(argv[1..].iter().copied());
-    let fds: [RawFd; 3] = std::array::from_fn(|i| stdio[i].as_ref().map_or(-1, |fd| fd.as_raw_fd()));
-
-    let (pid, joined) = match fork_into(cgroup) {
-        Ok(forked) => forked,
-        Err(e) => return Err(Failure::Prepare(e.into())),
-    };
+    let ready = Ready::new(exec, stdio, report_w.as_raw_fd());
+    let (pid, joined) = fork_into(cgroup).map_err(|e| Failure::Prepare(e.into()))?;
     if pid == 0 {
-        // The child. Nothing here returns.
-        let report = |code: u8, errno: Errno| -> ! {
-            let mut msg = [0u8; 5];
-            msg[0] = code;
-            msg[1..].copy_from_slice(&(errno as i32).to_ne_bytes());
-            // SAFETY: a write from a local buffer, then _exit: no unwinding,
-            // no destructors, no atexit handlers of the parent's.
-            unsafe {
-                libc::write(report_w.as_raw_fd(), msg.as_ptr().cast(), msg.len());
-                libc::_exit(127)
-            }
-        };
-        // Rust's runtime ignores SIGPIPE, and an ignored signal stays ignored
-        // across exec: the command gets the default, as std's spawn gives it.
-        // SAFETY: signal takes integers.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-        for (target, &fd) in fds.iter().enumerate() {
-            let target = target as RawFd;
-            // SAFETY: dup2 and fcntl take integers; `fd` is open in the child.
-            let ok = match fd {
-                -1 => true,
-                fd if fd == target => (unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }) == 0,
-                fd => (unsafe { libc::dup2(fd, target) }) == target,
-            };
-            if !ok {
-                report(b's', Errno::last());
-            }
-        }
-        if let Err((code, errno)) = hook(joined) {
-            report(code, errno);
-        }
-        let mut denied = false;
-        let mut last = Errno::ENOENT;
-        for path in &exec.candidates {
-            // SAFETY: NUL-terminated strings and NULL-terminated arrays built
-            // before the fork; execve returns only on failure.
-            unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-            last = Errno::last();
-            if last == Errno::ENOEXEC {
-                sh_argv[1] = path.as_ptr();
-                // SAFETY: as above.
-                unsafe { libc::execve(c"/bin/sh".as_ptr(), sh_argv.as_ptr(), envp.as_ptr()) };
-                last = Errno::last();
-            }
-            match last {
-                Errno::EACCES => denied = true,
-                Errno::ENOENT | Errno::ENOTDIR => {}
-                _ => break,
-            }
-        }
-        // As execvp: a file found but not executable says so, not "not found".
-        report(0, if denied && matches!(last, Errno::ENOENT | Errno::ENOTDIR) { Errno::EACCES } else { last });
+        ready.run(hook, joined);
     }
     drop(report_w);
     let mut msg = [0u8; 5];
@@ -181,6 +118,87 @@ pub fn spawn(
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     let errno = io::Error::from_raw_os_error(i32::from_ne_bytes(msg[1..5].try_into().expect("four bytes")));
     Err(if msg[0] == 0 { Failure::Exec(errno) } else { Failure::Step(msg[0], errno) })
+}
+
+/// What the child needs, as pointers and numbers built before the fork: the
+/// child must not allocate.
+struct Ready<'a> {
+    candidates: &'a [CString],
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    /// For a file without a #! line, execvp's fallback: /bin/sh FILE ARGS.
+    sh_argv: Vec<*const libc::c_char>,
+    stdio: [RawFd; 3],
+    report: RawFd,
+}
+
+impl Ready<'_> {
+    fn new<'a>(exec: &'a Exec, stdio: &[Option<OwnedFd>; 3], report: RawFd) -> Ready<'a> {
+        let mut argv: Vec<*const libc::c_char> = exec.argv.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = exec.envp.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        let mut sh_argv: Vec<*const libc::c_char> = vec![c"/bin/sh".as_ptr(), std::ptr::null()];
+        sh_argv.extend(argv[1..].iter().copied());
+        let stdio = std::array::from_fn(|i| stdio[i].as_ref().map_or(-1, |fd| fd.as_raw_fd()));
+        Ready { candidates: &exec.candidates, argv, envp, sh_argv, stdio, report }
+    }
+
+    /// Sends the failed step's code (0: the exec) and errno, and exits.
+    fn fail(&self, code: u8, errno: Errno) -> ! {
+        let mut msg = [0u8; 5];
+        msg[0] = code;
+        msg[1..].copy_from_slice(&(errno as i32).to_ne_bytes());
+        // SAFETY: a write from a local buffer, then _exit: no unwinding, no
+        // destructors, no atexit handlers of the parent's.
+        unsafe {
+            libc::write(self.report, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127)
+        }
+    }
+
+    /// The child: standard streams, the hook, then exec, as execvp would.
+    fn run(mut self, hook: impl FnOnce(bool) -> Result<(), (u8, Errno)>, joined: bool) -> ! {
+        // Rust's runtime ignores SIGPIPE, and an ignored signal stays ignored
+        // across exec: the command gets the default, as std's spawn gives it.
+        // SAFETY: signal takes integers.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        for (target, &fd) in self.stdio.iter().enumerate() {
+            let target = target as RawFd;
+            // SAFETY: dup2 and fcntl take integers; `fd` is open in the child.
+            let ok = match fd {
+                -1 => true,
+                fd if fd == target => (unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }) == 0,
+                fd => (unsafe { libc::dup2(fd, target) }) == target,
+            };
+            if !ok {
+                self.fail(b's', Errno::last());
+            }
+        }
+        if let Err((code, errno)) = hook(joined) {
+            self.fail(code, errno);
+        }
+        let (mut denied, mut last) = (false, Errno::ENOENT);
+        for path in self.candidates {
+            // SAFETY: NUL-terminated strings and NULL-terminated arrays built
+            // before the fork; execve returns only on failure.
+            unsafe { libc::execve(path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+            last = Errno::last();
+            if last == Errno::ENOEXEC {
+                self.sh_argv[1] = path.as_ptr();
+                // SAFETY: as above.
+                unsafe { libc::execve(c"/bin/sh".as_ptr(), self.sh_argv.as_ptr(), self.envp.as_ptr()) };
+                last = Errno::last();
+            }
+            match last {
+                Errno::EACCES => denied = true,
+                Errno::ENOENT | Errno::ENOTDIR => {}
+                _ => break,
+            }
+        }
+        // As execvp: a file found but not executable says so, not "not found".
+        self.fail(0, if denied && matches!(last, Errno::ENOENT | Errno::ENOTDIR) { Errno::EACCES } else { last })
+    }
 }
 
 /// clone3 into `cgroup`, or fork. Returns the pid (0 in the child) and whether
