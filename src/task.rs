@@ -310,7 +310,22 @@ impl Task {
 
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
-        match (self.state.clone(), event) {
+        match event {
+            Event::Start | Event::Spawned { .. } | Event::SpawnFailed { .. } => self.on_start(event, now, &mut out),
+            Event::Exited { status, tree_empty } => self.on_exit(Some(status), tree_empty, now, &mut out),
+            Event::TreeEmpty => self.on_exit(None, true, now, &mut out),
+            Event::Tick => self.on_tick(now, &mut out),
+            Event::Stop => self.on_stop(now, &mut out),
+            Event::Drain => self.on_drain(now, &mut out),
+            Event::Pause => self.on_pause(now, &mut out),
+            Event::Resume => self.on_resume(now, &mut out),
+        }
+        out
+    }
+
+    /// The first start, a started process, or one that could not be started.
+    fn on_start(&mut self, event: Event, now: Instant, out: &mut Vec<Action>) {
+        match (&self.state, event) {
             (State::Idle, Event::Start) => out.push(Action::Spawn { frozen: self.paused }),
             (State::Idle | State::Waiting { .. }, Event::Spawned { pid }) => {
                 self.state = State::Running { pid, started: now };
@@ -330,102 +345,138 @@ impl Task {
             (State::Idle | State::Waiting { .. }, Event::SpawnFailed { status, retry }) => {
                 self.last_status = Some(status);
                 if retry {
-                    self.next_run(now, Duration::ZERO, &mut out);
+                    self.next_run(now, Duration::ZERO, out);
                 } else {
                     self.state = State::Done;
                 }
             }
-            (
-                State::Running { pid, started } | State::Draining { pid, started, .. },
-                Event::Exited { status, tree_empty },
-            ) => {
+            _ => {}
+        }
+    }
+
+    /// The leader was reaped (`status`), or the tree it left is empty (None).
+    fn on_exit(&mut self, status: Option<i32>, tree_empty: bool, now: Instant, out: &mut Vec<Action>) {
+        match (self.state.clone(), status) {
+            (State::Running { pid, started } | State::Draining { pid, started, .. }, Some(status)) => {
                 self.last_status = Some(status);
                 self.exit_report = Some(Status::Exit(pid, status, Reason::of(None, status)));
                 if tree_empty {
-                    self.report_exit(&mut out);
-                    self.next_run(now, now - started, &mut out);
+                    self.report_exit(out);
+                    self.next_run(now, now - started, out);
                 } else {
-                    self.stop_tree(None, started, Why::Exited, now, &mut out);
+                    self.stop_tree(None, started, Why::Exited, now, out);
                 }
             }
-            (State::Stopping { leader: Some(pid), started, why, kill_at }, Event::Exited { status, tree_empty }) => {
+            (State::Stopping { leader: Some(pid), started, why, kill_at }, Some(status)) => {
                 self.last_status = Some(status);
                 self.exit_report = Some(Status::Exit(pid, status, Reason::of(Some(why), status)));
                 if tree_empty {
-                    self.report_exit(&mut out);
-                    self.finish_stop(why, now - started, now, &mut out);
+                    self.report_exit(out);
+                    self.finish_stop(why, now - started, now, out);
                 } else {
                     self.state = State::Stopping { leader: None, started, why, kill_at };
                 }
             }
-            (State::Stopping { leader: None, started, why, .. }, Event::TreeEmpty) => {
-                self.report_exit(&mut out);
-                self.finish_stop(why, now - started, now, &mut out);
+            (State::Stopping { leader: None, started, why, .. }, None) => {
+                self.report_exit(out);
+                self.finish_stop(why, now - started, now, out);
             }
-            (State::Running { pid, started }, Event::Tick) if self.timeout_at.is_some_and(|t| t <= now) => {
+            _ => {}
+        }
+    }
+
+    /// A deadline has come: a timeout, the KILL after the grace, the end of a
+    /// drain, or the end of a wait before the next start.
+    fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        match self.state.clone() {
+            State::Running { pid, started } if self.timeout_at.is_some_and(|t| t <= now) => {
                 out.push(Action::Report(Status::Timeout(pid)));
-                self.stop_tree(Some(pid), started, Why::Timeout, now, &mut out);
+                self.stop_tree(Some(pid), started, Why::Timeout, now, out);
             }
-            (State::Stopping { leader, started, why, kill_at }, Event::Tick) if kill_at <= now => {
+            State::Stopping { leader, started, why, kill_at } if kill_at <= now => {
                 out.push(Action::Kill);
                 self.state = State::Stopping { leader, started, why, kill_at: now + KILL_REPEAT };
             }
-            (State::Draining { pid, started, stop_at }, Event::Tick) if stop_at <= now && self.input_progress => {
+            State::Draining { pid, started, stop_at } if stop_at <= now && self.input_progress => {
                 // Still reading what is left: another grace period.
                 self.state = State::Draining { pid, started, stop_at: now + self.policy.grace };
             }
-            (State::Draining { pid, started, stop_at }, Event::Tick) if stop_at <= now => {
+            State::Draining { pid, started, stop_at } if stop_at <= now => {
                 out.push(Action::Report(Status::Stop(pid)));
-                self.stop_tree(Some(pid), started, Why::Shutdown, now, &mut out);
+                self.stop_tree(Some(pid), started, Why::Shutdown, now, out);
             }
-            (State::Waiting { until }, Event::Tick) if until <= now && self.stalled(now) => self.state = State::Done,
-            (State::Waiting { until }, Event::Tick) if until <= now => {
+            State::Waiting { until } if until <= now && self.stalled(now) => self.state = State::Done,
+            State::Waiting { until } if until <= now => {
                 self.respawns += 1;
                 out.push(Action::Spawn { frozen: self.paused });
             }
-            (State::Idle | State::Waiting { .. }, Event::Stop) => self.state = State::Done,
+            _ => {}
+        }
+    }
+
+    /// dmon shuts down: stop the tree and finish.
+    fn on_stop(&mut self, now: Instant, out: &mut Vec<Action>) {
+        match self.state.clone() {
+            State::Idle | State::Waiting { .. } => self.state = State::Done,
+            State::Running { pid, started } | State::Draining { pid, started, .. } => {
+                out.push(Action::Report(Status::Stop(pid)));
+                self.stop_tree(Some(pid), started, Why::Shutdown, now, out);
+            }
+            State::Stopping { leader, started, kill_at, .. } => {
+                self.state = State::Stopping { leader, started, why: Why::Shutdown, kill_at };
+            }
+            State::Done => {}
+        }
+    }
+
+    /// The log command's input has ended: it reads the rest, then stops.
+    fn on_drain(&mut self, now: Instant, out: &mut Vec<Action>) {
+        match self.state.clone() {
             // A log command waiting to be restarted when the input ends: what is
             // left in the pipe still needs a reader, so it is started now.
-            (State::Idle | State::Waiting { .. }, Event::Drain) if self.input_left => {
+            State::Idle | State::Waiting { .. } if self.input_left => {
                 self.draining = true;
                 self.progress_at = Some(now);
                 self.state = State::Idle;
                 out.push(Action::Spawn { frozen: self.paused });
             }
-            (State::Idle | State::Waiting { .. }, Event::Drain) => self.state = State::Done,
-            (State::Running { pid, started } | State::Draining { pid, started, .. }, Event::Stop) => {
-                out.push(Action::Report(Status::Stop(pid)));
-                self.stop_tree(Some(pid), started, Why::Shutdown, now, &mut out);
-            }
-            (State::Stopping { leader, started, kill_at, .. }, Event::Stop | Event::Drain) => {
+            State::Idle | State::Waiting { .. } => self.state = State::Done,
+            State::Stopping { leader, started, kill_at, .. } => {
                 self.state = State::Stopping { leader, started, why: Why::Shutdown, kill_at };
             }
-            (State::Running { pid, started }, Event::Drain) => {
+            State::Running { pid, started } => {
                 self.draining = true;
                 self.progress_at = Some(now);
                 self.state = State::Draining { pid, started, stop_at: now + self.policy.grace };
             }
-            (_, Event::Pause) if !self.paused => {
-                self.paused = true;
-                if let State::Running { pid, .. } = self.state {
-                    self.timeout_left = self.timeout_at.map(|t| t.saturating_duration_since(now));
-                    self.timeout_at = None;
-                    // The record says when dmon decided; the freeze completes later.
-                    out.push(Action::Report(Status::Pause(pid)));
-                    out.push(Action::Freeze);
-                }
-            }
-            (_, Event::Resume) if self.paused => {
-                self.paused = false;
-                if let State::Running { pid, .. } = self.state {
-                    self.timeout_at = self.timeout_left.take().map(|left| now + left);
-                    out.push(Action::Report(Status::Resume(pid)));
-                    out.push(Action::Thaw);
-                }
-            }
-            _ => {}
+            State::Draining { .. } | State::Done => {}
         }
-        out
+    }
+
+    fn on_pause(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.paused {
+            return;
+        }
+        self.paused = true;
+        if let State::Running { pid, .. } = self.state {
+            self.timeout_left = self.timeout_at.map(|t| t.saturating_duration_since(now));
+            self.timeout_at = None;
+            // The record says when dmon decided; the freeze completes later.
+            out.push(Action::Report(Status::Pause(pid)));
+            out.push(Action::Freeze);
+        }
+    }
+
+    fn on_resume(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if !self.paused {
+            return;
+        }
+        self.paused = false;
+        if let State::Running { pid, .. } = self.state {
+            self.timeout_at = self.timeout_left.take().map(|left| now + left);
+            out.push(Action::Report(Status::Resume(pid)));
+            out.push(Action::Thaw);
+        }
     }
 
     /// The run's tree is empty: its `exit` record, held since the leader's exit.
