@@ -255,9 +255,7 @@ pub fn resolve(program: &OsStr, env: &Env) -> Result<PathBuf, String> {
 }
 
 fn executable(path: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
-    // SAFETY: a valid NUL-terminated path.
-    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
 }
 
 /// Replaces this process with `command` in `env`; returns only the error message.

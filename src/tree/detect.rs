@@ -258,8 +258,7 @@ pub fn refusal(parent: &Path, explicit: bool, host: &Host) -> Option<String> {
         return Some(format!("{} does not exist", parent.display()));
     }
     if !is_writable(parent) {
-        // SAFETY: geteuid cannot fail.
-        let uid = unsafe { libc::geteuid() };
+        let uid = nix::unistd::geteuid();
         return Some(format!("{} is not writable by uid {uid}", parent.display()));
     }
     if !explicit && host.systemd && !is_delegated(parent) {

@@ -19,9 +19,10 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
 
 use super::files;
 
@@ -33,7 +34,7 @@ pub const PREFIX: &str = "dmon.";
 pub struct Home {
     dir: PathBuf,
     /// The directory, open and flock'ed while dmon runs.
-    _lock: File,
+    _lock: Flock<File>,
     /// The cgroup dmon was in before it moved into `supervisor`.
     origin: Option<PathBuf>,
 }
@@ -61,7 +62,8 @@ impl Home {
                 Err(e) => return Err(files::context(e, "mkdir", &dir, "")),
             }
             let lock = open_dir(&dir).map_err(|e| files::context(e, "open", &dir, ""))?;
-            flock(&lock, libc::LOCK_EX).map_err(|e| files::context(e, "flock", &dir, ""))?;
+            let lock = Flock::lock(lock, FlockArg::LockExclusive)
+                .map_err(|(_, e)| files::context(e.into(), "flock", &dir, ""))?;
             match populate(&dir, leaves) {
                 Ok(()) => return Ok(Home { dir, _lock: lock, origin }),
                 // A dmon cleaning up leftovers took it between mkdir and flock.
@@ -124,11 +126,6 @@ fn open_dir(dir: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(dir)
 }
 
-fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
-    // SAFETY: flock on an open descriptor.
-    if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
-}
-
 /// Removes the empty cgroups of dmons that are gone: every `dmon.*` directory
 /// under `parent` that nobody holds locked. Returns the directories removed.
 pub fn remove_leftovers(parent: &Path) -> Vec<PathBuf> {
@@ -141,9 +138,9 @@ pub fn remove_leftovers(parent: &Path) -> Vec<PathBuf> {
             continue;
         }
         let Ok(lock) = open_dir(&path) else { continue };
-        if flock(&lock, libc::LOCK_EX | libc::LOCK_NB).is_err() {
+        let Ok(_lock) = Flock::lock(lock, FlockArg::LockExclusiveNonblock) else {
             continue; // a live dmon
-        }
+        };
         match files::remove_tree(&path) {
             Ok(()) => {
                 tracing::info!("removed {}, left behind by a dmon that is gone", path.display());
