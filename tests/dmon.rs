@@ -740,7 +740,7 @@ fn negative_values_are_named_with_their_option() {
         (&["-i", "-1m"], "-i/--interval: '-1m' is not a time (a time cannot be negative)"),
         (
             &["--pressure", "-5"],
-            "--pressure: '-5' has a percentage below zero (expected HIGH[:LOW], percentages such as 40:10)",
+            "--pressure: '-5' has a percentage below zero (expected [cpu:|memory:|io:]HIGH[:LOW], percentages such as 40:10)",
         ),
         (&["--pressure", "40:-5"], "--pressure: '40:-5' has a percentage below zero"),
     ];
