@@ -26,7 +26,7 @@ use crate::status::{Record, StatusFile};
 use crate::task::{Action, Event, Policy, State, Status, Task};
 use crate::tree::Tree;
 use crate::usage::Meter;
-use crate::watch::Watch;
+use crate::watch::{Ready, Watch};
 
 /// The signals forwarded with `-s` / `-S` (ignored without).
 pub const FORWARDED: [Signal; 6] =
@@ -243,10 +243,13 @@ impl Supervisor {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
-            let fired =
-                |fd: &PollFd| fd.revents().is_some_and(|r| r.intersects(PollFlags::POLLPRI | PollFlags::POLLERR));
-            let triggered: Vec<usize> =
-                watch_fds.iter().zip(&fds[watch_slots]).filter(|(_, fd)| fired(fd)).map(|((i, _), _)| *i).collect();
+            let ready = |fd: &PollFd| match fd.revents() {
+                Some(r) if r.contains(PollFlags::POLLERR) => Some(Ready::Gone),
+                Some(r) if r.contains(PollFlags::POLLPRI) => Some(Ready::Fired),
+                _ => None,
+            };
+            let triggered: Vec<(usize, Ready)> =
+                watch_fds.iter().zip(&fds[watch_slots]).filter_map(|((i, _), fd)| Some((*i, ready(fd)?))).collect();
             drop(fds);
             drop(tree_fds);
             drop(watch_fds);

@@ -96,7 +96,7 @@ impl Watcher {
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
             Watcher::Load(_) => None,
-            Watcher::Pressure(p) => Some(p.fd()),
+            Watcher::Pressure(p) => p.fd(),
         }
     }
 
@@ -109,10 +109,11 @@ impl Watcher {
     }
 
     /// The descriptor polled ready.
-    fn on_ready(&mut self, now: Instant) -> Option<Level> {
-        match self {
-            Watcher::Load(_) => None,
-            Watcher::Pressure(p) => Some(p.on_trigger(now)),
+    fn on_ready(&mut self, ready: Ready, now: Instant) -> Option<Level> {
+        match (self, ready) {
+            (Watcher::Load(_), _) => None,
+            (Watcher::Pressure(p), Ready::Fired) => Some(p.on_trigger(now)),
+            (Watcher::Pressure(p), Ready::Gone) => Some(p.on_gone()),
         }
     }
 
@@ -123,6 +124,15 @@ impl Watcher {
             Watcher::Pressure(p) => Some(p.on_deadline(now)),
         }
     }
+}
+
+/// How a watcher's descriptor polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// POLLPRI: the trigger fired.
+    Fired,
+    /// POLLERR: the file is gone.
+    Gone,
 }
 
 /// Combines the sources' levels into `Pause` and `Resume`. Every source starts
@@ -176,13 +186,14 @@ impl Watch {
         self.watchers.iter().filter_map(Watcher::deadline).min()
     }
 
-    /// The descriptors of the watchers numbered `ready` polled ready, and the
-    /// watchers whose deadline has come read their source: what the task must
-    /// do, in order.
-    pub fn on_wake(&mut self, ready: &[usize], now: Instant) -> Vec<Event> {
+    /// The descriptors of the watchers in `ready` (by number) polled ready, and
+    /// the watchers whose deadline has come read their source: what the task
+    /// must do, in order.
+    pub fn on_wake(&mut self, ready: &[(usize, Ready)], now: Instant) -> Vec<Event> {
         let mut events = Vec::new();
         for (i, watcher) in self.watchers.iter_mut().enumerate() {
-            let fired = if ready.contains(&i) { watcher.on_ready(now) } else { None };
+            let how = ready.iter().find(|(n, _)| *n == i).map(|(_, how)| *how);
+            let fired = how.and_then(|how| watcher.on_ready(how, now));
             let due = watcher.deadline().is_some_and(|d| d <= now);
             let read = if due { watcher.on_deadline(now) } else { None };
             for level in [fired, read].into_iter().flatten() {

@@ -395,3 +395,30 @@ fn pressure_sources_on_the_command_line() {
     ]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 }
+
+/// A pressure file whose cgroup is removed reports POLLERR for ever: dmon says
+/// so once and stops watching it, rather than spin on it with the tree paused.
+#[test]
+fn a_pressure_source_that_vanishes_is_dropped_with_a_warning() {
+    if let Some(why) = lacks_psi() {
+        return common::skip(why);
+    }
+    let dir = Dir::new("vanish");
+    let generator = Generator::new("vanish");
+    let err = fs::File::create(dir.path("err")).unwrap();
+    let dmon = Dmon::start(
+        dmon().env("DMON_PRESSURE_DIR", &generator.v2).args(["--pressure", "io:10"]).stderr(err),
+        dir.path("st"),
+    );
+    fs::remove_dir(&generator.v2).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = dmon.child.id() as i32;
+    let before = common::context_switches(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let woke = common::context_switches(pid) - before;
+    assert!(woke < 10, "dmon woke up {woke} times in 2 s on a vanished pressure file");
+    assert_eq!(dmon.count("pause"), 0, "paused on a vanished pressure file: {:?}", dmon.lines());
+    let text = fs::read_to_string(dir.path("err")).unwrap();
+    let warning = format!("io pressure: {} is gone, no longer watched", generator.pressure("io").display());
+    assert_eq!(text.matches(&warning).count(), 1, "{text:?}");
+}

@@ -120,6 +120,9 @@ pub struct PressureWatch {
     calm_since: Option<Instant>,
     /// When to read `avg10` next: only between a trigger and the calm.
     next_check: Option<Instant>,
+    /// The trigger reported POLLERR: its file is gone (a removed cgroup under
+    /// `DMON_PRESSURE_DIR`), and it would report POLLERR on every poll.
+    gone: bool,
 }
 
 impl PressureWatch {
@@ -140,16 +143,36 @@ impl PressureWatch {
         (&file)
             .write(text.as_bytes())
             .map_err(|e| super::files::context(e, "write", path, text.trim_end_matches('\0')))?;
-        Ok(PressureWatch { file, source, path: path.to_path_buf(), marks, calm_since: None, next_check: None })
+        Ok(PressureWatch {
+            file,
+            source,
+            path: path.to_path_buf(),
+            marks,
+            calm_since: None,
+            next_check: None,
+            gone: false,
+        })
     }
 
     pub fn source(&self) -> Source {
         self.source
     }
 
-    /// Becomes readable (POLLPRI) when the pressure crossed the high mark.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+    /// Becomes readable (POLLPRI) when the pressure crossed the high mark;
+    /// nothing once the file is gone.
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        (!self.gone).then(|| self.file.as_fd())
+    }
+
+    /// The trigger polled POLLERR: the file is gone. Says so once and stops
+    /// watching: the source is low from now on, so that it holds nothing paused.
+    pub fn on_gone(&mut self) -> Level {
+        if !self.gone {
+            tracing::warn!("{} pressure: {} is gone, no longer watched", self.source.name(), self.path.display());
+        }
+        self.gone = true;
+        self.next_check = None;
+        Level::Low
     }
 
     /// The trigger fired (the fd polled POLLPRI): high, and watched until calm.
@@ -265,7 +288,7 @@ mod tests {
                 })
             })
             .collect();
-        let mut fds = [PollFd::new(watch.fd(), PollFlags::POLLPRI)];
+        let mut fds = [PollFd::new(watch.fd().unwrap(), PollFlags::POLLPRI)];
         let fired = poll(&mut fds, PollTimeout::try_from(10_000).unwrap()).unwrap_or(0) > 0;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for s in spinners {
