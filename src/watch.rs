@@ -197,7 +197,9 @@ impl Watch {
             let due = watcher.deadline().is_some_and(|d| d <= now);
             let read = if due { watcher.on_deadline(now) } else { None };
             for level in [fired, read].into_iter().flatten() {
-                tracing::debug!("{}: {level:?}{}", watcher.name(), if fired.is_some() { " (trigger)" } else { "" });
+                if self.gate.levels[i] != level {
+                    tracing::debug!("{}: {level:?}", watcher.name());
+                }
                 events.extend(self.gate.update(i, level));
             }
         }
