@@ -85,8 +85,8 @@ fn run(opts: Options) -> Result<i32, Failure> {
         None => None,
     };
 
-    // The load watcher first: before the first start it reads the load, the
-    // pressure watchers wait for their triggers.
+    // -L's watcher reads the load before the first start; each pressure
+    // watcher arms its trigger here, so that a missing file is a usage error.
     let mut watchers: Vec<Watcher> = opts.load.map(|marks| Watcher::Load(LoadWatch::new(marks))).into_iter().collect();
     for &(source, marks) in &opts.pressure {
         let watch = PressureWatch::open(source, marks).map_err(|e| {
