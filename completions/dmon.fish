@@ -23,7 +23,7 @@ cgroup2\t'A cgroup v2 leaf: freeze, thaw and cgroup.kill'
 freezer\t'A cgroup v1 freezer leaf'
 signals\t'Process group, subreaper and a walk of the process tree'"
 complete -c dmon -l cgroup-parent -d 'Make dmon\'s cgroups under DIR instead of under dmon\'s own cgroup' -r -F
-complete -c dmon -l pressure -d 'Pause the whole command tree while CPU pressure is above HIGH percent, resume below LOW (default: half)' -r
+complete -c dmon -l pressure -d 'Pause the whole command tree while cpu (the default), memory or io pressure is above HIGH percent, resume once below LOW (default: half); once per source, also with -L' -r
 complete -c dmon -s n -l no-daemon -d 'Stay in the foreground, sharing the terminal with the command'
 complete -c dmon -s 1 -l once -d 'Stop once the command exits with status 0'
 complete -c dmon -s e -l stderr-redir -d 'Send the command\'s standard error to the log command too'

@@ -55,7 +55,7 @@ cgroup2\:"A cgroup v2 leaf\: freeze, thaw and cgroup.kill"
 freezer\:"A cgroup v1 freezer leaf"
 signals\:"Process group, subreaper and a walk of the process tree"))' \
 '--cgroup-parent=[Make dmon'\''s cgroups under DIR instead of under dmon'\''s own cgroup]:DIR:_files' \
-'(-L --load-high)--pressure=[Pause the whole command tree while CPU pressure is above HIGH percent, resume below LOW (default\: half)]:HIGH[:LOW]:_default' \
+'*--pressure=[Pause the whole command tree while cpu (the default), memory or io pressure is above HIGH percent, resume once below LOW (default\: half); once per source, also with -L]:[cpu:|memory:|io:]HIGH[:LOW]:_default' \
 '-n[Stay in the foreground, sharing the terminal with the command]' \
 '--no-daemon[Stay in the foreground, sharing the terminal with the command]' \
 '-1[Stop once the command exits with status 0]' \

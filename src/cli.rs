@@ -19,7 +19,9 @@ use crate::conf;
 use crate::creds::UserSpec;
 use crate::limits::Limit;
 pub use crate::status::Format as StatusFormat;
+use crate::tree::psi::Source;
 use crate::units;
+use crate::watch::Marks;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -29,6 +31,11 @@ Examples:
     dmon -n -1 rsync -avz ~/ /backup/homedir
   A parallel build, paused as a whole while the load is above 3.5:
     dmon -n -1 -L 3.5 -l 1 make -j8
+
+Pressure (--pressure) is read from PSI's some line for cpu (system-wide full is not
+defined for CPU) and memory (a task waiting on reclaim: the first sign; full comes when
+the machine is nearly stuck), and from the full line for io (one sequential reader keeps
+some high on an idle machine; full means nothing could run for waiting on I/O).
 
 Status lines (-I): cmd|log start PID, exit PID STATUS, stop PID, signal PID SIG,
 timeout PID, pause PID, resume PID.
@@ -140,10 +147,11 @@ pub struct Args {
     /// Make dmon's cgroups under DIR instead of under dmon's own cgroup
     #[arg(long = "cgroup-parent", value_name = "DIR")]
     pub cgroup_parent: Option<PathBuf>,
-    /// Pause the whole command tree while CPU pressure is above HIGH percent, resume below LOW (default: half)
-    #[arg(long = "pressure", value_name = "HIGH[:LOW]", allow_hyphen_values = true, conflicts_with = "load_high")]
-    #[arg(value_parser = parse_pressure)]
-    pub pressure: Option<LoadMarks>,
+    /// Pause the whole command tree while cpu (the default), memory or io pressure is above HIGH percent, resume
+    /// once below LOW (default: half); once per source, also with -L
+    #[arg(long = "pressure", value_name = "[cpu:|memory:|io:]HIGH[:LOW]", allow_hyphen_values = true)]
+    #[arg(action = ArgAction::Append, value_parser = parse_pressure)]
+    pub pressure: Vec<(Source, Marks)>,
     /// Log more about what dmon does (repeat for more; DMON_LOG=debug does the same)
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
     pub verbose: u8,
@@ -176,7 +184,7 @@ pub struct Options {
     pub work_dir: Option<PathBuf>,
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,
-    pub load: Option<LoadMarks>,
+    pub load: Option<Marks>,
     pub environ: Vec<(String, Option<String>)>,
     pub cmd_user: Option<UserSpec>,
     pub log_user: Option<UserSpec>,
@@ -193,15 +201,9 @@ pub struct Options {
     pub backoff_max: Duration,
     pub tree: TreeChoice,
     pub cgroup_parent: Option<PathBuf>,
-    pub pressure: Option<LoadMarks>,
+    /// `--pressure`: at most one per source.
+    pub pressure: Vec<(Source, Marks)>,
     pub verbose: u8,
-}
-
-/// `-L` and `-l`: pause above `high`, resume below `low`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LoadMarks {
-    pub high: f64,
-    pub low: f64,
 }
 
 /// What the command line asks for.
@@ -312,14 +314,25 @@ fn parse_limit(text: &str) -> Result<LimitOrHelp, String> {
     if text == "help" { Ok(None) } else { Limit::parse(text).map(Some) }
 }
 
-/// `--pressure HIGH[:LOW]`: percentages of stalled time, 0 <= LOW <= HIGH, 0 < HIGH < 100.
-fn parse_pressure(text: &str) -> Result<LoadMarks, String> {
-    let bad = |why: &str| format!("'{text}' {why} (expected HIGH[:LOW], percentages such as 40:10)");
+/// `--pressure [SOURCE:]HIGH[:LOW]`: a source (cpu without one) and percentages
+/// of stalled time, 0 <= LOW <= HIGH, 0 < HIGH < 100.
+fn parse_pressure(text: &str) -> Result<(Source, Marks), String> {
+    let bad = |why: &str| format!("'{text}' {why} (expected [cpu:|memory:|io:]HIGH[:LOW], percentages such as 40:10)");
     let percent = |part: &str| {
         let why = if units::is_negative(part) { "has a percentage below zero" } else { "is not a percentage" };
         units::parse_load(part).map_err(|_| bad(why))
     };
-    let (high, low) = text.split_once(':').map_or((text, None), |(high, low)| (high, Some(low)));
+    // A word of letters first is a source; a number first is cpu's HIGH.
+    let (source, marks) = match text.split_once(':') {
+        Some((name, rest)) if name.chars().all(|c| c.is_ascii_alphabetic()) && !name.is_empty() => {
+            let known = Source::from_name(name);
+            let source =
+                known.ok_or_else(|| bad(&format!("has an unknown source '{name}' (expected cpu, memory or io)")))?;
+            (source, rest)
+        }
+        _ => (Source::Cpu, text),
+    };
+    let (high, low) = marks.split_once(':').map_or((marks, None), |(high, low)| (high, Some(low)));
     let high = percent(high)?;
     let low = low.map(percent).transpose()?.unwrap_or(high / 2.0);
     if !(high > 0.0 && high < 100.0) {
@@ -328,7 +341,7 @@ fn parse_pressure(text: &str) -> Result<LoadMarks, String> {
     if low > high {
         return Err(bad("has LOW above HIGH"));
     }
-    Ok(LoadMarks { high, low })
+    Ok((source, Marks { high, low }))
 }
 
 /// What clap cannot check, and the assembly of [`Options`].
@@ -360,8 +373,8 @@ fn finish(a: Args, cli: &clap::Command) -> Result<Parsed, UsageError> {
     }
 
     // -l without -L, and -g or -G without its user, clap has refused ([`NEEDS`]).
-    let load = a.load_high.map(|high| LoadMarks { high, low: a.load_low.unwrap_or(high / 2.0) });
-    if let Some(LoadMarks { high, low }) = load.filter(|marks| marks.low > marks.high) {
+    let load = a.load_high.map(|high| Marks { high, low: a.load_low.unwrap_or(high / 2.0) });
+    if let Some(Marks { high, low }) = load.filter(|marks| marks.low > marks.high) {
         let (l, h) = (named("load_low"), named("load_high"));
         return Err(usage(format!("{l}: '{low}' is above {h} '{high}' (expected at most the high mark)")));
     }
@@ -371,6 +384,12 @@ fn finish(a: Args, cli: &clap::Command) -> Result<Parsed, UsageError> {
         Some("") => Err(usage(format!("{}: {} '' is not a group name", named(user_id), named(group_id)))),
         _ => Ok(spec.map(|spec| UserSpec { primary_group: group, ..spec })),
     };
+    for (n, (source, _)) in a.pressure.iter().enumerate() {
+        if a.pressure[..n].iter().any(|(earlier, _)| earlier == source) {
+            let name = source.name();
+            return Err(usage(format!("{}: {name} is given twice (at most once per source)", named("pressure"))));
+        }
+    }
     let cmd_user = with_group(a.cmd_user, a.cmd_group, "cmd_user", "cmd_group")?;
     let log_user = with_group(a.log_user, a.log_group, "log_user", "log_group")?;
 
@@ -445,7 +464,7 @@ mod tests {
     #[test]
     fn load_low_defaults_to_half() {
         let o = run(&["-L", "3", "x"]).unwrap();
-        assert_eq!(o.load, Some(LoadMarks { high: 3.0, low: 1.5 }));
+        assert_eq!(o.load, Some(Marks { high: 3.0, low: 1.5 }));
     }
 
     #[test]
@@ -458,7 +477,11 @@ mod tests {
         );
         assert_eq!(o.backoff_max, Duration::from_secs(60));
         assert_eq!(o.environ, [("A".to_string(), Some("b=c".to_string())), ("B".to_string(), None)]);
-        assert_eq!(o.pressure, Some(LoadMarks { high: 40.0, low: 20.0 }));
+        assert_eq!(o.pressure, [(Source::Cpu, Marks { high: 40.0, low: 20.0 })]);
+        let o = run(&["--pressure", "memory:10", "--pressure", "io:30:5", "-L", "2", "x"]).unwrap();
+        let marks = |high, low| Marks { high, low };
+        assert_eq!(o.pressure, [(Source::Memory, marks(10.0, 5.0)), (Source::Io, marks(30.0, 5.0))]);
+        assert_eq!(o.load, Some(marks(2.0, 1.0)));
         let o = run(&["-u", "a:b:c", "-g", "d", "x"]).unwrap();
         assert_eq!(
             o.cmd_user,
@@ -489,6 +512,9 @@ mod tests {
             (&["-L", "2", "-l", "3", "x"], "-l/--load-low: '3' is above -L/--load-high '2'"),
             (&["-t", "-1", "x"], "-t/--timeout: '-1' is not a time (a time cannot be negative)"),
             (&["--pressure", "-5", "x"], "--pressure: '-5' has a percentage below zero"),
+            (&["--pressure", "disk:5", "x"], "--pressure: 'disk:5' has an unknown source 'disk'"),
+            (&["--pressure", "io:5", "--pressure", "io:6", "x"], "--pressure: io is given twice"),
+            (&["--pressure", "io:-5", "x"], "--pressure: 'io:-5' has a percentage below zero"),
             (&["-l", "1", "x"], "-l/--load-low needs -L/--load-high"),
             (&["-g", "x", "y"], "-g/--cmd-group needs -u/--cmd-user"),
             (&["-u", "x", "-g", "", "y"], "-u/--cmd-user: -g/--cmd-group '' is not a group name"),

@@ -26,6 +26,7 @@ pub mod task;
 pub mod tree;
 pub mod units;
 pub mod usage;
+pub mod watch;
 
 /// An I/O error as a short reason, without Rust's "(os error N)" tail:
 /// "No such file or directory".

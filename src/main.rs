@@ -12,7 +12,8 @@ use dmon::pidfile::PidFile;
 use dmon::status::StatusFile;
 use dmon::supervisor::{Proc, Supervisor};
 use dmon::task::Policy;
-use dmon::tree::psi::{PressureMarks, PressureWatch};
+use dmon::tree::psi::PressureWatch;
+use dmon::watch::{LoadWatch, Watch, Watcher};
 
 /// Bad options or files: nothing was started.
 const EXIT_USAGE: u8 = 2;
@@ -86,13 +87,15 @@ fn run(opts: Options) -> Result<i32, Failure> {
         None => None,
     };
 
-    let pressure = match opts.pressure {
-        Some(marks) => Some(
-            PressureWatch::open(PressureMarks { high: marks.high, low: marks.low })
-                .map_err(|e| usage(format!("--pressure: cannot watch /proc/pressure/cpu: {}", dmon::io_reason(&e))))?,
-        ),
-        None => None,
-    };
+    // -L's watcher reads the load before the first start; each pressure
+    // watcher arms its trigger here, so that a missing file is a usage error.
+    let mut watchers: Vec<Watcher> = opts.load.map(|marks| Watcher::Load(LoadWatch::new(marks))).into_iter().collect();
+    for &(source, marks) in &opts.pressure {
+        let watch = PressureWatch::open(source, marks).map_err(|e| {
+            usage(format!("--pressure: cannot watch {}: {}", source.path().display(), dmon::io_reason(&e)))
+        })?;
+        watchers.push(Watcher::Pressure(watch));
+    }
 
     for limit in &opts.limits {
         limit.check().map_err(|e| usage(format!("-r/--limit: {e}")))?;
@@ -154,7 +157,7 @@ fn run(opts: Options) -> Result<i32, Failure> {
     });
     let mut supervisor =
         Supervisor::new(cmd, log, status, &opts, tty).map_err(|e| Failure::Runtime(dmon::io_reason(&e)))?;
-    supervisor.pressure = pressure;
+    supervisor.watch = Watch::new(watchers);
     let code = supervisor.run().map_err(|(code, message)| match code {
         1 => Failure::Runtime(message),
         code => Failure::Fatal(code, message),

@@ -12,19 +12,20 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::cli::{LoadMarks, Options};
+use crate::cli::Options;
 use crate::creds::Credentials;
 use crate::limits::Limit;
 use crate::status::{Record, StatusFile};
 use crate::task::{Action, Event, Policy, State, Status, Task};
 use crate::tree::Tree;
 use crate::usage::Meter;
+use crate::watch::{Ready, Watch};
 
 /// The signals forwarded with `-s` / `-S` (ignored without).
 pub const FORWARDED: [Signal; 6] =
@@ -100,9 +101,8 @@ pub struct Supervisor {
     pub stderr_redir: bool,
     /// The terminal shared with the command in `-n` mode (standard input).
     pub tty: Option<RawFd>,
-    pub load: Option<LoadWatch>,
-    /// `--pressure`: a PSI trigger instead of the load average.
-    pub pressure: Option<crate::tree::psi::PressureWatch>,
+    /// `-L`/`-l` and `--pressure`: what pauses the command tree.
+    pub watch: Watch,
     /// The exit status dmon reports: the command's last one in -1/-m modes.
     pub report_command_status: bool,
     pipe_read: Option<OwnedFd>,
@@ -120,42 +120,6 @@ pub struct Supervisor {
     /// dmon's nice value before it raised its own priority (see
     /// [`raise_priority`]): what every child is given back before exec.
     child_nice: Option<i32>,
-}
-
-/// Watches the load average for `-L`/`-l`.
-pub struct LoadWatch {
-    marks: LoadMarks,
-    source: std::path::PathBuf,
-    period: Duration,
-    next: Instant,
-}
-
-impl LoadWatch {
-    /// The kernel updates /proc/loadavg every 5 seconds (LOAD_FREQ in
-    /// kernel/sched/loadavg.c); reading it more often re-reads the same value.
-    /// `DMON_LOADAVG_FILE` names a file read instead, for tests, which is then
-    /// read every 100 ms so that tests run quickly.
-    pub fn new(marks: LoadMarks) -> LoadWatch {
-        let (source, period) = match std::env::var_os("DMON_LOADAVG_FILE") {
-            Some(path) => (path.into(), Duration::from_millis(100)),
-            None => ("/proc/loadavg".into(), Duration::from_secs(5)),
-        };
-        LoadWatch { marks, source, period, next: Instant::now() }
-    }
-
-    /// Reads the 1-minute load average and says whether to pause or resume.
-    fn check(&mut self, now: Instant) -> Option<Event> {
-        self.next = now + self.period;
-        let text = std::fs::read_to_string(&self.source).ok()?;
-        let load: f64 = text.split_whitespace().next()?.parse().ok()?;
-        if load > self.marks.high {
-            Some(Event::Pause)
-        } else if load < self.marks.low {
-            Some(Event::Resume)
-        } else {
-            None
-        }
-    }
 }
 
 /// Builds the pipe between the command and the log command.
@@ -187,8 +151,7 @@ impl Supervisor {
             environ: opts.environ.clone(),
             stderr_redir: opts.stderr_redir,
             tty,
-            load: opts.load.map(LoadWatch::new),
-            pressure: None,
+            watch: Watch::default(),
             report_command_status: opts.once || opts.max_respawns.is_some(),
             pipe_read,
             pipe_write,
@@ -235,7 +198,8 @@ impl Supervisor {
         self.child_nice = raise_priority();
 
         let now = Instant::now();
-        if let Some(event) = self.load.as_mut().and_then(|l| l.check(now)) {
+        // The load is read before the first start: above -L, the command starts frozen.
+        for event in self.watch.on_wake(&[], now) {
             self.feed(Which::Cmd, event, now);
         }
         if self.log.is_some() {
@@ -266,24 +230,30 @@ impl Supervisor {
                     PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
                 }
             };
-            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            // The poll slots: the signalfd, the trees' event descriptors, then
+            // the watchers' triggers. Signals and trees are looked at after
+            // every wake-up; only the watchers need to know which one fired.
             let tree_fds: Vec<_> =
                 [Some(&self.cmd), self.log.as_ref()].into_iter().flatten().filter_map(|p| p.tree.event_fd()).collect();
+            let watch_fds = self.watch.fds();
+            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
             fds.extend(tree_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLPRI)));
-            if let Some(watch) = self.pressure.as_ref() {
-                fds.push(PollFd::new(watch.fd(), PollFlags::POLLPRI));
-            }
+            let watch_slots = fds.len()..fds.len() + watch_fds.len();
+            fds.extend(watch_fds.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLPRI)));
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
-            let pressure_fired = self.pressure.is_some()
-                && fds
-                    .last()
-                    .and_then(|fd| fd.revents())
-                    .is_some_and(|r| r.intersects(PollFlags::POLLPRI | PollFlags::POLLERR));
+            let ready = |fd: &PollFd| match fd.revents() {
+                Some(r) if r.contains(PollFlags::POLLERR) => Some(Ready::Gone),
+                Some(r) if r.contains(PollFlags::POLLPRI) => Some(Ready::Fired),
+                _ => None,
+            };
+            let triggered: Vec<(usize, Ready)> =
+                watch_fds.iter().zip(&fds[watch_slots]).filter_map(|((i, _), fd)| Some((*i, ready(fd)?))).collect();
             drop(fds);
             drop(tree_fds);
+            drop(watch_fds);
 
             while let Ok(Some(info)) = signals.read_signal() {
                 let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else { continue };
@@ -299,15 +269,7 @@ impl Supervisor {
             self.check_trees();
 
             let now = Instant::now();
-            if let Some(event) = self.load.as_mut().filter(|l| l.next <= now).and_then(|l| l.check(now)) {
-                self.feed(Which::Cmd, event, now);
-            }
-            let pressure_event = match self.pressure.as_mut() {
-                Some(watch) if pressure_fired => watch.on_trigger(now),
-                Some(watch) if watch.deadline().is_some_and(|d| d <= now) => watch.on_deadline(now),
-                _ => None,
-            };
-            if let Some(event) = pressure_event {
+            for event in self.watch.on_wake(&triggered, now) {
                 self.feed(Which::Cmd, event, now);
             }
             if self.cmd.task.deadline().is_some_and(|d| d <= now) {
@@ -365,10 +327,9 @@ impl Supervisor {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        let load = self.load.as_ref().filter(|_| !self.cmd.task.is_done()).map(|l| l.next);
-        let pressure = self.pressure.as_ref().filter(|_| !self.cmd.task.is_done()).and_then(|p| p.deadline());
+        let watch = self.watch.deadline().filter(|_| !self.cmd.task.is_done());
         let trees = [Some(&self.cmd), self.log.as_ref()].into_iter().flatten().filter_map(|p| p.tree.deadline());
-        [self.cmd.task.deadline(), self.log.as_ref().and_then(|l| l.task.deadline()), load, pressure]
+        [self.cmd.task.deadline(), self.log.as_ref().and_then(|l| l.task.deadline()), watch]
             .into_iter()
             .flatten()
             .chain(trees)

@@ -355,8 +355,8 @@ fn bad_inputs_get_one_line_and_exit_2_before_anything_starts() {
         (vec!["--pressure".into(), "40:60".into()], "--pressure: '40:60' has LOW above HIGH".into()),
         (vec!["--pressure".into(), "x".into()], "--pressure: 'x' is not a percentage".into()),
         (
-            vec!["--pressure".into(), "40".into(), "-L".into(), "3".into()],
-            "--pressure cannot be used with -L/--load-high".into(),
+            vec!["--pressure".into(), "40".into(), "-L".into(), "3".into(), "--pressure".into(), "disk:40".into()],
+            "--pressure: 'disk:40' has an unknown source 'disk' (expected cpu, memory or io)".into(),
         ),
         (
             vec!["--cgroup-parent".into(), "/nonexistent/cg".into()],
@@ -643,7 +643,7 @@ fn negative_values_are_named_with_their_option() {
         (&["-i", "-1m"], "-i/--interval: '-1m' is not a time (a time cannot be negative)"),
         (
             &["--pressure", "-5"],
-            "--pressure: '-5' has a percentage below zero (expected HIGH[:LOW], percentages such as 40:10)",
+            "--pressure: '-5' has a percentage below zero (expected [cpu:|memory:|io:]HIGH[:LOW], percentages such as 40:10)",
         ),
         (&["--pressure", "40:-5"], "--pressure: '40:-5' has a percentage below zero"),
     ];
@@ -666,7 +666,11 @@ fn conflicts_and_requirements_name_both_options() {
         (None, &["-i", "5", "-1"], "-i/--interval cannot be used with -1/--once\n"),
         (None, &["-1", "-i", "5"], "-1/--once cannot be used with -i/--interval\n"),
         (Some("-1"), &["-i", "5"], "-1/--once cannot be used with -i/--interval\n"),
-        (None, &["-L", "3", "--pressure", "40"], "-L/--load-high cannot be used with --pressure\n"),
+        (
+            None,
+            &["-L", "3", "--pressure", "40", "--pressure", "cpu:50"],
+            "--pressure: cpu is given twice (at most once per source)\n",
+        ),
         (None, &["-l", "1"], "-l/--load-low needs -L/--load-high\n"),
         (None, &["-G", "adm"], "-G/--log-group needs -U/--log-user\n"),
         (None, &["-u", "root", "-g", ""], "-u/--cmd-user: -g/--cmd-group '' is not a group name\n"),
@@ -682,4 +686,18 @@ fn conflicts_and_requirements_name_both_options() {
     }
     let out = run(dmon().arg("-C").arg(&conf).args(["-n", "-i", "5", "true"]));
     assert_eq!(stderr_of(&out), "dmon: -1/--once cannot be used with -i/--interval\n");
+    // -L and --pressure go together: the tree pauses while either is high.
+    if Path::new("/proc/pressure/cpu").exists() {
+        fs::write(dir.path("loadavg"), "0.10 0.10 0.10 1/100 1\n").unwrap();
+        let out = run(dmon().env("DMON_LOADAVG_FILE", dir.path("loadavg")).args([
+            "-n",
+            "-1",
+            "-L",
+            "3",
+            "--pressure",
+            "90",
+            "true",
+        ]));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    }
 }

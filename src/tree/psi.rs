@@ -1,139 +1,204 @@
-//! CPU pressure (PSI, Documentation/accounting/psi.rst) as the load signal: a
-//! trigger on `/proc/pressure/cpu` wakes dmon within one window of the pressure
-//! rising above the high mark, and nothing wakes it while there is none.
+//! Pressure (PSI, Documentation/accounting/psi.rst) as a reason to pause: a
+//! trigger on `/proc/pressure/{cpu,memory,io}` wakes dmon within one window of
+//! the pressure rising above the high mark, and nothing wakes it while there is
+//! none.
 //!
-//! - A trigger is the write of `some <stall µs> <window µs>` (with its NUL: the
+//! - A trigger is the write of `<line> <stall µs> <window µs>` (with its NUL: the
 //!   kernel drops the last byte written); `poll(POLLPRI)` then reports, at most
 //!   once per window, that tasks stalled for longer than the threshold within
 //!   the window. The poll itself re-arms it. Unprivileged users need a window
 //!   that is a multiple of 2 s, so the window is 2 s for everyone.
-//! - There is no "pressure dropped" event. While the tree is paused, `avg10` is
-//!   read every [`CHECK`]; dmon resumes once it has stayed below the low mark
-//!   for [`CALM`]. A paused tree adds no pressure of its own, so this measures
+//! - There is no "pressure dropped" event. After a trigger, `avg10` is read every
+//!   [`CHECK`]; the source is low again once it has stayed below the low mark for
+//!   [`CALM`]. A paused tree adds no pressure of its own, so this measures
 //!   everybody else.
-//! - The marks are percentages of wall time during which some task waited for
-//!   a CPU: `--pressure 40` pauses when tasks stalled more than 0.8 s of a 2 s
-//!   window.
+//! - The marks are percentages of wall time during which tasks stalled:
+//!   `--pressure 40` pauses when tasks stalled more than 0.8 s of a 2 s window.
+//! - Which line each source watches is [`Source::line`].
+//! - `DMON_PRESSURE_DIR=DIR` reads `DIR/cpu.pressure`, `DIR/memory.pressure` and
+//!   `DIR/io.pressure` instead: a cgroup v2 directory has exactly these files,
+//!   with the same format and triggers, so tests measure one cgroup's pressure.
 
 use std::fs::File;
 use std::io;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::task::Event;
+use crate::watch::{Level, Marks};
 
 /// The trigger's window.
 pub const WINDOW: Duration = Duration::from_secs(2);
-/// While paused, `avg10` is read this often.
+/// After a trigger, `avg10` is read this often.
 pub const CHECK: Duration = Duration::from_secs(2);
-/// How long `avg10` must stay below the low mark before the tree is resumed.
+/// How long `avg10` must stay below the low mark before the source is low.
 pub const CALM: Duration = Duration::from_secs(6);
 
-/// Pause above `high` percent of stalled time, resume below `low`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PressureMarks {
-    pub high: f64,
-    pub low: f64,
+/// What is under pressure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Cpu,
+    Memory,
+    Io,
 }
 
-/// The `avg10` of the `some` line of a pressure file.
-pub fn parse_avg10(text: &str) -> Option<f64> {
-    let line = text.lines().find(|l| l.starts_with("some "))?;
-    line.split_whitespace().find_map(|field| field.strip_prefix("avg10=")?.parse().ok())
+impl Source {
+    pub const ALL: [Source; 3] = [Source::Cpu, Source::Memory, Source::Io];
+
+    /// As in `--pressure memory:40` and the file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Cpu => "cpu",
+            Source::Memory => "memory",
+            Source::Io => "io",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The line of the pressure file that is watched:
+    /// - cpu: `some`. System-wide `full` is not defined for CPU (psi.rst: "CPU
+    ///   full is undefined at the system level", it reads 0).
+    /// - memory: `some`, any task waiting on reclaim, swap-in or thrashing: the
+    ///   first sign. `full` comes only when the machine is nearly stuck, too late
+    ///   to make room (the case of GNU parallel's `--memsuspend`).
+    /// - io: `full`. A single sequential reader keeps `some` high on an
+    ///   otherwise idle machine; `full`, all non-idle tasks waiting on I/O at
+    ///   once, is when "actual CPU cycles are going to waste" (psi.rst).
+    pub fn line(self) -> &'static str {
+        match self {
+            Source::Cpu | Source::Memory => "some",
+            Source::Io => "full",
+        }
+    }
+
+    /// `/proc/pressure/<name>`, or `<name>.pressure` under `DMON_PRESSURE_DIR`.
+    pub fn path(self) -> PathBuf {
+        match std::env::var_os("DMON_PRESSURE_DIR") {
+            Some(dir) => Path::new(&dir).join(format!("{}.pressure", self.name())),
+            None => Path::new("/proc/pressure").join(self.name()),
+        }
+    }
 }
 
-/// The trigger text for a high mark in percent (NUL included).
-pub fn trigger(high: f64) -> String {
+/// The `avg10` of `line` (`some` or `full`) of a pressure file.
+pub fn parse_avg10(text: &str, line: &str) -> Option<f64> {
+    let found = text.lines().find(|l| l.split_whitespace().next() == Some(line))?;
+    found.split_whitespace().find_map(|field| field.strip_prefix("avg10=")?.parse().ok())
+}
+
+/// The trigger text on `line` for a high mark in percent (NUL included).
+pub fn trigger(line: &str, high: f64) -> String {
     let window = WINDOW.as_micros() as f64;
     // The kernel wants a threshold above 0 and below the window.
     let stall = (window * high / 100.0).clamp(1.0, window - 1.0) as u64;
-    format!("some {stall} {}\0", WINDOW.as_micros())
+    format!("{line} {stall} {}\0", WINDOW.as_micros())
 }
 
-/// What the watcher decides from one reading while paused: resume, or keep
-/// waiting (with when the calm started). Pure, for tests.
-pub fn calm_check(avg10: f64, low: f64, calm_since: Option<Instant>, now: Instant) -> (bool, Option<Instant>) {
-    if avg10 >= low {
-        return (false, None);
+/// What one reading of `avg10` after a trigger says: low once it has stayed
+/// below the low mark for [`CALM`], else between (with when the calm started;
+/// above the high mark it is high again). Pure, for tests.
+pub fn calm_check(avg10: f64, marks: Marks, calm_since: Option<Instant>, now: Instant) -> (Level, Option<Instant>) {
+    if avg10 >= marks.low {
+        let level = if avg10 > marks.high { Level::High } else { Level::Between };
+        return (level, None);
     }
     let since = calm_since.unwrap_or(now);
-    (now.duration_since(since) >= CALM, Some(since))
+    let level = if now.duration_since(since) >= CALM { Level::Low } else { Level::Between };
+    (level, Some(since))
 }
 
+/// One pressure source with its trigger armed.
 pub struct PressureWatch {
     file: File,
-    path: std::path::PathBuf,
-    marks: PressureMarks,
-    paused: bool,
+    source: Source,
+    path: PathBuf,
+    marks: Marks,
     calm_since: Option<Instant>,
+    /// When to read `avg10` next: only between a trigger and the calm.
     next_check: Option<Instant>,
+    /// The trigger reported POLLERR: its file is gone (a removed cgroup under
+    /// `DMON_PRESSURE_DIR`), and it would report POLLERR on every poll.
+    gone: bool,
 }
 
 impl PressureWatch {
-    /// Opens `/proc/pressure/cpu` and arms the trigger.
-    pub fn open(marks: PressureMarks) -> io::Result<PressureWatch> {
-        PressureWatch::open_at(Path::new("/proc/pressure/cpu"), marks)
+    /// Opens the pressure file of `source` ([`Source::path`]) and arms the trigger.
+    pub fn open(source: Source, marks: Marks) -> io::Result<PressureWatch> {
+        PressureWatch::open_at(&source.path(), source, marks)
     }
 
-    pub fn open_at(path: &Path, marks: PressureMarks) -> io::Result<PressureWatch> {
+    pub fn open_at(path: &Path, source: Source, marks: Marks) -> io::Result<PressureWatch> {
         let file = File::options()
             .read(true)
             .write(true)
             .open(path)
             .map_err(|e| super::files::context(e, "open", path, ""))?;
-        let text = trigger(marks.high);
+        let text = trigger(source.line(), marks.high);
         // The pressure files are not seekable (pwrite and pread fail with
         // ESPIPE): a plain write sets the trigger.
         (&file)
             .write(text.as_bytes())
             .map_err(|e| super::files::context(e, "write", path, text.trim_end_matches('\0')))?;
-        Ok(PressureWatch { file, path: path.to_path_buf(), marks, paused: false, calm_since: None, next_check: None })
+        Ok(PressureWatch {
+            file,
+            source,
+            path: path.to_path_buf(),
+            marks,
+            calm_since: None,
+            next_check: None,
+            gone: false,
+        })
     }
 
-    /// Becomes readable (POLLPRI) when the pressure crossed the high mark.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+    pub fn source(&self) -> Source {
+        self.source
     }
 
-    /// The trigger fired (the fd polled POLLPRI).
-    pub fn on_trigger(&mut self, now: Instant) -> Option<Event> {
-        self.calm_since = None;
-        if self.paused {
-            return None;
+    /// Becomes readable (POLLPRI) when the pressure crossed the high mark;
+    /// nothing once the file is gone.
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        (!self.gone).then(|| self.file.as_fd())
+    }
+
+    /// The trigger polled POLLERR: the file is gone. Says so once and stops
+    /// watching: the source is low from now on, so that it holds nothing paused.
+    pub fn on_gone(&mut self) -> Level {
+        if !self.gone {
+            tracing::warn!("{} pressure: {} is gone, no longer watched", self.source.name(), self.path.display());
         }
-        self.paused = true;
-        self.next_check = Some(now + CHECK);
-        Some(Event::Pause)
+        self.gone = true;
+        self.next_check = None;
+        Level::Low
     }
 
-    /// When [`PressureWatch::on_deadline`] wants to be called: only while paused.
+    /// The trigger fired (the fd polled POLLPRI): high, and watched until calm.
+    pub fn on_trigger(&mut self, now: Instant) -> Level {
+        self.calm_since = None;
+        self.next_check = Some(now + CHECK);
+        Level::High
+    }
+
+    /// When [`PressureWatch::on_deadline`] wants to be called: only after a
+    /// trigger, until the calm.
     pub fn deadline(&self) -> Option<Instant> {
         self.next_check
     }
 
-    /// Reads `avg10` while paused; resumes once it stayed low for [`CALM`].
-    pub fn on_deadline(&mut self, now: Instant) -> Option<Event> {
-        if !self.paused {
-            self.next_check = None;
-            return None;
-        }
+    /// Reads `avg10`; low once it stayed below the low mark for [`CALM`].
+    pub fn on_deadline(&mut self, now: Instant) -> Level {
         let mut buf = [0u8; 256];
         // The trigger's descriptor cannot be re-read from the start: read a
-        // fresh one. Only while paused, every CHECK.
+        // fresh one. Only after a trigger, every CHECK.
         let n = File::open(&self.path).and_then(|mut f| f.read(&mut buf)).unwrap_or(0);
-        let avg10 = parse_avg10(&String::from_utf8_lossy(&buf[..n])).unwrap_or(0.0);
-        let (resume, since) = calm_check(avg10, self.marks.low, self.calm_since, now);
+        let avg10 = parse_avg10(&String::from_utf8_lossy(&buf[..n]), self.source.line()).unwrap_or(0.0);
+        let (level, since) = calm_check(avg10, self.marks, self.calm_since, now);
         self.calm_since = since;
-        if resume {
-            self.paused = false;
-            self.calm_since = None;
-            self.next_check = None;
-            return Some(Event::Resume);
-        }
-        self.next_check = Some(now + CHECK);
-        None
+        self.next_check = (level != Level::Low).then_some(now + CHECK);
+        level
     }
 }
 
@@ -141,51 +206,62 @@ impl PressureWatch {
 mod tests {
     use super::*;
 
+    const MARKS: Marks = Marks { high: 20.0, low: 10.0 };
+
     #[test]
-    fn parses_the_some_line() {
+    fn parses_the_watched_line() {
         let text =
             "some avg10=12.50 avg60=3.00 avg300=0.10 total=12345\nfull avg10=1.00 avg60=0.00 avg300=0.00 total=0\n";
-        assert_eq!(parse_avg10(text), Some(12.5));
-        assert_eq!(parse_avg10("full avg10=1.00\n"), None);
+        assert_eq!(parse_avg10(text, "some"), Some(12.5));
+        assert_eq!(parse_avg10(text, "full"), Some(1.0));
+        assert_eq!(parse_avg10("full avg10=1.00\n", "some"), None);
+    }
+
+    #[test]
+    fn each_source_has_its_line_and_file() {
+        let lines: Vec<_> = Source::ALL.iter().map(|s| (s.name(), s.line())).collect();
+        assert_eq!(lines, [("cpu", "some"), ("memory", "some"), ("io", "full")]);
+        assert_eq!(Source::from_name("memory"), Some(Source::Memory));
+        assert_eq!(Source::from_name("disk"), None);
     }
 
     #[test]
     fn trigger_is_a_share_of_the_window() {
-        assert_eq!(trigger(40.0), "some 800000 2000000\0");
-        assert_eq!(trigger(0.0), "some 1 2000000\0");
-        assert_eq!(trigger(100.0), "some 1999999 2000000\0");
+        assert_eq!(trigger("some", 40.0), "some 800000 2000000\0");
+        assert_eq!(trigger("full", 0.0), "full 1 2000000\0");
+        assert_eq!(trigger("some", 100.0), "some 1999999 2000000\0");
     }
 
     #[test]
-    fn resumes_only_after_a_calm_period() {
+    fn low_only_after_a_calm_period() {
         let t0 = Instant::now();
         let s = |n: u64| t0 + Duration::from_secs(n);
-        assert_eq!(calm_check(30.0, 10.0, None, t0), (false, None));
-        let (resume, since) = calm_check(5.0, 10.0, None, s(2));
-        assert_eq!((resume, since), (false, Some(s(2))));
+        assert_eq!(calm_check(30.0, MARKS, None, t0), (Level::High, None));
+        assert_eq!(calm_check(15.0, MARKS, None, t0), (Level::Between, None));
+        let (level, since) = calm_check(5.0, MARKS, None, s(2));
+        assert_eq!((level, since), (Level::Between, Some(s(2))));
         // Pressure back up: the calm starts over.
-        assert_eq!(calm_check(11.0, 10.0, since, s(4)), (false, None));
-        let (_, since) = calm_check(5.0, 10.0, None, s(6));
-        assert!(!calm_check(5.0, 10.0, since, s(10)).0);
-        assert!(calm_check(5.0, 10.0, since, s(12)).0);
+        assert_eq!(calm_check(11.0, MARKS, since, s(4)), (Level::Between, None));
+        let (_, since) = calm_check(5.0, MARKS, None, s(6));
+        assert_eq!(calm_check(5.0, MARKS, since, s(10)).0, Level::Between);
+        assert_eq!(calm_check(5.0, MARKS, since, s(12)).0, Level::Low);
     }
 
     #[test]
-    fn watcher_pauses_on_a_trigger_and_resumes_when_calm() {
+    fn watcher_is_high_on_a_trigger_and_low_when_calm() {
         let path = Path::new("/proc/pressure/cpu");
         if !path.exists() {
             eprintln!("skipped: this kernel has no {}", path.display());
             return;
         }
-        let mut watch = PressureWatch::open_at(path, PressureMarks { high: 50.0, low: 101.0 }).unwrap();
+        let mut watch = PressureWatch::open_at(path, Source::Cpu, Marks { high: 100.0, low: 101.0 }).unwrap();
         let t0 = Instant::now();
         assert_eq!(watch.deadline(), None, "no wake-up while there is no pressure");
-        assert_eq!(watch.on_trigger(t0), Some(Event::Pause));
-        assert_eq!(watch.on_trigger(t0), None, "already paused");
+        assert_eq!(watch.on_trigger(t0), Level::High);
         assert_eq!(watch.deadline(), Some(t0 + CHECK));
         // With a low mark above any possible avg10, calm is immediate but must last CALM.
-        assert_eq!(watch.on_deadline(t0 + CHECK), None);
-        assert_eq!(watch.on_deadline(t0 + CHECK + CALM), Some(Event::Resume));
+        assert_eq!(watch.on_deadline(t0 + CHECK), Level::Between);
+        assert_eq!(watch.on_deadline(t0 + CHECK + CALM), Level::Low);
         assert_eq!(watch.deadline(), None);
     }
 
@@ -198,7 +274,8 @@ mod tests {
             eprintln!("skipped: this kernel has no /proc/pressure/cpu");
             return;
         }
-        let watch = PressureWatch::open(PressureMarks { high: 5.0, low: 1.0 }).unwrap();
+        let path = Path::new("/proc/pressure/cpu");
+        let watch = PressureWatch::open_at(path, Source::Cpu, Marks { high: 5.0, low: 1.0 }).unwrap();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let spinners: Vec<_> = (0..cpus * 3)
@@ -211,7 +288,7 @@ mod tests {
                 })
             })
             .collect();
-        let mut fds = [PollFd::new(watch.fd(), PollFlags::POLLPRI)];
+        let mut fds = [PollFd::new(watch.fd().unwrap(), PollFlags::POLLPRI)];
         let fired = poll(&mut fds, PollTimeout::try_from(10_000).unwrap()).unwrap_or(0) > 0;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for s in spinners {
