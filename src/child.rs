@@ -174,6 +174,33 @@ fn child_hook(
     Ok(())
 }
 
+/// How many nice levels dmon raises its own priority when it may.
+const PRIORITY_RAISE: i32 = 5;
+
+/// Raises the priority of dmon's loop by [`PRIORITY_RAISE`] nice levels where
+/// dmon may (root, or CAP_SYS_NICE), so that a tree of busy processes does not
+/// keep it from the CPU while it stops that tree. On Linux the nice value is per
+/// thread: this sets the loop's, and threads it starts later (the thaw writers)
+/// inherit it; children get the original back before exec. Returns the original
+/// nice value when it was raised.
+pub fn raise_priority() -> Option<i32> {
+    // SAFETY: getpriority and setpriority take integers; errno tells a nice
+    // value of -1 from an error.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let before = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if before == -1 && *libc::__errno_location() != 0 {
+            return None;
+        }
+        let raised = (before - PRIORITY_RAISE).max(-20);
+        if raised == before || libc::setpriority(libc::PRIO_PROCESS, 0, raised) != 0 {
+            return None;
+        }
+        tracing::debug!("priority raised from nice {before} to {raised}");
+        Some(before)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

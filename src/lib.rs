@@ -15,6 +15,7 @@ pub mod creds;
 pub mod daemon;
 pub mod limits;
 pub mod logging;
+pub mod logpipe;
 pub mod logtools;
 pub mod notify;
 pub mod pidfile;

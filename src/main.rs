@@ -60,7 +60,17 @@ enum Failure {
     Fatal(i32, String),
 }
 
-fn run(opts: Options) -> Result<i32, Failure> {
+/// What is checked and opened before dmon detaches, so that a mistake is an
+/// error on the caller's terminal and nothing was started.
+struct Prepared {
+    cmd_creds: Option<Credentials>,
+    log_creds: Option<Credentials>,
+    pid_file: Option<PidFile>,
+    status: Option<StatusFile>,
+    watchers: Vec<Watcher>,
+}
+
+fn prepare(opts: &Options) -> Result<Prepared, Failure> {
     let usage = Failure::Usage;
     let keep_caps = dmon::creds::KeptCaps::parse(&opts.caps).map_err(|e| usage(format!("--cap: {e}")))?;
     let resolve = |name: &str, spec: &Option<dmon::creds::UserSpec>| {
@@ -79,8 +89,8 @@ fn run(opts: Options) -> Result<i32, Failure> {
             return Err(usage(format!("--cgroup-parent: '{}' is not a directory", dir.display())));
         }
     }
-    let mut pid_file = opts.pid_file.as_deref().map(PidFile::lock).transpose().map_err(usage)?;
-    let mut status = match &opts.status_file {
+    let pid_file = opts.pid_file.as_deref().map(PidFile::lock).transpose().map_err(usage)?;
+    let status = match &opts.status_file {
         Some(path) => Some(StatusFile::open(path, opts.status_format).map_err(|e| {
             usage(format!("-I/--write-info: cannot open '{}': {}", path.display(), dmon::io_reason(&e)))
         })?),
@@ -100,6 +110,12 @@ fn run(opts: Options) -> Result<i32, Failure> {
     for limit in &opts.limits {
         limit.check().map_err(|e| usage(format!("-r/--limit: {e}")))?;
     }
+    Ok(Prepared { cmd_creds, log_creds, pid_file, status, watchers })
+}
+
+fn run(opts: Options) -> Result<i32, Failure> {
+    let usage = Failure::Usage;
+    let Prepared { cmd_creds, log_creds, mut pid_file, mut status, watchers } = prepare(&opts)?;
     // Whether dmon is the terminal's foreground job (not `dmon -n cmd &`): only
     // then is the command made the terminal's foreground group.
     let stdin = std::io::stdin();
@@ -135,21 +151,7 @@ fn run(opts: Options) -> Result<i32, Failure> {
         grace: opts.grace,
         backoff_max: opts.backoff_max,
     };
-    let trees =
-        dmon::tree::open(opts.tree, opts.cgroup_parent.as_deref(), opts.log_command.is_some()).map_err(usage)?;
-    if trees.home.is_none() && opts.tree == dmon::cli::TreeChoice::Auto {
-        // The weaker control is the user's to know about, not only with -v.
-        tracing::warn!("no writable cgroup, controlling the tree with signals: {}", trees.choice.why);
-    } else {
-        tracing::info!("tree: {}: {}", trees.choice.backend.name(), trees.choice.why);
-    }
-    if let Some(status) = status.as_mut() {
-        status.record(dmon::status::Record::Tree {
-            backend: trees.choice.backend.name(),
-            cgroup: trees.home.as_deref(),
-            reason: &trees.choice.why,
-        });
-    }
+    let trees = open_trees(&opts, status.as_mut())?;
     let cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, opts.cmd_sigs);
     let log = opts.log_command.clone().zip(trees.log).map(|(argv, tree)| {
         let policy = Policy::forever(opts.grace, opts.backoff_max);
@@ -166,4 +168,25 @@ fn run(opts: Options) -> Result<i32, Failure> {
         pid_file.remove();
     }
     Ok(code)
+}
+
+/// The command's and the log command's trees; says how they are controlled
+/// (a warning when it is with signals only, unasked) and records it.
+fn open_trees(opts: &Options, status: Option<&mut StatusFile>) -> Result<dmon::tree::Trees, Failure> {
+    let trees = dmon::tree::open(opts.tree, opts.cgroup_parent.as_deref(), opts.log_command.is_some())
+        .map_err(Failure::Usage)?;
+    if trees.home.is_none() && opts.tree == dmon::cli::TreeChoice::Auto {
+        // The weaker control is the user's to know about, not only with -v.
+        tracing::warn!("no writable cgroup, controlling the tree with signals: {}", trees.choice.why);
+    } else {
+        tracing::info!("tree: {}: {}", trees.choice.backend.name(), trees.choice.why);
+    }
+    if let Some(status) = status {
+        status.record(dmon::status::Record::Tree {
+            backend: trees.choice.backend.name(),
+            cgroup: trees.home.as_deref(),
+            reason: &trees.choice.why,
+        });
+    }
+    Ok(trees)
 }

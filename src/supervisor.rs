@@ -11,7 +11,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -107,10 +107,8 @@ pub struct Supervisor {
     pub report_command_status: bool,
     pipe_read: Option<OwnedFd>,
     pipe_write: Option<OwnedFd>,
-    /// Bytes in the pipe and the log command's activity at its last deadline (see
-    /// `input_progress`).
-    pipe_bytes: i32,
-    log_activity: Option<u64>,
+    /// The last look at the log command's progress on the pipe.
+    progress: crate::logpipe::Progress,
     /// Why dmon must end with an error, once everything is stopped: a first start
     /// that could not be executed (exit code and message).
     fatal: Option<(i32, String)>,
@@ -118,13 +116,8 @@ pub struct Supervisor {
     /// The service manager's notification socket (`NOTIFY_SOCKET`), if any.
     notify: Option<crate::notify::Notifier>,
     /// dmon's nice value before it raised its own priority (see
-    /// [`raise_priority`]): what every child is given back before exec.
+    /// [`crate::child::raise_priority`]): what every child is given back before exec.
     child_nice: Option<i32>,
-}
-
-/// Builds the pipe between the command and the log command.
-fn log_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
 
 impl Supervisor {
@@ -138,7 +131,7 @@ impl Supervisor {
     ) -> io::Result<Supervisor> {
         let (pipe_read, pipe_write) = match log {
             Some(_) => {
-                let (r, w) = log_pipe()?;
+                let (r, w) = crate::logpipe::pipe()?;
                 (Some(r), Some(w))
             }
             None => (None, None),
@@ -155,8 +148,7 @@ impl Supervisor {
             report_command_status: opts.once || opts.max_respawns.is_some(),
             pipe_read,
             pipe_write,
-            pipe_bytes: i32::MAX,
-            log_activity: None,
+            progress: Default::default(),
             fatal: None,
             shutting_down: false,
             notify: crate::notify::Notifier::from_env(),
@@ -179,24 +171,34 @@ impl Supervisor {
     }
 
     fn supervise(&mut self) -> io::Result<()> {
-        let mut mask = SigSet::empty();
-        for signal in
-            [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGTTOU, Signal::SIGTTIN, Signal::SIGPIPE]
-                .into_iter()
-                .chain(FORWARDED)
-        {
-            mask.add(signal);
-        }
-        mask.thread_block().map_err(io::Error::from)?;
-        let signals =
-            SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(io::Error::from)?;
+        let signals = signal_fd()?;
         // Orphaned grandchildren come back to dmon, to be found and reaped; the
         // signal fallback finds a setsid'd orphan only so.
         if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
             tracing::warn!("cannot become the child subreaper: {}; orphans of the command go to init", e.desc());
         }
-        self.child_nice = raise_priority();
+        self.child_nice = crate::child::raise_priority();
+        self.first_starts();
+        // What parsing, resolving and the first starts allocated is freed by now:
+        // hand its pages back to the kernel before waiting, perhaps for months.
+        // SAFETY: malloc_trim has no preconditions.
+        #[cfg(target_env = "gnu")]
+        unsafe {
+            libc::malloc_trim(0)
+        };
+        while !self.finished() {
+            let triggered = self.wait(&signals)?;
+            while let Ok(Some(info)) = signals.read_signal() {
+                let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else { continue };
+                self.on_signal(signal);
+            }
+            self.after_wake(&triggered);
+        }
+        self.finish();
+        Ok(())
+    }
 
+    fn first_starts(&mut self) {
         let now = Instant::now();
         // The load is read before the first start: above -L, the command starts frozen.
         for event in self.watch.on_wake(&[], now) {
@@ -211,81 +213,75 @@ impl Supervisor {
         if self.fatal.is_some() {
             self.shutdown();
         }
-        // What parsing, resolving and the first starts allocated is freed by now:
-        // hand its pages back to the kernel before waiting, perhaps for months.
-        // SAFETY: malloc_trim has no preconditions.
-        #[cfg(target_env = "gnu")]
-        unsafe {
-            libc::malloc_trim(0)
+    }
+
+    /// Waits for a signal, a tree's event, a watcher's trigger or the next
+    /// deadline. Returns which watchers fired; signals and trees are looked at
+    /// after every wake-up.
+    fn wait(&self, signals: &SignalFd) -> io::Result<Vec<(usize, Ready)>> {
+        let timeout = match self.deadline() {
+            None => PollTimeout::NONE,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                // Round up, so that we never wake just before the deadline.
+                let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
         };
-
-        while !self.finished() {
-            let deadline = self.deadline();
-            let timeout = match deadline {
-                None => PollTimeout::NONE,
-                Some(at) => {
-                    let left = at.saturating_duration_since(Instant::now());
-                    // Round up, so that we never wake just before the deadline.
-                    let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-                }
-            };
-            // The poll slots: the signalfd, the trees' event descriptors, then
-            // the watchers' triggers. Signals and trees are looked at after
-            // every wake-up; only the watchers need to know which one fired.
-            let tree_fds: Vec<_> =
-                [Some(&self.cmd), self.log.as_ref()].into_iter().flatten().filter_map(|p| p.tree.event_fd()).collect();
-            let watch_fds = self.watch.fds();
-            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-            fds.extend(tree_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLPRI)));
-            let watch_slots = fds.len()..fds.len() + watch_fds.len();
-            fds.extend(watch_fds.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLPRI)));
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-            let ready = |fd: &PollFd| match fd.revents() {
-                Some(r) if r.contains(PollFlags::POLLERR) => Some(Ready::Gone),
-                Some(r) if r.contains(PollFlags::POLLPRI) => Some(Ready::Fired),
-                _ => None,
-            };
-            let triggered: Vec<(usize, Ready)> =
-                watch_fds.iter().zip(&fds[watch_slots]).filter_map(|((i, _), fd)| Some((*i, ready(fd)?))).collect();
-            drop(fds);
-            drop(tree_fds);
-            drop(watch_fds);
-
-            while let Ok(Some(info)) = signals.read_signal() {
-                let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else { continue };
-                self.on_signal(signal);
-            }
-            self.reap();
-            let now = Instant::now();
-            for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {
-                if proc.tree.deadline().is_some_and(|d| d <= now) {
-                    proc.tree.on_tick();
-                }
-            }
-            self.check_trees();
-
-            let now = Instant::now();
-            for event in self.watch.on_wake(&triggered, now) {
-                self.feed(Which::Cmd, event, now);
-            }
-            if self.cmd.task.deadline().is_some_and(|d| d <= now) {
-                self.feed(Which::Cmd, Event::Tick, now);
-            }
-            if self.log.as_ref().and_then(|l| l.task.deadline()).is_some_and(|d| d <= now) {
-                self.observe_log_input(now);
-                self.feed(Which::Log, Event::Tick, now);
-            }
-            self.maybe_drain(now);
+        // The poll slots: the signalfd, the trees' event descriptors, then the
+        // watchers' triggers.
+        let tree_fds: Vec<_> =
+            [Some(&self.cmd), self.log.as_ref()].into_iter().flatten().filter_map(|p| p.tree.event_fd()).collect();
+        let watch_fds = self.watch.fds();
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        fds.extend(tree_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLPRI)));
+        let watch_slots = fds.len()..fds.len() + watch_fds.len();
+        fds.extend(watch_fds.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLPRI)));
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
+        let ready = |fd: &PollFd| match fd.revents() {
+            Some(r) if r.contains(PollFlags::POLLERR) => Some(Ready::Gone),
+            Some(r) if r.contains(PollFlags::POLLPRI) => Some(Ready::Fired),
+            _ => None,
+        };
+        Ok(watch_fds.iter().zip(&fds[watch_slots]).filter_map(|((i, _), fd)| Some((*i, ready(fd)?))).collect())
+    }
+
+    /// After a wake-up: reap, let the trees take their next steps, then feed
+    /// the tasks the events that are due.
+    fn after_wake(&mut self, triggered: &[(usize, Ready)]) {
+        self.reap();
+        let now = Instant::now();
+        for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {
+            if proc.tree.deadline().is_some_and(|d| d <= now) {
+                proc.tree.on_tick();
+            }
+        }
+        self.check_trees();
+        let now = Instant::now();
+        for event in self.watch.on_wake(triggered, now) {
+            self.feed(Which::Cmd, event, now);
+        }
+        if self.cmd.task.deadline().is_some_and(|d| d <= now) {
+            self.feed(Which::Cmd, Event::Tick, now);
+        }
+        if self.log.as_ref().and_then(|l| l.task.deadline()).is_some_and(|d| d <= now) {
+            self.observe_log_input(now);
+            self.feed(Which::Log, Event::Tick, now);
+        }
+        self.maybe_drain(now);
+    }
+
+    /// Everything is stopped: say what was left unlogged, give the terminal
+    /// back and remove the trees.
+    fn finish(&mut self) {
         if let Some(notify) = self.notify.as_mut() {
             notify.stopping();
         }
         self.restore_terminal();
-        let unlogged = self.pipe_read.as_ref().map_or(0, |fd| bytes_in_pipe(fd.as_raw_fd()));
+        let unlogged = self.pipe_read.as_ref().map_or(0, crate::logpipe::bytes_in);
         if unlogged > 0 {
             tracing::warn!(
                 "{unlogged} bytes of the command's output were left unlogged: the log command made no progress \
@@ -298,28 +294,14 @@ impl Supervisor {
                 tracing::warn!("cannot remove the {} tree: {}", proc.name, crate::io_reason(&e));
             }
         }
-        Ok(())
     }
 
     /// Tells the log task whether the pipe still holds data and whether the log
-    /// command made progress since the last look: the pipe got shorter, or it
-    /// used CPU, read or wrote, or waits on the disk (a slow disk is not a
-    /// stalled logger).
+    /// command made progress since the last look (see [`crate::logpipe`]).
     fn observe_log_input(&mut self, now: Instant) {
-        let bytes = self.pipe_read.as_ref().map_or(0, |fd| bytes_in_pipe(fd.as_raw_fd()));
-        let Some(log) = self.log.as_mut() else { return };
-        let activity = log.task.pid().and_then(activity);
-        let worked = match (activity, self.log_activity) {
-            (Some(Activity::Disk), _) => true,
-            (Some(Activity::Counted(now)), Some(before)) => now != before,
-            _ => false,
-        };
-        self.log_activity = match activity {
-            Some(Activity::Counted(n)) => Some(n),
-            _ => None,
-        };
-        log.task.observe_input(bytes > 0, bytes < self.pipe_bytes || worked, now);
-        self.pipe_bytes = bytes;
+        let Some(log) = self.log.as_ref() else { return };
+        let (left, progress) = self.progress.look(self.pipe_read.as_ref(), log.task.pid());
+        self.feed(Which::Log, Event::Input { left, progress }, now);
     }
 
     fn finished(&self) -> bool {
@@ -384,7 +366,7 @@ impl Supervisor {
             notify.stopping();
         }
         if self.pipe_write.take().is_some() || (self.shutting_down && self.log.is_none()) {
-            self.pipe_bytes = i32::MAX;
+            self.progress.restart();
             self.observe_log_input(now);
             self.feed(Which::Log, Event::Drain, now);
         }
@@ -420,7 +402,7 @@ impl Supervisor {
                 self.feed(Which::Cmd, Event::Exited { status, tree_empty }, now);
             } else if self.log.as_ref().is_some_and(|l| l.task.pid() == Some(pid)) {
                 self.observe_log_input(now);
-                self.log_activity = None;
+                self.progress.forget_process();
                 let log = self.log.as_mut().expect("checked above");
                 let tree_empty = log.tree.is_empty();
                 self.feed(Which::Log, Event::Exited { status, tree_empty }, now);
@@ -612,60 +594,16 @@ impl Supervisor {
     }
 }
 
-/// How many nice levels dmon raises its own priority when it may.
-const PRIORITY_RAISE: i32 = 5;
-
-/// Raises the priority of dmon's loop by [`PRIORITY_RAISE`] nice levels where
-/// dmon may (root, or CAP_SYS_NICE), so that a tree of busy processes does not
-/// keep it from the CPU while it stops that tree. On Linux the nice value is per
-/// thread: this sets the loop's, and threads it starts later (the thaw writers)
-/// inherit it; children get the original back before exec. Returns the original
-/// nice value when it was raised.
-fn raise_priority() -> Option<i32> {
-    // SAFETY: getpriority and setpriority take integers; errno tells a nice
-    // value of -1 from an error.
-    unsafe {
-        *libc::__errno_location() = 0;
-        let before = libc::getpriority(libc::PRIO_PROCESS, 0);
-        if before == -1 && *libc::__errno_location() != 0 {
-            return None;
-        }
-        let raised = (before - PRIORITY_RAISE).max(-20);
-        if raised == before || libc::setpriority(libc::PRIO_PROCESS, 0, raised) != 0 {
-            return None;
-        }
-        tracing::debug!("priority raised from nice {before} to {raised}");
-        Some(before)
+/// A signalfd for the signals dmon handles, which are blocked for the thread
+/// (and so, until the pre-exec hook unblocks them, for every child).
+fn signal_fd() -> io::Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGTTOU, Signal::SIGTTIN, Signal::SIGPIPE]
+        .into_iter()
+        .chain(FORWARDED)
+    {
+        mask.add(signal);
     }
-}
-
-/// What a process is doing, from /proc: waiting on the disk (state D), or a
-/// count that grows with any work (CPU ticks, bytes and calls of read and write).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Activity {
-    Disk,
-    Counted(u64),
-}
-
-fn activity(pid: i32) -> Option<Activity> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    if fields.first() == Some(&"D") {
-        return Some(Activity::Disk);
-    }
-    // utime and stime are fields 14 and 15 of stat(5), here 11 and 12 after the name.
-    let cpu: u64 = fields.get(11..13)?.iter().filter_map(|f| f.parse::<u64>().ok()).sum();
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
-    let counted: u64 = io.lines().filter_map(|l| l.split_once(": ")?.1.trim().parse::<u64>().ok()).sum();
-    Some(Activity::Counted(cpu.wrapping_add(counted)))
-}
-
-/// Bytes waiting in a pipe (FIONREAD).
-fn bytes_in_pipe(fd: RawFd) -> i32 {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int.
-    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } != 0 {
-        return 0;
-    }
-    n
+    mask.thread_block().map_err(io::Error::from)?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(io::Error::from)
 }

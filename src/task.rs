@@ -123,6 +123,14 @@ pub enum Event {
     Stop,
     /// The log command's input has ended: let it read the rest, then stop it.
     Drain,
+    /// What the loop saw of the log command's input: whether the pipe still
+    /// holds data, and whether the log command made progress since the last look
+    /// (read from the pipe, or otherwise worked: CPU, I/O, a wait on the disk).
+    /// Fed before the log command's `Tick` and `Drain`.
+    Input {
+        left: bool,
+        progress: bool,
+    },
     Pause,
     Resume,
 }
@@ -220,12 +228,11 @@ pub struct Task {
     /// they are gone.
     exit_report: Option<Status>,
     draining: bool,
-    /// Set by the loop for the log command: whether the pipe still holds data.
-    pub input_left: bool,
-    /// Set by the loop for the log command: whether it read from the pipe (or
-    /// otherwise worked: CPU, I/O, a wait on the disk) since the last deadline. A
+    /// From the last [`Event::Input`]: whether the pipe still holds data.
+    input_left: bool,
+    /// From the last [`Event::Input`]: whether the log command made progress. A
     /// draining log command that makes progress is not stopped.
-    pub input_progress: bool,
+    input_progress: bool,
     /// While draining: when the log command last made progress. A log command
     /// that is restarted again and again without progress for the grace period
     /// is given up.
@@ -251,9 +258,7 @@ impl Task {
         }
     }
 
-    /// What the loop saw of the log command's input: whether the pipe still holds
-    /// data, and whether the log command made progress since the last look.
-    pub fn observe_input(&mut self, left: bool, progress: bool, now: Instant) {
+    fn on_input(&mut self, left: bool, progress: bool, now: Instant) {
         self.input_left = left;
         self.input_progress = progress;
         if progress && self.draining {
@@ -319,6 +324,7 @@ impl Task {
             Event::Drain => self.on_drain(now, &mut out),
             Event::Pause => self.on_pause(now, &mut out),
             Event::Resume => self.on_resume(now, &mut out),
+            Event::Input { left, progress } => self.on_input(left, progress, now),
         }
         out
     }
@@ -789,10 +795,10 @@ mod tests {
         let mut slow = running(Policy::forever(secs(5), secs(60)), t0);
         slow.handle(Event::Drain, t0);
         // While it keeps reading, it gets more time; once it stops reading, it is stopped.
-        slow.input_progress = true;
+        slow.handle(Event::Input { left: true, progress: true }, t0 + secs(5));
         assert_eq!(slow.handle(Event::Tick, t0 + secs(5)), []);
         assert_eq!(slow.deadline(), Some(t0 + secs(10)));
-        slow.input_progress = false;
+        slow.handle(Event::Input { left: true, progress: false }, t0 + secs(10));
         assert_eq!(slow.handle(Event::Tick, t0 + secs(10)), [Action::Report(Status::Stop(100)), Action::Terminate]);
     }
 
@@ -802,7 +808,7 @@ mod tests {
         let mut task = running(Policy::forever(secs(5), secs(60)), t0);
         task.handle(Event::Drain, t0);
         // It read part of the rest, then died.
-        task.observe_input(true, true, t0 + secs(20));
+        task.handle(Event::Input { left: true, progress: true }, t0 + secs(20));
         let out = task.handle(Event::Exited { status: 9, tree_empty: true }, t0 + secs(20));
         assert_eq!(out.last(), Some(&Action::Spawn { frozen: false }));
     }
@@ -843,7 +849,7 @@ mod tests {
         task.handle(Event::Spawned { pid: 101 }, t0);
         task.handle(Event::Exited { status: 9, tree_empty: true }, t0);
         assert!(matches!(task.state(), State::Waiting { .. }));
-        task.observe_input(true, false, t0);
+        task.handle(Event::Input { left: true, progress: false }, t0);
         assert_eq!(task.handle(Event::Drain, t0), [Action::Spawn { frozen: false }]);
         task.handle(Event::Spawned { pid: 102 }, t0);
         assert!(matches!(task.state(), State::Draining { pid: 102, .. }));
@@ -853,7 +859,7 @@ mod tests {
         idle.handle(Event::Exited { status: 9, tree_empty: true }, t0);
         idle.handle(Event::Spawned { pid: 101 }, t0);
         idle.handle(Event::Exited { status: 9, tree_empty: true }, t0);
-        idle.observe_input(false, false, t0);
+        idle.handle(Event::Input { left: false, progress: false }, t0);
         assert_eq!(idle.handle(Event::Drain, t0), []);
         assert!(idle.is_done());
     }
@@ -862,13 +868,13 @@ mod tests {
     fn a_draining_log_command_that_keeps_failing_is_given_up_after_the_grace() {
         let t0 = Instant::now();
         let mut task = running(Policy::forever(secs(5), secs(60)), t0);
-        task.observe_input(true, false, t0);
+        task.handle(Event::Input { left: true, progress: false }, t0);
         task.handle(Event::Drain, t0);
         let mut now = t0;
         let mut starts = 0;
         while !task.is_done() {
             assert!(now < t0 + secs(6), "never given up");
-            task.observe_input(true, false, now);
+            task.handle(Event::Input { left: true, progress: false }, now);
             let out = match task.state() {
                 State::Waiting { until } => {
                     now = *until;
@@ -884,12 +890,12 @@ mod tests {
         assert!(starts > 1, "it was retried ({starts} starts)");
         // Progress (the pipe got shorter, or the logger worked) gives it more time.
         let mut busy = running(Policy::forever(secs(5), secs(60)), t0);
-        busy.observe_input(true, false, t0);
+        busy.handle(Event::Input { left: true, progress: false }, t0);
         busy.handle(Event::Drain, t0);
-        busy.observe_input(true, true, t0 + secs(4));
+        busy.handle(Event::Input { left: true, progress: true }, t0 + secs(4));
         busy.handle(Event::Exited { status: 1 << 8, tree_empty: true }, t0 + secs(4));
         busy.handle(Event::Spawned { pid: 300 }, t0 + secs(4));
-        busy.observe_input(true, false, t0 + secs(6));
+        busy.handle(Event::Input { left: true, progress: false }, t0 + secs(6));
         busy.handle(Event::Exited { status: 1 << 8, tree_empty: true }, t0 + secs(6));
         assert!(!busy.is_done());
     }

@@ -1,0 +1,87 @@
+//! The pipe between the command and the log command, and what the loop sees of
+//! the log command's progress on it: the pipe got shorter, or the log command
+//! used CPU, read or wrote, or waits on the disk (a slow disk is not a stalled
+//! logger). A draining log command that makes progress is not stopped.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// Builds the pipe between the command and the log command.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+/// Bytes waiting in a pipe (FIONREAD).
+pub fn bytes_in(fd: &OwnedFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) } != 0 {
+        return 0;
+    }
+    n
+}
+
+/// The last look at the pipe and the log command.
+pub struct Progress {
+    bytes: i32,
+    activity: Option<u64>,
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress { bytes: i32::MAX, activity: None }
+    }
+}
+
+impl Progress {
+    /// Looks again: whether the pipe still holds data, and whether the log
+    /// command `pid` made progress since the last look.
+    pub fn look(&mut self, pipe: Option<&OwnedFd>, pid: Option<i32>) -> (bool, bool) {
+        let bytes = pipe.map_or(0, bytes_in);
+        let activity = pid.and_then(activity);
+        let worked = match (activity, self.activity) {
+            (Some(Activity::Disk), _) => true,
+            (Some(Activity::Counted(now)), Some(before)) => now != before,
+            _ => false,
+        };
+        self.activity = match activity {
+            Some(Activity::Counted(n)) => Some(n),
+            _ => None,
+        };
+        let progress = bytes < self.bytes || worked;
+        self.bytes = bytes;
+        (bytes > 0, progress)
+    }
+
+    /// A new log command (or the drain) starts: its first look counts any
+    /// data in the pipe as progress to come, not as a stall.
+    pub fn restart(&mut self) {
+        *self = Progress::default();
+    }
+
+    /// The log command exited: its counts are gone with it.
+    pub fn forget_process(&mut self) {
+        self.activity = None;
+    }
+}
+
+/// What a process is doing, from /proc: waiting on the disk (state D), or a
+/// count that grows with any work (CPU ticks, bytes and calls of read and write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    Disk,
+    Counted(u64),
+}
+
+fn activity(pid: i32) -> Option<Activity> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    if fields.first() == Some(&"D") {
+        return Some(Activity::Disk);
+    }
+    // utime and stime are fields 14 and 15 of stat(5), here 11 and 12 after the name.
+    let cpu: u64 = fields.get(11..13)?.iter().filter_map(|f| f.parse::<u64>().ok()).sum();
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    let counted: u64 = io.lines().filter_map(|l| l.split_once(": ")?.1.trim().parse::<u64>().ok()).sum();
+    Some(Activity::Counted(cpu.wrapping_add(counted)))
+}
