@@ -586,10 +586,10 @@ impl Supervisor {
 
     /// Takes the terminal back for dmon's own process group.
     fn restore_terminal(&self) {
-        if let Some(tty) = self.tty {
-            // SAFETY: plain system calls; SIGTTOU is blocked, so tcsetpgrp from the
-            // background does not stop dmon.
-            unsafe { libc::tcsetpgrp(tty, libc::getpgrp()) };
+        // The terminal is dmon's standard input. SIGTTOU is blocked, so
+        // tcsetpgrp from the background does not stop dmon.
+        if self.tty.is_some() {
+            let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
         }
     }
 }
