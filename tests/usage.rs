@@ -6,11 +6,12 @@
 
 mod common;
 
+use common::{Dir, wait_until};
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -39,32 +40,9 @@ const OPTIONAL: [(&str, &str); 4] = [
     ("io_write_bytes", "io.stat"),
 ];
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("dmon-usage-{}-{name}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        Dir(path)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn s(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_string()
-    }
-    fn read(&self, name: &str) -> String {
-        fs::read_to_string(self.path(name)).unwrap_or_default()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+/// What a file of the test directory holds ("" when it is missing).
+fn read(dir: &Dir, name: &str) -> String {
+    common::read(&dir.path(name))
 }
 
 /// The backends, as `--tree` names them.
@@ -106,17 +84,6 @@ fn dmon(dir: &Dir, backend: &str, format: &str, args: &[&str]) -> Command {
     command
 }
 
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
-}
-
 /// Waits for dmon to end by itself; kills it if it does not.
 fn finish(dir: &Dir, mut child: Child) {
     let ended = wait_until(WAIT, || child.try_wait().unwrap().is_some());
@@ -124,11 +91,11 @@ fn finish(dir: &Dir, mut child: Child) {
         let _ = child.kill();
         let _ = child.wait();
     }
-    assert!(ended, "dmon did not end; it said:\n{}", dir.read("dmon.err"));
+    assert!(ended, "dmon did not end; it said:\n{}", read(dir, "dmon.err"));
 }
 
 fn records(dir: &Dir) -> Vec<Value> {
-    dir.read("status").lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect()
+    read(dir, "status").lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect()
 }
 
 /// The `nth` (from 1) JSON record of `process` and `event`, waited for.
@@ -138,7 +105,7 @@ fn wait_record(dir: &Dir, process: &str, event: &str, nth: usize) -> Value {
         found = records(dir).into_iter().filter(|r| r["process"] == process && r["event"] == event).nth(nth - 1);
         found.is_some()
     });
-    assert!(ok, "no {process} {event} record {nth}:\n{}\ndmon said:\n{}", dir.read("status"), dir.read("dmon.err"));
+    assert!(ok, "no {process} {event} record {nth}:\n{}\ndmon said:\n{}", read(dir, "status"), read(dir, "dmon.err"));
     found.unwrap()
 }
 
@@ -161,11 +128,11 @@ fn close(measured: f64, expected: f64) -> bool {
 fn busy_run(dir: &Dir, backend: &str, format: &str) -> f64 {
     let child = dmon(dir, backend, format, &["-1", "python3", "-c", BUSY, &dir.s("measured")]).spawn().unwrap();
     finish(dir, child);
-    let measured = dir.read("measured");
+    let measured = read(dir, "measured");
     measured
         .trim()
         .parse()
-        .unwrap_or_else(|_| panic!("the command wrote {measured:?}; dmon said:\n{}", dir.read("dmon.err")))
+        .unwrap_or_else(|_| panic!("the command wrote {measured:?}; dmon said:\n{}", read(dir, "dmon.err")))
 }
 
 #[test]
@@ -190,7 +157,7 @@ fn text_records_the_cpu_a_busy_run_used() {
     for backend in BACKENDS.into_iter().filter(|b| available(b)) {
         let dir = Dir::new("text-cpu");
         let measured = busy_run(&dir, backend, "text");
-        let status = dir.read("status");
+        let status = read(&dir, "status");
         let lines: Vec<&str> = status.lines().collect();
         let pid = lines[1].strip_prefix("cmd start ").unwrap_or_else(|| panic!("{status}"));
         assert_eq!(lines[2], format!("cmd exit {pid} 0"), "{backend}:\n{status}");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const DMON: &str = env!("CARGO_BIN_EXE_dmon");
 const UNIFIED: &str = "/sys/fs/cgroup/unified";
@@ -114,16 +114,7 @@ pub fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
-}
+pub use crate::common::wait_until;
 
 /// The test tree. Every process carries `DIR/tree.sh` or `DIR/orphan` in its
 /// command line. First it lists processes of an earlier run that are still alive.
