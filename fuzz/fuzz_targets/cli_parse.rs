@@ -21,6 +21,6 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Err(e) = dmon::cli::parse(&args, env) {
         assert!(!e.0.is_empty());
-        assert!(!dmon::daemon::one_line(&e.0).contains('\n'));
+        assert!(!dmon::logging::one_line(&e.0).contains('\n'));
     }
 });
