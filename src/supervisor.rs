@@ -605,5 +605,13 @@ fn signal_fd() -> io::Result<SignalFd> {
         mask.add(signal);
     }
     mask.thread_block().map_err(io::Error::from)?;
+    // A signal ignored by whoever started dmon (`nohup`, `trap '' TERM`) is
+    // dropped before the signalfd could read it, and an ignored signal stays
+    // ignored across exec, into the command. Blocked now, they can be given
+    // their default action without a window. SIGPIPE stays as Rust set it.
+    for signal in mask.iter().filter(|s| *s != Signal::SIGPIPE) {
+        // SAFETY: SIG_DFL installs no handler; the signal is blocked.
+        let _ = unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) };
+    }
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(io::Error::from)
 }

@@ -701,3 +701,36 @@ fn conflicts_and_requirements_name_both_options() {
         assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     }
 }
+
+/// Started with its signals ignored (`nohup`, a shell's `trap '' TERM`), dmon
+/// still ends on TERM and forwards HUP, and the command gets them too: an
+/// ignored signal is dropped before any signalfd could read it, and survives
+/// exec into the command.
+#[test]
+fn signals_ignored_by_whoever_started_dmon_still_work() {
+    use std::os::unix::process::CommandExt;
+    let dir = Dir::new("nohup");
+    let st = dir.path("st");
+    let got = dir.s("got");
+    let script = format!("trap 'echo hup >> {got}' HUP; echo ready > {got}.ready; while :; do sleep 0.05; done");
+    let mut command = dmon();
+    command.args(["-n", "-s", "-I", st.to_str().unwrap(), "sh", "-c", &script]);
+    // SAFETY: signal takes integers; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGTERM, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
+    let _stopper = Stopper::of(&child);
+    assert!(wait_until(Duration::from_secs(10), || dir.path("got.ready").exists() && !started(&st, "cmd").is_empty()));
+    signal(child.id() as i32, libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || read(&dir.path("got")).contains("hup")),
+        "the command never got HUP"
+    );
+    signal(child.id() as i32, libc::SIGTERM);
+    assert!(finish(child, Duration::from_secs(15)).success(), "dmon did not end on TERM");
+}
