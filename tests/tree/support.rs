@@ -506,8 +506,13 @@ impl Dmon<'_> {
 
     /// Waits until the kernel says the command's cgroup is frozen (a freeze
     /// returns before it completes); nothing to wait for with signals.
+    /// Waits until the tree is stopped: the kernel's word for a cgroup, every
+    /// member in state T with signals (the `pause` record is written when dmon
+    /// decides, before the stop).
     pub fn wait_frozen(&self) {
         if self.home().is_none() {
+            let stopped = || self.t.members().iter().all(|(pid, _)| matches!(state(*pid), Some('T') | None));
+            assert!(wait_until(WAIT, stopped), "{:?}: the tree was never stopped", self.t.layout);
             return;
         }
         assert!(wait_until(WAIT, || self.is_frozen()), "{:?}: the cgroup never read frozen", self.t.layout);
