@@ -150,6 +150,12 @@ fn child_hook(
             return Err((Step::Cgroup, Errno::last()));
         }
     }
+    for fd in setup.limit_fds.into_iter().flatten() {
+        // SAFETY: as above, into a v1 leaf's open cgroup.procs.
+        if unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) } < 0 {
+            return Err((Step::Cgroup, Errno::last()));
+        }
+    }
     let own = nix::unistd::Pid::from_raw(0);
     nix::unistd::setpgid(own, own).map_err(|e| (Step::ProcessGroup, e))?;
     if let Some(tty) = tty {
@@ -227,7 +233,7 @@ mod tests {
     fn a_failed_cgroup_join_is_named_as_such() {
         // A descriptor open for reading only: the write of "0" fails (EBADF).
         let procs = File::open("/dev/null").unwrap();
-        let setup = ChildSetup { procs_fd: Some(procs.as_raw_fd()), cgroup_fd: None };
+        let setup = ChildSetup { procs_fd: Some(procs.as_raw_fd()), ..ChildSetup::default() };
         match start("true", setup, &[]) {
             Err(StartError::Step(_, step, e)) => {
                 assert_eq!(step, Step::Cgroup);

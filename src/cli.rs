@@ -20,6 +20,7 @@ use crate::creds::UserSpec;
 use crate::limits::Limit;
 pub use crate::status::Format as StatusFormat;
 use crate::tree::psi::Source;
+use crate::tree::resources::Resources;
 use crate::units;
 use crate::watch::Marks;
 
@@ -152,6 +153,22 @@ pub struct Args {
     #[arg(long = "pressure", value_name = "[cpu:|memory:|io:]HIGH[:LOW]", allow_hyphen_values = true)]
     #[arg(action = ArgAction::Append, value_parser = parse_pressure)]
     pub pressure: Vec<(Source, Marks)>,
+    /// Kill the command's tree when its memory use reaches SIZE (one OOM event ends the whole run)
+    #[arg(long = "memory-max", value_name = "SIZE", allow_hyphen_values = true)]
+    #[arg(value_parser = size_above_zero)]
+    pub memory_max: Option<u64>,
+    /// Throttle the command's tree when its memory use is above SIZE (cgroup v2 only)
+    #[arg(long = "memory-high", value_name = "SIZE", allow_hyphen_values = true)]
+    #[arg(value_parser = size_above_zero)]
+    pub memory_high: Option<u64>,
+    /// Let the command's tree have at most N processes and threads
+    #[arg(long = "pids-max", value_name = "N", allow_hyphen_values = true)]
+    #[arg(value_parser = count_above_zero)]
+    pub pids_max: Option<u64>,
+    /// Give the command's tree at most PERCENT of one CPU (above 100% for more than one)
+    #[arg(long = "cpu-quota", value_name = "PERCENT", allow_hyphen_values = true)]
+    #[arg(value_parser = crate::tree::resources::parse_cpu_quota)]
+    pub cpu_quota: Option<u64>,
     /// Log more about what dmon does (repeat for more; DMON_LOG=debug does the same)
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
     pub verbose: u8,
@@ -203,6 +220,8 @@ pub struct Options {
     pub cgroup_parent: Option<PathBuf>,
     /// `--pressure`: at most one per source.
     pub pressure: Vec<(Source, Marks)>,
+    /// `--memory-max`, `--memory-high`, `--pids-max`, `--cpu-quota`.
+    pub resources: Resources,
     pub verbose: u8,
 }
 
@@ -283,6 +302,23 @@ fn time_above_zero(text: &str) -> Result<Duration, String> {
     match units::parse_time(text)? {
         Duration::ZERO => Err(format!("'{text}' is too short (expected a time above zero)")),
         time => Ok(time),
+    }
+}
+
+/// `--memory-max`, `--memory-high`: a size above zero.
+fn size_above_zero(text: &str) -> Result<u64, String> {
+    match units::parse_size(text)? {
+        0 => Err(format!("'{text}' is too small (expected a size above zero)")),
+        size => Ok(size),
+    }
+}
+
+/// `--pids-max`: a count above zero.
+fn count_above_zero(text: &str) -> Result<u64, String> {
+    match units::parse_count(text) {
+        Ok(0) => Err(format!("'{text}' is too small (expected 1 or more)")),
+        Err(_) if units::is_negative(text) => Err(format!("'{text}' is negative (expected 1 or more)")),
+        other => other,
     }
 }
 
@@ -420,6 +456,12 @@ fn finish(a: Args, cli: &clap::Command) -> Result<Parsed, UsageError> {
         tree: a.tree,
         cgroup_parent: a.cgroup_parent,
         pressure: a.pressure,
+        resources: Resources {
+            memory_max: a.memory_max,
+            memory_high: a.memory_high,
+            pids_max: a.pids_max,
+            cpu_quota_us: a.cpu_quota,
+        },
         verbose: a.verbose,
     })))
 }

@@ -152,7 +152,8 @@ fn run(opts: Options) -> Result<i32, Failure> {
         backoff_max: opts.backoff_max,
     };
     let trees = open_trees(&opts, status.as_mut())?;
-    let cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, opts.cmd_sigs);
+    let mut cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, opts.cmd_sigs);
+    cmd.limits = trees.limits;
     let log = opts.log_command.clone().zip(trees.log).map(|(argv, tree)| {
         let policy = Policy::forever(opts.grace, opts.backoff_max);
         Proc::new("log", argv, policy, tree, log_creds, opts.log_sigs)
@@ -173,8 +174,9 @@ fn run(opts: Options) -> Result<i32, Failure> {
 /// The command's and the log command's trees; says how they are controlled
 /// (a warning when it is with signals only, unasked) and records it.
 fn open_trees(opts: &Options, status: Option<&mut StatusFile>) -> Result<dmon::tree::Trees, Failure> {
-    let trees = dmon::tree::open(opts.tree, opts.cgroup_parent.as_deref(), opts.log_command.is_some())
-        .map_err(Failure::Usage)?;
+    let with_log = opts.log_command.is_some();
+    let trees =
+        dmon::tree::open(opts.tree, opts.cgroup_parent.as_deref(), with_log, opts.resources).map_err(Failure::Usage)?;
     if trees.home.is_none() && opts.tree == dmon::cli::TreeChoice::Auto {
         // The weaker control is the user's to know about, not only with -v.
         tracing::warn!("no writable cgroup, controlling the tree with signals: {}", trees.choice.why);

@@ -41,6 +41,9 @@ pub enum Record<'a> {
     Task { process: &'a str, status: Status, usage: Option<&'a Usage> },
     /// A signal forwarded with `-s`/`-S`.
     Signal { process: &'a str, pid: i32, signal: i32 },
+    /// The kernel killed a process of the run for want of memory; the run ends
+    /// (its `exit` follows, with the reason `oom`). `pid` is the run's leader.
+    Oom { process: &'a str, pid: i32 },
     /// How the command trees are controlled, written once at start: the backend,
     /// dmon's cgroup when it has one, and why the backend was chosen.
     Tree { backend: &'a str, cgroup: Option<&'a Path>, reason: &'a str },
@@ -229,6 +232,7 @@ pub fn text(record: &Record) -> String {
         }
         Record::Task { process, status, .. } => format!("{process} {status}"),
         Record::Signal { process, pid, signal } => format!("{process} signal {pid} {signal}"),
+        Record::Oom { process, pid } => format!("{process} oom {pid}"),
         Record::Tree { backend, cgroup: Some(dir), .. } => format!("tree {backend} {}", dir.display()),
         Record::Tree { backend, cgroup: None, .. } => format!("tree {backend}"),
     }
@@ -243,6 +247,7 @@ pub fn json(record: &Record, time: &Civil) -> String {
     let event = match record {
         Record::Task { status, .. } => event_name(*status),
         Record::Signal { .. } => "signal",
+        Record::Oom { .. } => "oom",
         Record::Tree { .. } => "tree",
     };
     out.push_str(",\"event\":");
@@ -270,6 +275,11 @@ pub fn json(record: &Record, time: &Civil) -> String {
             out.push_str(",\"process\":");
             json_string(&mut out, process);
             let _ = write!(out, ",\"pid\":{pid},\"signal\":{signal}");
+        }
+        Record::Oom { process, pid } => {
+            out.push_str(",\"process\":");
+            json_string(&mut out, process);
+            let _ = write!(out, ",\"pid\":{pid}");
         }
         Record::Tree { backend, cgroup, reason } => {
             out.push_str(",\"backend\":");

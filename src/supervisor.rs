@@ -66,6 +66,10 @@ pub struct Proc {
     /// Whether a start ever succeeded: a first start that cannot execute is a
     /// mistake on the command line (a typo), not something to retry.
     ever_started: bool,
+    /// `--memory-max` and the other limits of the command's tree.
+    pub limits: Option<crate::tree::resources::Enforcer>,
+    /// The kernel killed a process of the current run for want of memory.
+    out_of_memory: bool,
 }
 
 impl Proc {
@@ -84,9 +88,11 @@ impl Proc {
             tree,
             creds,
             forward,
-            meter: Meter::start(None, false, Instant::now()),
+            meter: Meter::start(None, &[], false, Instant::now()),
             exec_failure_reported: false,
             ever_started: false,
+            limits: None,
+            out_of_memory: false,
         }
     }
 }
@@ -187,7 +193,10 @@ impl Supervisor {
             libc::malloc_trim(0)
         };
         while !self.finished() {
-            let triggered = self.wait(&signals)?;
+            let (triggered, oom) = self.wait(&signals)?;
+            if oom {
+                self.check_memory();
+            }
             while let Ok(Some(info)) = signals.read_signal() {
                 let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else { continue };
                 self.on_signal(signal);
@@ -218,7 +227,7 @@ impl Supervisor {
     /// Waits for a signal, a tree's event, a watcher's trigger or the next
     /// deadline. Returns which watchers fired; signals and trees are looked at
     /// after every wake-up.
-    fn wait(&self, signals: &SignalFd) -> io::Result<Vec<(usize, Ready)>> {
+    fn wait(&self, signals: &SignalFd) -> io::Result<(Vec<(usize, Ready)>, bool)> {
         let timeout = match self.deadline() {
             None => PollTimeout::NONE,
             Some(at) => {
@@ -237,6 +246,11 @@ impl Supervisor {
         fds.extend(tree_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLPRI)));
         let watch_slots = fds.len()..fds.len() + watch_fds.len();
         fds.extend(watch_fds.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLPRI)));
+        // Last, the out-of-memory notification of the command's limits.
+        let oom = self.cmd.limits.as_ref().and_then(|l| l.oom_fd());
+        if let Some((fd, pri)) = oom {
+            fds.push(PollFd::new(fd, if pri { PollFlags::POLLPRI } else { PollFlags::POLLIN }));
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
@@ -246,7 +260,9 @@ impl Supervisor {
             Some(r) if r.contains(PollFlags::POLLPRI) => Some(Ready::Fired),
             _ => None,
         };
-        Ok(watch_fds.iter().zip(&fds[watch_slots]).filter_map(|((i, _), fd)| Some((*i, ready(fd)?))).collect())
+        let oom_woke = oom.is_some() && fds.last().and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
+        let fired = watch_fds.iter().zip(&fds[watch_slots]).filter_map(|((i, _), fd)| Some((*i, ready(fd)?))).collect();
+        Ok((fired, oom_woke))
     }
 
     /// After a wake-up: reap, let the trees take their next steps, then feed
@@ -391,6 +407,8 @@ impl Supervisor {
                 _ => self.cmd.meter.reaped(&rusage),
             }
             if self.cmd.task.pid() == Some(pid) {
+                // An OOM kill is said before the exit it caused.
+                self.check_memory();
                 let interrupted = self.tty.is_some()
                     && libc::WIFSIGNALED(status)
                     && matches!(libc::WTERMSIG(status), libc::SIGINT | libc::SIGQUIT | libc::SIGHUP);
@@ -407,6 +425,24 @@ impl Supervisor {
                 let tree_empty = log.tree.is_empty();
                 self.feed(Which::Log, Event::Exited { status, tree_empty }, now);
             }
+        }
+    }
+
+    /// Whether the kernel killed a process of the command's run for want of
+    /// memory: if so, says so, and ends the rest of the run (v1 kills one
+    /// process; v2's `memory.oom.group` already took the whole leaf).
+    fn check_memory(&mut self) {
+        if !self.cmd.limits.as_mut().is_some_and(|l| l.oom_killed()) || self.cmd.out_of_memory {
+            return;
+        }
+        self.cmd.out_of_memory = true;
+        let pid = self.cmd.task.pid().unwrap_or(0);
+        tracing::warn!("cmd: out of memory (--memory-max): the kernel killed a process of the run; ending it");
+        if let Some(status) = self.status.as_mut() {
+            status.record(Record::Oom { process: "cmd", pid });
+        }
+        if let Err(e) = self.cmd.tree.kill() {
+            tracing::warn!("cmd: kill after the OOM failed: {}", crate::io_reason(&e));
         }
     }
 
@@ -446,8 +482,13 @@ impl Supervisor {
         let name = which.name();
         tracing::debug!("{name}: {action}");
         let result = match action {
-            Action::Report(status) => {
+            Action::Report(mut status) => {
                 let proc = self.proc(which);
+                if let Status::Exit(pid, wait_status, _) = status {
+                    if std::mem::take(&mut proc.out_of_memory) {
+                        status = Status::Exit(pid, wait_status, crate::task::Reason::Oom);
+                    }
+                }
                 // The exit of a run comes once its tree is empty: what it used is complete.
                 let usage =
                     matches!(status, Status::Exit(..)).then(|| proc.meter.finish(proc.tree.dir(), Instant::now()));
@@ -529,8 +570,19 @@ impl Supervisor {
                 return Event::SpawnFailed { status: 1 << 8, retry: true };
             }
         };
+        let mut setup = setup;
+        if let Some(limits) = proc.limits.as_mut() {
+            match limits.prepare_run() {
+                Ok(fds) => fds.into_iter().zip(&mut setup.limit_fds).for_each(|(fd, slot)| *slot = Some(fd)),
+                Err(e) => {
+                    tracing::error!("{}: cannot prepare the limits: {}", proc.name, crate::io_reason(&e));
+                    return Event::SpawnFailed { status: 1 << 8, retry: true };
+                }
+            }
+        }
         // Before the start: the leaf's counters are read while it is empty.
-        let meter = Meter::start(proc.tree.dir(), frozen, Instant::now());
+        let peaks = proc.limits.as_ref().map(|l| l.run_dirs()).unwrap_or_default();
+        let meter = Meter::start(proc.tree.dir(), &peaks, frozen, Instant::now());
         let child = crate::child::Child {
             argv: &proc.argv,
             stdio,

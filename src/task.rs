@@ -146,6 +146,9 @@ pub enum Reason {
     Shutdown,
     /// A signal from outside dmon killed the leader.
     Signal,
+    /// The kernel killed a process of the run for want of memory under
+    /// `--memory-max`, and the rest of the run with it.
+    Oom,
 }
 
 impl Reason {
@@ -155,6 +158,7 @@ impl Reason {
             Reason::Timeout => "timeout",
             Reason::Shutdown => "shutdown",
             Reason::Signal => "signal",
+            Reason::Oom => "oom",
         }
     }
 

@@ -9,7 +9,9 @@
 //!   a reading just before the start and one once the tree is empty: exact for
 //!   every process that was in the leaf. `io.stat`, `pids.peak` and
 //!   `memory.peak` only exist where the io, pids and memory controllers are
-//!   enabled for the leaf; without them the fields are left out, never 0;
+//!   enabled for the leaf; without them the fields are left out, never 0. Where
+//!   a limit put the run in a v1 memory or pids leaf (made fresh for each run),
+//!   its `memory.max_usage_in_bytes` and `pids.peak` give the peaks;
 //! - otherwise (signals, and the v1 freezer, whose leaf has no cpuacct
 //!   controller): the rusage of what dmon reaped for the run, from `wait4`. The
 //!   leader's includes every descendant it waited for, and orphans come back
@@ -140,13 +142,19 @@ fn duration(t: libc::timeval) -> Duration {
 
 impl Meter {
     /// Begins a run about to start in the cgroup `leaf` (None: no cgroup).
-    /// `frozen`: it starts paused.
-    pub fn start(leaf: Option<&Path>, frozen: bool, now: Instant) -> Meter {
+    /// `limits`: the run's v1 leaves of the limits' controllers, fresh for the
+    /// run, whose peaks count where the v2 leaf has none. `frozen`: it starts
+    /// paused.
+    pub fn start(leaf: Option<&Path>, limits: &[&Path], frozen: bool, now: Instant) -> Meter {
         let leaf = leaf.and_then(|dir| {
+            let peak = |names: [&str; 2]| {
+                let dirs = std::iter::once(dir).chain(limits.iter().copied());
+                dirs.flat_map(|d| names.map(|n| (d, n))).find_map(|(d, n)| Peak::open(d, n))
+            };
             Some(Leaf {
                 start: Counters::read(dir)?,
-                tasks: Peak::open(dir, "pids.peak"),
-                memory: Peak::open(dir, "memory.peak"),
+                tasks: peak(["pids.peak", "pids.peak"]),
+                memory: peak(["memory.peak", "memory.max_usage_in_bytes"]),
             })
         });
         Meter {
@@ -237,7 +245,7 @@ mod tests {
     fn paused_time_is_the_sum_of_the_frozen_spans() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let mut meter = Meter::start(None, true, t0);
+        let mut meter = Meter::start(None, &[], true, t0);
         meter.resume(t0 + s(2));
         meter.pause(t0 + s(5));
         meter.pause(t0 + s(6));

@@ -181,6 +181,30 @@ impl Layout {
     }
 }
 
+/// The cgroup v1 hierarchies that carry controllers (not the named ones such as
+/// `name=systemd`), with dmon's own cgroup in each: for the limits of
+/// [`super::resources`] where the v2 tree lacks the controller.
+pub fn v1_hierarchies(fs_root: &Path, mountinfo: &str, proc_cgroup: &str) -> Vec<super::resources::V1Hierarchy> {
+    let mounts = parse_mountinfo(mountinfo);
+    let mut out = Vec::new();
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(list), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let controllers: Vec<String> =
+            list.split(',').filter(|c| !c.is_empty() && !c.starts_with("name=")).map(str::to_string).collect();
+        if id == "0" || controllers.is_empty() {
+            continue;
+        }
+        let carries = |m: &&Mount| {
+            m.fs_type == "cgroup" && controllers.iter().all(|c| m.super_options.split(',').any(|o| o == c))
+        };
+        if let Some(own) = mounts.iter().rev().filter(carries).find_map(|m| own_dir(fs_root, m, path)) {
+            out.push(super::resources::V1Hierarchy { controllers, own });
+        }
+    }
+    out
+}
+
 /// The backend dmon will use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -367,6 +391,22 @@ mod tests {
     const HYBRID_CGROUP: &str = "6:freezer:/jobs\n1:cpu:/\n0::/jobs/web\n";
     const PURE: &str = "26 25 0:24 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
     const FREEZER: &str = "28 26 0:26 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n";
+
+    #[test]
+    fn v1_hierarchies_carry_controllers_and_dmons_cgroup_in_each() {
+        let mountinfo = format!("{HYBRID}30 26 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n");
+        let cgroup = "9:name=systemd:/\n6:freezer:/jobs\n1:cpu:/\n0::/jobs/web\n";
+        let found = v1_hierarchies(Path::new("/"), &mountinfo, cgroup);
+        let names: Vec<(Vec<String>, PathBuf)> = found.into_iter().map(|h| (h.controllers, h.own)).collect();
+        assert_eq!(
+            names,
+            [
+                (vec!["freezer".to_string()], PathBuf::from("/sys/fs/cgroup/freezer/jobs")),
+                (vec!["cpu".to_string()], PathBuf::from("/sys/fs/cgroup/cpu")),
+            ]
+        );
+        assert!(v1_hierarchies(Path::new("/"), PURE, "0::/\n").is_empty());
+    }
 
     /// A fixture directory standing in for the kernel's cgroup files.
     struct Fixture(PathBuf);

@@ -37,6 +37,9 @@ pub struct Home {
     _lock: Flock<File>,
     /// The cgroup dmon was in before it moved into `supervisor`.
     origin: Option<PathBuf>,
+    /// Whether dmon moved itself into `supervisor` (not in a v1 hierarchy that
+    /// only holds limits, see [`Home::create_plain`]).
+    joined: bool,
 }
 
 impl Home {
@@ -44,6 +47,16 @@ impl Home {
     /// `supervisor` leaf, moves dmon into it, and makes the `leaves`. `origin` is
     /// dmon's current cgroup, to move back to at exit.
     pub fn create(parent: &Path, origin: Option<PathBuf>, leaves: &[&str]) -> io::Result<Home> {
+        Home::make(parent, origin, leaves, true)
+    }
+
+    /// Makes `parent/dmon.PID`, locked as [`Home::create`] does, without moving
+    /// dmon: for a v1 hierarchy where only the command's limits live.
+    pub fn create_plain(parent: &Path) -> io::Result<Home> {
+        Home::make(parent, None, &[], false)
+    }
+
+    fn make(parent: &Path, origin: Option<PathBuf>, leaves: &[&str], joined: bool) -> io::Result<Home> {
         remove_leftovers(parent);
         let pid = std::process::id();
         let mut suffix = 0u32;
@@ -64,8 +77,8 @@ impl Home {
             let lock = open_dir(&dir).map_err(|e| files::context(e, "open", &dir, ""))?;
             let lock = Flock::lock(lock, FlockArg::LockExclusive)
                 .map_err(|(_, e)| files::context(e.into(), "flock", &dir, ""))?;
-            match populate(&dir, leaves) {
-                Ok(()) => return Ok(Home { dir, _lock: lock, origin }),
+            match populate(&dir, leaves, joined) {
+                Ok(()) => return Ok(Home { dir, _lock: lock, origin, joined }),
                 // A dmon cleaning up leftovers took it between mkdir and flock.
                 Err(e) if !dir.exists() => {
                     tracing::debug!("{} vanished while being set up ({e}); retrying", dir.display());
@@ -73,7 +86,7 @@ impl Home {
                 }
                 Err(e) => {
                     // Dropping it moves dmon back and removes what was made.
-                    drop(Home { dir, _lock: lock, origin });
+                    drop(Home { dir, _lock: lock, origin, joined });
                     return Err(e);
                 }
             }
@@ -90,10 +103,12 @@ impl Home {
     }
 }
 
-fn populate(dir: &Path, leaves: &[&str]) -> io::Result<()> {
-    let supervisor = dir.join(SUPERVISOR);
-    mkdir(&supervisor)?;
-    files::write(&supervisor.join("cgroup.procs"), &std::process::id().to_string())?;
+fn populate(dir: &Path, leaves: &[&str], join: bool) -> io::Result<()> {
+    if join {
+        let supervisor = dir.join(SUPERVISOR);
+        mkdir(&supervisor)?;
+        files::write(&supervisor.join("cgroup.procs"), &std::process::id().to_string())?;
+    }
     for leaf in leaves {
         mkdir(&dir.join(leaf))?;
     }
@@ -108,10 +123,11 @@ impl Drop for Home {
     fn drop(&mut self) {
         let me = std::process::id().to_string();
         let parent = self.dir.parent().map(Path::to_path_buf);
-        let moved = [self.origin.clone(), parent]
-            .into_iter()
-            .flatten()
-            .any(|dir| files::write(&dir.join("cgroup.procs"), &me).is_ok());
+        let moved = !self.joined
+            || [self.origin.clone(), parent]
+                .into_iter()
+                .flatten()
+                .any(|dir| files::write(&dir.join("cgroup.procs"), &me).is_ok());
         if !moved {
             tracing::warn!("cannot move dmon out of {}; it is left for the next dmon", self.dir.display());
             return;

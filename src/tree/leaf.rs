@@ -114,6 +114,7 @@ impl Leaf {
         Ok(ChildSetup {
             procs_fd: Some(self.procs.as_raw_fd()),
             cgroup_fd: self.dir_fd.as_ref().map(|f| f.as_raw_fd()),
+            limit_fds: [None; 3],
         })
     }
 

@@ -33,6 +33,7 @@ pub mod home;
 pub mod leaf;
 pub mod pidfd;
 pub mod psi;
+pub mod resources;
 pub mod signals;
 
 use std::collections::BTreeSet;
@@ -56,6 +57,9 @@ pub struct ChildSetup {
     /// The cgroup v2 directory to start the child in (clone3), which makes
     /// the write to `procs_fd` needless.
     pub cgroup_fd: Option<RawFd>,
+    /// The `cgroup.procs` of v1 leaves that hold the command's limits, to
+    /// write "0" into as well (see [`resources`]).
+    pub limit_fds: [Option<RawFd>; 3],
 }
 
 /// What a readable [`Tree::event_fd`] said.
@@ -143,16 +147,49 @@ pub struct Trees {
     pub choice: Choice,
     /// dmon's own cgroup directory, when a cgroup backend is used.
     pub home: Option<PathBuf>,
+    /// The limits of the command's tree, when any were asked for.
+    pub limits: Option<resources::Enforcer>,
 }
 
 /// Chooses the backend (see [`detect::choose`]) and makes the trees: for a cgroup
 /// backend, dmon's own cgroup under `parent` (by default dmon's current cgroup)
 /// with the leaves `supervisor`, `cmd` and, with a log command, `log`. When the
 /// cgroups cannot be made and the choice was `auto`, falls back to signals and
-/// says why. An error is a backend asked for by name that cannot be had.
-pub fn open(choice: TreeChoice, parent: Option<&Path>, with_log: bool) -> Result<Trees, String> {
+/// says why. An error is a backend asked for by name that cannot be had, or a
+/// limit that cannot be put on the command's tree.
+pub fn open(
+    choice: TreeChoice,
+    parent: Option<&Path>,
+    with_log: bool,
+    limits: resources::Resources,
+) -> Result<Trees, String> {
     let layout = Layout::detect_here();
     let chosen = detect::choose(&layout, choice, parent, &Host::here())?;
+    let trees = open_backend(&layout, chosen, choice, with_log)?;
+    if let (Backend::Cgroup2 { .. }, Some(home)) = (&trees.choice.backend, trees.home.as_deref()) {
+        resources::enable_accounting(home);
+    }
+    if limits.is_empty() {
+        return Ok(trees);
+    }
+    let Some(home) = trees.home.as_deref() else {
+        return Err(format!(
+            "{}: a limit needs a cgroup, and the tree is controlled with signals ({})",
+            limits.options(),
+            trees.choice.why
+        ));
+    };
+    let v2 = match (&trees.choice.backend, trees.cmd.dir()) {
+        (Backend::Cgroup2 { .. }, Some(leaf)) => {
+            Some(resources::V2Place { home, leaf, pure: layout.kind == detect::Kind::PureV2 })
+        }
+        _ => None,
+    };
+    let enforcer = resources::Enforcer::open(limits, v2, &resources::v1_hierarchies())?;
+    Ok(Trees { limits: Some(enforcer), ..trees })
+}
+
+fn open_backend(layout: &Layout, chosen: Choice, choice: TreeChoice, with_log: bool) -> Result<Trees, String> {
     let made = match &chosen.backend {
         Backend::Signals => return Ok(signal_trees(chosen, with_log)),
         Backend::Cgroup2 { parent: dir } => {
@@ -163,7 +200,7 @@ pub fn open(choice: TreeChoice, parent: Option<&Path>, with_log: bool) -> Result
         }
     };
     match made {
-        Ok((cmd, log, home)) => Ok(Trees { cmd, log, choice: chosen, home: Some(home) }),
+        Ok((cmd, log, home)) => Ok(Trees { cmd, log, choice: chosen, home: Some(home), limits: None }),
         Err(e) if choice == TreeChoice::Auto => {
             let why = format!(
                 "{}; cannot make dmon's cgroups: {}; falling back to signals",
@@ -182,6 +219,7 @@ fn signal_trees(choice: Choice, with_log: bool) -> Trees {
         log: with_log.then(|| Tree(Box::new(signals::SignalTree::new(false)))),
         choice,
         home: None,
+        limits: None,
     }
 }
 

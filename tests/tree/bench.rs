@@ -69,7 +69,7 @@ struct Row {
 }
 
 fn measure(choice: TreeChoice, size: usize) -> Option<Row> {
-    let trees = match dmon::tree::open(choice, None, false) {
+    let trees = match dmon::tree::open(choice, None, false, Default::default()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("bench: {choice:?}: {e}");

@@ -1,0 +1,399 @@
+//! Limits on the command's tree (`--memory-max`, `--memory-high`, `--pids-max`,
+//! `--cpu-quota`) and the out-of-memory event. Never on dmon's own leaf nor on
+//! the log command's: an OOM kill takes the command's run and nothing else.
+//!
+//! Where a controller comes from, for each one a limit needs:
+//! - cgroup v2, when dmon's cgroup `dmon.PID` is offered it (its
+//!   `cgroup.controllers` lists it, because the parent enabled it in its own
+//!   `cgroup.subtree_control`): dmon enables it in `dmon.PID/cgroup.subtree_control`
+//!   (its own subtree, holding no process itself) and writes the limit into the
+//!   `cmd` leaf. A pure v2 host that does not offer it was not delegated the
+//!   controller: that is an error naming it, never a silent run without the limit;
+//! - else a cgroup v1 hierarchy of that controller (the hybrid layout, where the
+//!   v2 tree has no controllers, and v1-only hosts): dmon makes `dmon.PID/cmd`
+//!   under its own cgroup of that hierarchy, fresh for every run (so its peaks
+//!   and OOM state are the run's), and the child joins it between fork and exec
+//!   through a `cgroup.procs` opened before the fork, as it joins its v2 leaf;
+//! - with signals, nothing can enforce a limit: dmon refuses to start.
+//!
+//! Files (Documentation/admin-guide/cgroup-v2.rst, cgroup-v1/memory.rst,
+//! pids.rst, scheduler/sched-bwc.rst): v2 `memory.max`, `memory.high`,
+//! `pids.max`, `cpu.max` ("QUOTA PERIOD"), `memory.oom.group` (an OOM kill takes
+//! the whole leaf), `memory.events` (`oom_kill`, announced by POLLPRI); v1
+//! `memory.limit_in_bytes`, `pids.max`, `cpu.cfs_quota_us`/`cpu.cfs_period_us`,
+//! and the OOM notification: an eventfd registered with `cgroup.event_control`
+//! for `memory.oom_control`. v1 has no `memory.high` and no group kill: dmon
+//! refuses the first and kills the rest of the run itself after an OOM.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use super::files;
+use super::home::Home;
+
+/// The period of `--cpu-quota`, in microseconds (systemd's, and the kernel's default).
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// What the command's tree may use. Empty: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub memory_max: Option<u64>,
+    pub memory_high: Option<u64>,
+    pub pids_max: Option<u64>,
+    /// Microseconds of CPU time per [`CPU_PERIOD_US`].
+    pub cpu_quota_us: Option<u64>,
+}
+
+impl Resources {
+    pub fn is_empty(&self) -> bool {
+        *self == Resources::default()
+    }
+
+    /// The controllers the limits need, each with the option that needs it.
+    fn needs(&self) -> Vec<(&'static str, &'static str)> {
+        let mut needs = Vec::new();
+        if self.memory_max.is_some() {
+            needs.push(("memory", "--memory-max"));
+        } else if self.memory_high.is_some() {
+            needs.push(("memory", "--memory-high"));
+        }
+        if self.pids_max.is_some() {
+            needs.push(("pids", "--pids-max"));
+        }
+        if self.cpu_quota_us.is_some() {
+            needs.push(("cpu", "--cpu-quota"));
+        }
+        needs
+    }
+
+    /// The options given, for a message: "--memory-max and --pids-max".
+    pub fn options(&self) -> String {
+        let mut names: Vec<&str> = self.needs().iter().map(|(_, option)| *option).collect();
+        if self.memory_max.is_some() && self.memory_high.is_some() {
+            names.insert(1, "--memory-high");
+        }
+        names.join(" and ")
+    }
+
+    /// The v2 files of the command's leaf and their values.
+    fn v2_files(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(v) = self.memory_max {
+            out.push(("memory.max", v.to_string()));
+        }
+        if let Some(v) = self.memory_high {
+            out.push(("memory.high", v.to_string()));
+        }
+        if self.memory_max.is_some() || self.memory_high.is_some() {
+            out.push(("memory.oom.group", "1".into()));
+        }
+        if let Some(v) = self.pids_max {
+            out.push(("pids.max", v.to_string()));
+        }
+        if let Some(q) = self.cpu_quota_us {
+            out.push(("cpu.max", format!("{q} {CPU_PERIOD_US}")));
+        }
+        out
+    }
+
+    /// The v1 files of `controller`'s leaf and their values, in order.
+    fn v1_files(&self, controller: &str) -> Vec<(&'static str, String)> {
+        match controller {
+            "memory" => self.memory_max.map(|v| ("memory.limit_in_bytes", v.to_string())).into_iter().collect(),
+            "pids" => self.pids_max.map(|v| ("pids.max", v.to_string())).into_iter().collect(),
+            "cpu" => match self.cpu_quota_us {
+                Some(q) => vec![("cpu.cfs_period_us", CPU_PERIOD_US.to_string()), ("cpu.cfs_quota_us", q.to_string())],
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The controllers dmon enables in its own v2 subtree whenever the parent offers
+/// them, limits or not: they only count (the peaks and the bytes of the usage
+/// record) until a limit is written. cpu is left out: its weights would share
+/// the CPU between the command, the log command and dmon by leaf rather than
+/// by thread.
+const ACCOUNTING: [&str; 3] = ["memory", "pids", "io"];
+
+/// Enables [`ACCOUNTING`]'s controllers that `home` (dmon's v2 cgroup) is
+/// offered in its `cgroup.subtree_control`. A refusal only costs the peaks.
+pub fn enable_accounting(home: &Path) {
+    let offered = std::fs::read_to_string(home.join("cgroup.controllers")).unwrap_or_default();
+    let enable: Vec<String> =
+        offered.split_whitespace().filter(|c| ACCOUNTING.contains(c)).map(|c| format!("+{c}")).collect();
+    if enable.is_empty() {
+        return;
+    }
+    if let Err(e) = files::write(&home.join("cgroup.subtree_control"), &enable.join(" ")) {
+        tracing::debug!("no accounting controllers: {}", crate::io_reason(&e));
+    }
+}
+
+/// Parses `--cpu-quota`: a percentage of one CPU, `25%` or `25`, above 100 for
+/// more than one CPU (`250%`), with at most one decimal; into microseconds per
+/// [`CPU_PERIOD_US`]. The kernel's smallest quota is 1 ms, 1 %.
+pub fn parse_cpu_quota(text: &str) -> Result<u64, String> {
+    let number = text.strip_suffix('%').unwrap_or(text);
+    let bad = || format!("'{text}' is not a percentage of a CPU (expected a number such as 25% or 150%)");
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(if number.starts_with('-') { format!("'{text}' is negative") } else { bad() });
+    }
+    let percent: f64 = number.parse().map_err(|_| bad())?;
+    if !(1.0..=100_000.0).contains(&percent) {
+        return Err(format!("'{text}' is out of range (from 1% to 100000%)"));
+    }
+    Ok((percent * (CPU_PERIOD_US as f64) / 100.0).round() as u64)
+}
+
+/// Where the command's cgroup v2 leaf lives, for [`Enforcer::open`].
+pub struct V2Place<'a> {
+    /// dmon's cgroup (`.../dmon.PID`).
+    pub home: &'a Path,
+    /// The command's leaf in it.
+    pub leaf: &'a Path,
+    /// Whether the host is pure v2 (no v1 hierarchy to fall back on).
+    pub pure: bool,
+}
+
+/// A v1 hierarchy that carries a controller a limit needs: its mount point and
+/// dmon's own cgroup in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1Hierarchy {
+    pub controllers: Vec<String>,
+    pub own: PathBuf,
+}
+
+/// The v1 hierarchies of this process: from `/proc/self/mountinfo` and
+/// `/proc/self/cgroup` (see [`super::detect`]).
+pub fn v1_hierarchies() -> Vec<V1Hierarchy> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    super::detect::v1_hierarchies(Path::new("/"), &mountinfo, &cgroup)
+}
+
+/// A v1 leaf of one hierarchy, made afresh for every run.
+struct V1Leaf {
+    /// `dmon.PID` in that hierarchy, locked while dmon runs.
+    home: Home,
+    controllers: Vec<String>,
+    /// This run's `cmd` directory and its `cgroup.procs`.
+    run: Option<(PathBuf, File)>,
+}
+
+/// How an out-of-memory kill is learnt of.
+enum Oom {
+    /// `memory.events` of the v2 leaf, and its `oom_kill` count so far.
+    V2 { events: File, path: PathBuf, kills: u64 },
+    /// An eventfd registered for this run's v1 `memory.oom_control`.
+    V1 { eventfd: Option<OwnedFd> },
+}
+
+/// The limits of the command's tree, in place.
+pub struct Enforcer {
+    resources: Resources,
+    v1: Vec<V1Leaf>,
+    oom: Option<Oom>,
+}
+
+impl Enforcer {
+    /// Puts `resources` on the command's tree: in v2 where dmon's cgroup is
+    /// offered the controller, else in v1 hierarchies. An error is one line
+    /// naming what cannot be had; nothing was started yet.
+    pub fn open(resources: Resources, v2: Option<V2Place>, v1: &[V1Hierarchy]) -> Result<Enforcer, String> {
+        let offered: Vec<String> = match &v2 {
+            Some(place) => std::fs::read_to_string(place.home.join("cgroup.controllers"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut in_v2 = Vec::new();
+        let mut in_v1: Vec<&V1Hierarchy> = Vec::new();
+        for (controller, option) in resources.needs() {
+            if offered.iter().any(|c| c == controller) {
+                in_v2.push(controller);
+            } else if let Some(h) = v1.iter().find(|h| h.controllers.iter().any(|c| c == controller)) {
+                if controller == "memory" && resources.memory_high.is_some() {
+                    return Err("--memory-high: the memory controller here is cgroup v1, which has no memory.high \
+                                (use --memory-max)"
+                        .into());
+                }
+                if !in_v1.contains(&h) {
+                    in_v1.push(h);
+                }
+            } else {
+                return Err(missing(controller, option, v2.as_ref(), &offered));
+            }
+        }
+        let mut enforcer = Enforcer { resources, v1: Vec::new(), oom: None };
+        if let Some(place) = v2.as_ref().filter(|_| !in_v2.is_empty()) {
+            enforcer
+                .open_v2(place, &in_v2)
+                .map_err(|e| format!("{}: {}", resources.options(), crate::io_reason(&e)))?;
+        }
+        for h in in_v1 {
+            let home =
+                Home::create_plain(&h.own).map_err(|e| format!("{}: {}", resources.options(), crate::io_reason(&e)))?;
+            let wants_oom = h.controllers.iter().any(|c| c == "memory") && enforcer.oom.is_none();
+            enforcer.v1.push(V1Leaf { home, controllers: h.controllers.clone(), run: None });
+            if wants_oom {
+                enforcer.oom = Some(Oom::V1 { eventfd: None });
+            }
+        }
+        Ok(enforcer)
+    }
+
+    /// Enables `controllers` in dmon's own subtree and writes the limits into
+    /// the command's leaf.
+    fn open_v2(&mut self, place: &V2Place, controllers: &[&str]) -> io::Result<()> {
+        let enable: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
+        files::write(&place.home.join("cgroup.subtree_control"), &enable.join(" "))?;
+        for (name, value) in self.resources.v2_files() {
+            if controllers.contains(&name.split('.').next().unwrap_or("")) {
+                files::write(&place.leaf.join(name), &value)?;
+            }
+        }
+        if controllers.contains(&"memory") {
+            let path = place.leaf.join("memory.events");
+            let events = files::open(&path, true, false)?;
+            let kills = files::keyed(&files::read_fd(&events)?, "oom_kill").unwrap_or(0);
+            self.oom = Some(Oom::V2 { events, path, kills });
+        }
+        Ok(())
+    }
+
+    /// Before a start: a fresh v1 leaf per hierarchy, with the limits written
+    /// and the OOM notification armed. Returns the `cgroup.procs` descriptors
+    /// the child writes "0" into.
+    pub fn prepare_run(&mut self) -> io::Result<Vec<RawFd>> {
+        let mut fds = Vec::new();
+        for v1 in &mut self.v1 {
+            let dir = v1.home.leaf("cmd");
+            // The last run's leaf: empty now that its tree is.
+            v1.run = None;
+            if dir.exists() {
+                std::fs::remove_dir(&dir).map_err(|e| files::context(e, "rmdir", &dir, ""))?;
+            }
+            std::fs::create_dir(&dir).map_err(|e| files::context(e, "mkdir", &dir, ""))?;
+            for controller in &v1.controllers {
+                for (name, value) in self.resources.v1_files(controller) {
+                    files::write(&dir.join(name), &value)?;
+                }
+            }
+            if v1.controllers.iter().any(|c| c == "memory") {
+                if let Some(Oom::V1 { eventfd }) = self.oom.as_mut() {
+                    *eventfd = Some(arm_v1_oom(&dir)?);
+                }
+            }
+            let procs = files::open(&dir.join("cgroup.procs"), false, true)?;
+            fds.push(procs.as_raw_fd());
+            v1.run = Some((dir, procs));
+        }
+        Ok(fds)
+    }
+
+    /// The directories whose peak files (`memory.max_usage_in_bytes`,
+    /// `pids.peak`) describe this run, beside the v2 leaf.
+    pub fn run_dirs(&self) -> Vec<&Path> {
+        self.v1.iter().filter_map(|v1| v1.run.as_ref().map(|(dir, _)| dir.as_path())).collect()
+    }
+
+    /// The descriptor to poll for an OOM kill, and the events to poll it for.
+    pub fn oom_fd(&self) -> Option<(BorrowedFd<'_>, bool)> {
+        match self.oom.as_ref()? {
+            Oom::V2 { events, .. } => Some((events.as_fd(), true)),
+            Oom::V1 { eventfd } => eventfd.as_ref().map(|fd| (fd.as_fd(), false)),
+        }
+    }
+
+    /// After the OOM descriptor woke the loop: whether the kernel killed a
+    /// process of the run for lack of memory since the last look.
+    pub fn oom_killed(&mut self) -> bool {
+        match self.oom.as_mut() {
+            Some(Oom::V2 { events, path, kills }) => {
+                let now = match files::read_fd(events) {
+                    Ok(text) => files::keyed(&text, "oom_kill").unwrap_or(*kills),
+                    Err(e) => {
+                        tracing::warn!("cannot read {}: {}", path.display(), crate::io_reason(&e));
+                        return false;
+                    }
+                };
+                std::mem::replace(kills, now) < now
+            }
+            Some(Oom::V1 { eventfd: Some(fd) }) => {
+                let mut count = [0u8; 8];
+                nix::unistd::read(fd, &mut count).is_ok_and(|n| n == 8 && u64::from_ne_bytes(count) > 0)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Registers an eventfd for the OOM notification of the v1 memory leaf `dir`
+/// (cgroup-v1/memory.rst, "Memory thresholds" and "OOM Control").
+fn arm_v1_oom(dir: &Path) -> io::Result<OwnedFd> {
+    let control = files::open(&dir.join("memory.oom_control"), true, false)?;
+    // SAFETY: eventfd takes integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by eventfd and is owned by nothing else.
+    let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let line = format!("{} {}", eventfd.as_raw_fd(), control.as_raw_fd());
+    files::write(&dir.join("cgroup.event_control"), &line)?;
+    // The registration holds its own reference to the control file.
+    Ok(eventfd)
+}
+
+/// The message for a controller that neither hierarchy offers.
+fn missing(controller: &str, option: &str, v2: Option<&V2Place>, offered: &[String]) -> String {
+    match v2 {
+        Some(place) if place.pure => {
+            let parent = place.home.parent().unwrap_or(place.home);
+            let has = if offered.is_empty() { "none".to_string() } else { offered.join(" ") };
+            format!(
+                "{option}: the {controller} controller is not delegated to {} (its cgroup.subtree_control offers: \
+                 {has}); enable it there, or run dmon in a delegated cgroup (systemd: Delegate=yes, or \
+                 Delegate={controller})",
+                parent.display()
+            )
+        }
+        _ => format!("{option}: no cgroup hierarchy here has the {controller} controller"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_quota_is_a_percentage_of_one_cpu() {
+        assert_eq!(parse_cpu_quota("25%"), Ok(25_000));
+        assert_eq!(parse_cpu_quota("25"), Ok(25_000));
+        assert_eq!(parse_cpu_quota("250%"), Ok(250_000));
+        assert_eq!(parse_cpu_quota("12.5%"), Ok(12_500));
+        assert!(parse_cpu_quota("0.5%").unwrap_err().contains("out of range"));
+        assert!(parse_cpu_quota("-5%").unwrap_err().contains("negative"));
+        assert!(parse_cpu_quota("lots").unwrap_err().contains("not a percentage"));
+        assert!(parse_cpu_quota("%").is_err());
+    }
+
+    #[test]
+    fn limits_map_to_the_files_of_each_version() {
+        let r =
+            Resources { memory_max: Some(64 << 20), memory_high: None, pids_max: Some(8), cpu_quota_us: Some(25_000) };
+        let v2: Vec<(&str, String)> = r.v2_files();
+        assert!(v2.contains(&("memory.max", "67108864".into())));
+        assert!(v2.contains(&("memory.oom.group", "1".into())));
+        assert!(v2.contains(&("cpu.max", "25000 100000".into())));
+        assert_eq!(r.v1_files("pids"), [("pids.max", "8".to_string())]);
+        assert_eq!(r.v1_files("cpu")[1], ("cpu.cfs_quota_us", "25000".to_string()));
+        assert_eq!(r.options(), "--memory-max and --pids-max and --cpu-quota");
+    }
+}
