@@ -111,9 +111,8 @@ fn read_number(file: &mut File) -> Option<u64> {
     text.trim().parse().ok()
 }
 
-/// The cgroup side of a run: counters at its start and its peak files.
-struct Leaf {
-    start: Counters,
+/// The peak files of a run, where its cgroups have them.
+struct Peaks {
     tasks: Option<Peak>,
     memory: Option<Peak>,
 }
@@ -123,7 +122,9 @@ pub struct Meter {
     started: Instant,
     paused_since: Option<Instant>,
     paused: Duration,
-    leaf: Option<Leaf>,
+    /// The v2 leaf's counters at the start.
+    start: Option<Counters>,
+    peaks: Peaks,
     /// What `wait4` gave for the processes reaped during the run.
     reaped: Rusage,
 }
@@ -146,22 +147,20 @@ impl Meter {
     /// run, whose peaks count where the v2 leaf has none. `frozen`: it starts
     /// paused.
     pub fn start(leaf: Option<&Path>, limits: &[&Path], frozen: bool, now: Instant) -> Meter {
-        let leaf = leaf.and_then(|dir| {
-            let peak = |names: [&str; 2]| {
-                let dirs = std::iter::once(dir).chain(limits.iter().copied());
-                dirs.flat_map(|d| names.map(|n| (d, n))).find_map(|(d, n)| Peak::open(d, n))
-            };
-            Some(Leaf {
-                start: Counters::read(dir)?,
-                tasks: peak(["pids.peak", "pids.peak"]),
-                memory: peak(["memory.peak", "memory.max_usage_in_bytes"]),
-            })
-        });
+        let peak = |names: [&str; 2]| {
+            let dirs = leaf.into_iter().chain(limits.iter().copied());
+            dirs.flat_map(|d| names.map(|n| (d, n))).find_map(|(d, n)| Peak::open(d, n))
+        };
+        let peaks = Peaks {
+            tasks: peak(["pids.peak", "pids.peak"]),
+            memory: peak(["memory.peak", "memory.max_usage_in_bytes"]),
+        };
         Meter {
             started: now,
             paused_since: frozen.then_some(now),
             paused: Duration::ZERO,
-            leaf,
+            start: leaf.and_then(Counters::read),
+            peaks,
             reaped: Rusage::default(),
         }
     }
@@ -193,15 +192,15 @@ impl Meter {
         let mut usage =
             Usage { wall: now.saturating_duration_since(self.started), paused: self.paused, ..Usage::default() };
         let end = leaf.and_then(Counters::read);
-        match (self.leaf.as_mut(), end) {
-            (Some(leaf), Some(end)) => {
-                usage.cpu_user = Duration::from_micros(end.user_usec.saturating_sub(leaf.start.user_usec));
-                usage.cpu_system = Duration::from_micros(end.system_usec.saturating_sub(leaf.start.system_usec));
-                if let (Some((r0, w0)), Some((r1, w1))) = (leaf.start.io, end.io) {
+        usage.tasks_peak = self.peaks.tasks.as_mut().and_then(Peak::read);
+        usage.memory_peak = self.peaks.memory.as_mut().and_then(Peak::read);
+        match (self.start, end) {
+            (Some(start), Some(end)) => {
+                usage.cpu_user = Duration::from_micros(end.user_usec.saturating_sub(start.user_usec));
+                usage.cpu_system = Duration::from_micros(end.system_usec.saturating_sub(start.system_usec));
+                if let (Some((r0, w0)), Some((r1, w1))) = (start.io, end.io) {
                     (usage.io_read, usage.io_write) = (Some(r1.saturating_sub(r0)), Some(w1.saturating_sub(w0)));
                 }
-                usage.tasks_peak = leaf.tasks.as_mut().and_then(Peak::read);
-                usage.memory_peak = leaf.memory.as_mut().and_then(Peak::read);
             }
             // No cgroup, or it failed during the run (the tree fell back to signals).
             _ => {

@@ -411,3 +411,34 @@ fn a_pause_stops_and_a_timeout_kills_the_whole_busy_tree() {
         assert!(!common::alive(pid), "{pid} outlived the timeout; {}", said(&dir2));
     }
 }
+
+#[test]
+fn limits_hold_in_the_v1_only_layout_beside_the_freezer() {
+    if pure_v2() || !can_limit() {
+        return; // the guest has no v1 hierarchy; the host runs this one
+    }
+    let dir = Dir::new("v1-only");
+    // The host without its cgroup2 mount: the freezer backend, limits in v1 leaves.
+    let inner = "umount -l /sys/fs/cgroup/unified && exec \"$@\"";
+    let hog = "sleep 300 & echo $! > sleeper; python3 -c 'b = b\"x\" * (400 << 20)'; echo survived >> runs";
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", inner, "sh", common::DMON])
+        .args(["-n", "-m", "0", "-I", &dir.s("status"), "--memory-max", "64m", "--pids-max", "20", "sh", "-c", hog])
+        .current_dir(&dir)
+        .env_remove("DMON_OPTIONS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.path("dmon.err")).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(137), "{}", said(&dir));
+    assert!(wait_line(&dir, "tree ").starts_with("tree freezer "), "{}", said(&dir));
+    wait_line(&dir, "cmd oom ");
+    let usage = wait_line(&dir, "cmd usage ");
+    assert!(usage.contains(" reason=oom "), "{usage}");
+    assert!(field(&usage, "memory_peak_bytes").is_some_and(|p| p >= 60 << 20), "{usage}");
+    assert!(field(&usage, "tasks_peak").is_some_and(|t| t >= 3), "{usage}");
+    let sleeper: i32 = common::read(&dir.path("sleeper")).trim().parse().unwrap();
+    assert!(!common::alive(sleeper), "v1 kills one process; dmon must kill the rest, and {sleeper} lives");
+    assert!(!dir.path("runs").exists(), "a process of the run outlived the OOM kill");
+}
