@@ -197,6 +197,9 @@ pub struct Enforcer {
     resources: Resources,
     v1: Vec<V1Leaf>,
     oom: Option<Oom>,
+    /// The v1 leaves were made for the first run by [`Enforcer::open`] (so a
+    /// value the kernel refuses is an error at start) and not used yet.
+    fresh: bool,
 }
 
 impl Enforcer {
@@ -230,7 +233,7 @@ impl Enforcer {
                 return Err(missing(controller, option, v2.as_ref(), &offered));
             }
         }
-        let mut enforcer = Enforcer { resources, v1: Vec::new(), oom: None };
+        let mut enforcer = Enforcer { resources, v1: Vec::new(), oom: None, fresh: false };
         if let Some(place) = v2.as_ref().filter(|_| !in_v2.is_empty()) {
             enforcer
                 .open_v2(place, &in_v2)
@@ -245,6 +248,8 @@ impl Enforcer {
                 enforcer.oom = Some(Oom::V1 { eventfd: None });
             }
         }
+        enforcer.prepare_run().map_err(|e| format!("{}: {}", resources.options(), crate::io_reason(&e)))?;
+        enforcer.fresh = true;
         Ok(enforcer)
     }
 
@@ -271,6 +276,9 @@ impl Enforcer {
     /// and the OOM notification armed. Returns the `cgroup.procs` descriptors
     /// the child writes "0" into.
     pub fn prepare_run(&mut self) -> io::Result<Vec<RawFd>> {
+        if std::mem::take(&mut self.fresh) {
+            return Ok(self.v1.iter().filter_map(|v1| Some(v1.run.as_ref()?.1.as_raw_fd())).collect());
+        }
         let mut fds = Vec::new();
         for v1 in &mut self.v1 {
             let dir = v1.home.leaf("cmd");
