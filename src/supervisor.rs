@@ -121,6 +121,10 @@ pub struct Supervisor {
     shutting_down: bool,
     /// The service manager's notification socket (`NOTIFY_SOCKET`), if any.
     notify: Option<crate::notify::Notifier>,
+    /// Whether runs are measured for the usage record: always, except where
+    /// `DMON_USAGE=0` turns it off to measure what the record costs
+    /// (integration/bench.py, case `record`).
+    usage: bool,
     /// dmon's nice value before it raised its own priority (see
     /// [`crate::child::raise_priority`]): what every child is given back before exec.
     child_nice: Option<i32>,
@@ -159,6 +163,7 @@ impl Supervisor {
             shutting_down: false,
             notify: crate::notify::Notifier::from_env(),
             child_nice: None,
+            usage: std::env::var_os("DMON_USAGE").is_none_or(|v| v != "0"),
         })
     }
 
@@ -483,6 +488,7 @@ impl Supervisor {
         tracing::debug!("{name}: {action}");
         let result = match action {
             Action::Report(mut status) => {
+                let measured = self.usage;
                 let proc = self.proc(which);
                 if let Status::Exit(pid, wait_status, _) = status {
                     if std::mem::take(&mut proc.out_of_memory) {
@@ -490,8 +496,8 @@ impl Supervisor {
                     }
                 }
                 // The exit of a run comes once its tree is empty: what it used is complete.
-                let usage =
-                    matches!(status, Status::Exit(..)).then(|| proc.meter.finish(proc.tree.dir(), Instant::now()));
+                let usage = (measured && matches!(status, Status::Exit(..)))
+                    .then(|| proc.meter.finish(proc.tree.dir(), Instant::now()));
                 if let Some(file) = self.status.as_mut() {
                     file.report(name, status, usage.as_ref());
                 }
@@ -562,6 +568,7 @@ impl Supervisor {
             }
         };
         let (environ, limits, nice) = (self.environ.clone(), self.limits.clone(), self.child_nice);
+        let measured = self.usage;
         let proc = self.proc(which);
         let setup = match proc.tree.child_setup(frozen) {
             Ok(setup) => setup,
@@ -581,8 +588,9 @@ impl Supervisor {
             }
         }
         // Before the start: the leaf's counters are read while it is empty.
-        let peaks = proc.limits.as_ref().map(|l| l.run_dirs()).unwrap_or_default();
-        let meter = Meter::start(proc.tree.dir(), &peaks, frozen, Instant::now());
+        let peaks = proc.limits.as_ref().filter(|_| measured).map(|l| l.run_dirs()).unwrap_or_default();
+        let leaf = proc.tree.dir().filter(|_| measured);
+        let meter = Meter::start(leaf, &peaks, frozen, Instant::now());
         let child = crate::child::Child {
             argv: &proc.argv,
             stdio,
