@@ -40,6 +40,9 @@ pub struct Home {
     /// Whether dmon moved itself into `supervisor` (not in a v1 hierarchy that
     /// only holds limits, see [`Home::create_plain`]).
     joined: bool,
+    /// Controllers dmon enabled in the parent's `cgroup.subtree_control` (see
+    /// [`Home::enable_in_parent`]), to disable again before moving back.
+    parent_enabled: std::sync::Mutex<Vec<String>>,
 }
 
 impl Home {
@@ -78,7 +81,7 @@ impl Home {
             let lock = Flock::lock(lock, FlockArg::LockExclusive)
                 .map_err(|(_, e)| files::context(e.into(), "flock", &dir, ""))?;
             match populate(&dir, leaves, joined) {
-                Ok(()) => return Ok(Home { dir, _lock: lock, origin, joined }),
+                Ok(()) => return Ok(Home { dir, _lock: lock, origin, joined, parent_enabled: Default::default() }),
                 // A dmon cleaning up leftovers took it between mkdir and flock.
                 Err(e) if !dir.exists() => {
                     tracing::debug!("{} vanished while being set up ({e}); retrying", dir.display());
@@ -86,7 +89,7 @@ impl Home {
                 }
                 Err(e) => {
                     // Dropping it moves dmon back and removes what was made.
-                    drop(Home { dir, _lock: lock, origin, joined });
+                    drop(Home { dir, _lock: lock, origin, joined, parent_enabled: Default::default() });
                     return Err(e);
                 }
             }
@@ -100,6 +103,32 @@ impl Home {
 
     pub fn leaf(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// Enables `controllers` in the parent's `cgroup.subtree_control`, so that
+    /// `dmon.PID` is offered them: for a parent delegated to dmon (systemd's
+    /// `Delegate=` enables controllers for the service's cgroup, not below it)
+    /// whose only process was dmon, now in `supervisor` ("no internal
+    /// processes" would refuse it otherwise). Undone when dmon moves back.
+    pub fn enable_in_parent(&self, controllers: &[&str]) -> io::Result<()> {
+        let Some(parent) = self.dir.parent() else { return Ok(()) };
+        let enable: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
+        files::write(&parent.join("cgroup.subtree_control"), &enable.join(" "))?;
+        let mut done = self.parent_enabled.lock().unwrap_or_else(|e| e.into_inner());
+        done.extend(controllers.iter().map(|c| c.to_string()));
+        Ok(())
+    }
+
+    /// Disables what [`Home::enable_in_parent`] enabled: first in dmon's own
+    /// subtree (the kernel refuses it in the parent while a child enables it).
+    fn disable_in_parent(&self) {
+        let done = self.parent_enabled.lock().unwrap_or_else(|e| e.into_inner());
+        let (Some(parent), false) = (self.dir.parent(), done.is_empty()) else { return };
+        let disable: Vec<String> = done.iter().map(|c| format!("-{c}")).collect();
+        let _ = files::write(&self.dir.join("cgroup.subtree_control"), &disable.join(" "));
+        if let Err(e) = files::write(&parent.join("cgroup.subtree_control"), &disable.join(" ")) {
+            tracing::warn!("{}", crate::io_reason(&e));
+        }
     }
 }
 
@@ -121,6 +150,7 @@ fn mkdir(dir: &Path) -> io::Result<()> {
 
 impl Drop for Home {
     fn drop(&mut self) {
+        self.disable_in_parent();
         let me = std::process::id().to_string();
         let parent = self.dir.parent().map(Path::to_path_buf);
         let moved = !self.joined

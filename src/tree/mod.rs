@@ -165,22 +165,22 @@ pub fn open(
 ) -> Result<Trees, String> {
     let layout = Layout::detect_here();
     let chosen = detect::choose(&layout, choice, parent, &Host::here())?;
-    let trees = open_backend(&layout, chosen, choice, with_log)?;
+    let (trees, home) = open_backend(&layout, chosen, choice, with_log)?;
     if let (Backend::Cgroup2 { .. }, Some(home)) = (&trees.choice.backend, trees.home.as_deref()) {
         resources::enable_accounting(home);
     }
     if limits.is_empty() {
         return Ok(trees);
     }
-    let Some(home) = trees.home.as_deref() else {
+    if trees.home.is_none() {
         return Err(format!(
             "{}: a limit needs a cgroup, and the tree is controlled with signals ({})",
             limits.options(),
             trees.choice.why
         ));
-    };
-    let v2 = match (&trees.choice.backend, trees.cmd.dir()) {
-        (Backend::Cgroup2 { .. }, Some(leaf)) => {
+    }
+    let v2 = match (&trees.choice.backend, trees.cmd.dir(), home.as_deref()) {
+        (Backend::Cgroup2 { .. }, Some(leaf), Some(home)) => {
             Some(resources::V2Place { home, leaf, pure: layout.kind == detect::Kind::PureV2 })
         }
         _ => None,
@@ -189,9 +189,14 @@ pub fn open(
     Ok(Trees { limits: Some(enforcer), ..trees })
 }
 
-fn open_backend(layout: &Layout, chosen: Choice, choice: TreeChoice, with_log: bool) -> Result<Trees, String> {
+fn open_backend(
+    layout: &Layout,
+    chosen: Choice,
+    choice: TreeChoice,
+    with_log: bool,
+) -> Result<(Trees, Option<Arc<home::Home>>), String> {
     let made = match &chosen.backend {
-        Backend::Signals => return Ok(signal_trees(chosen, with_log)),
+        Backend::Signals => return Ok((signal_trees(chosen, with_log), None)),
         Backend::Cgroup2 { parent: dir } => {
             make_cgroups(dir, layout.v2.as_ref().map(|(_, own)| own.clone()), with_log, true)
         }
@@ -200,14 +205,17 @@ fn open_backend(layout: &Layout, chosen: Choice, choice: TreeChoice, with_log: b
         }
     };
     match made {
-        Ok((cmd, log, home)) => Ok(Trees { cmd, log, choice: chosen, home: Some(home), limits: None }),
+        Ok((cmd, log, home)) => {
+            let dir = Some(home.dir().to_path_buf());
+            Ok((Trees { cmd, log, choice: chosen, home: dir, limits: None }, Some(home)))
+        }
         Err(e) if choice == TreeChoice::Auto => {
             let why = format!(
                 "{}; cannot make dmon's cgroups: {}; falling back to signals",
                 chosen.why,
                 crate::io_reason(&e)
             );
-            Ok(signal_trees(Choice { backend: Backend::Signals, why }, with_log))
+            Ok((signal_trees(Choice { backend: Backend::Signals, why }, with_log), None))
         }
         Err(e) => Err(format!("--tree {}: {}", chosen.backend.name(), crate::io_reason(&e))),
     }
@@ -228,10 +236,9 @@ fn make_cgroups(
     origin: Option<PathBuf>,
     with_log: bool,
     v2: bool,
-) -> io::Result<(Tree, Option<Tree>, PathBuf)> {
+) -> io::Result<(Tree, Option<Tree>, Arc<home::Home>)> {
     let leaves: &[&str] = if with_log { &["cmd", "log"] } else { &["cmd"] };
     let home = Arc::new(home::Home::create(parent, origin, leaves)?);
-    let dir = home.dir().to_path_buf();
     let make = |leaf: &str| -> io::Result<Tree> {
         Ok(Tree(if v2 {
             Box::new(cgroup2::new(home.clone(), leaf)?)
@@ -241,7 +248,7 @@ fn make_cgroups(
     };
     let cmd = make("cmd")?;
     let log = if with_log { Some(make("log")?) } else { None };
-    Ok((cmd, log, dir))
+    Ok((cmd, log, home))
 }
 
 impl Tree {

@@ -152,7 +152,7 @@ pub fn parse_cpu_quota(text: &str) -> Result<u64, String> {
 /// Where the command's cgroup v2 leaf lives, for [`Enforcer::open`].
 pub struct V2Place<'a> {
     /// dmon's cgroup (`.../dmon.PID`).
-    pub home: &'a Path,
+    pub home: &'a Home,
     /// The command's leaf in it.
     pub leaf: &'a Path,
     /// Whether the host is pure v2 (no v1 hierarchy to fall back on).
@@ -207,14 +207,28 @@ impl Enforcer {
     /// offered the controller, else in v1 hierarchies. An error is one line
     /// naming what cannot be had; nothing was started yet.
     pub fn open(resources: Resources, v2: Option<V2Place>, v1: &[V1Hierarchy]) -> Result<Enforcer, String> {
-        let offered: Vec<String> = match &v2 {
-            Some(place) => std::fs::read_to_string(place.home.join("cgroup.controllers"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
+        let mut offered: Vec<String> = match &v2 {
+            Some(place) => controllers(place.home.dir()),
             None => Vec::new(),
         };
+        // A controller the parent has but does not pass on: enabled there, for
+        // a parent that is dmon's (delegated to it), when nothing else lives in it.
+        let mut refused = None;
+        if let Some(place) = &v2 {
+            let parent = place.home.dir().parent().map(controllers).unwrap_or_default();
+            let wanted: Vec<&str> = resources
+                .needs()
+                .iter()
+                .map(|(c, _)| *c)
+                .filter(|c| !offered.iter().any(|o| o == c) && parent.iter().any(|p| p == c))
+                .collect();
+            if !wanted.is_empty() {
+                match place.home.enable_in_parent(&wanted) {
+                    Ok(()) => offered = controllers(place.home.dir()),
+                    Err(e) => refused = Some(crate::io_reason(&e)),
+                }
+            }
+        }
         let mut in_v2 = Vec::new();
         let mut in_v1: Vec<&V1Hierarchy> = Vec::new();
         for (controller, option) in resources.needs() {
@@ -230,7 +244,7 @@ impl Enforcer {
                     in_v1.push(h);
                 }
             } else {
-                return Err(missing(controller, option, v2.as_ref(), &offered));
+                return Err(missing(controller, option, v2.as_ref(), &offered, refused.as_deref()));
             }
         }
         let mut enforcer = Enforcer { resources, v1: Vec::new(), oom: None, fresh: false };
@@ -257,7 +271,7 @@ impl Enforcer {
     /// the command's leaf.
     fn open_v2(&mut self, place: &V2Place, controllers: &[&str]) -> io::Result<()> {
         let enable: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
-        files::write(&place.home.join("cgroup.subtree_control"), &enable.join(" "))?;
+        files::write(&place.home.dir().join("cgroup.subtree_control"), &enable.join(" "))?;
         for (name, value) in self.resources.v2_files() {
             if controllers.contains(&name.split('.').next().unwrap_or("")) {
                 files::write(&place.leaf.join(name), &value)?;
@@ -359,16 +373,31 @@ fn arm_v1_oom(dir: &Path) -> io::Result<OwnedFd> {
     Ok(eventfd)
 }
 
-/// The message for a controller that neither hierarchy offers.
-fn missing(controller: &str, option: &str, v2: Option<&V2Place>, offered: &[String]) -> String {
+/// The controllers a v2 cgroup is offered (its `cgroup.controllers`).
+fn controllers(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+/// The message for a controller that neither hierarchy offers. `refused`: why
+/// enabling it in the parent failed.
+fn missing(controller: &str, option: &str, v2: Option<&V2Place>, offered: &[String], refused: Option<&str>) -> String {
     match v2 {
         Some(place) if place.pure => {
-            let parent = place.home.parent().unwrap_or(place.home);
+            let home = place.home.dir();
+            let parent = home.parent().unwrap_or(home);
+            if let Some(why) = refused {
+                return format!(
+                    "{option}: cannot enable the {controller} controller in {}/cgroup.subtree_control: {why} \
+                     (dmon must be the only process of the cgroup it enables controllers in)",
+                    parent.display()
+                );
+            }
             let has = if offered.is_empty() { "none".to_string() } else { offered.join(" ") };
             format!(
-                "{option}: the {controller} controller is not delegated to {} (its cgroup.subtree_control offers: \
-                 {has}); enable it there, or run dmon in a delegated cgroup (systemd: Delegate=yes, or \
-                 Delegate={controller})",
+                "{option}: the {controller} controller is not delegated to {} (it is offered: {has}); enable it \
+                 in its parent's cgroup.subtree_control, or run dmon in a delegated cgroup (systemd: \
+                 Delegate=yes, or Delegate={controller})",
                 parent.display()
             )
         }
