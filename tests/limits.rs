@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Dir, Stopper, wait_until};
+use common::{Dir, Stopper, vm, wait_until};
 
 use std::fs;
 use std::path::Path;
@@ -17,6 +17,25 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// The system's Python itself, not a wrapper on the PATH (pyenv's shims are
+/// shell scripts whose processes would count in the tree's CPU and tasks).
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Runs this test binary in the pure-v2 guest, once for all its tests.
+#[test]
+fn in_a_pure_v2_guest() {
+    let exe = std::env::current_exe().unwrap();
+    let argv = [exe.to_str().unwrap(), "--test-threads=1", "--skip", "in_a_pure_v2_guest"];
+    let out = match vm::run(&argv, &[], Duration::from_secs(900)) {
+        Err(why) => return common::skip(&why),
+        Ok(out) => out,
+    };
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("in the guest:\n{report}");
+    assert!(out.status.success(), "the limit tests failed in the pure-v2 guest:\n{report}");
+    assert!(report.contains("test result: ok."), "{report}");
+}
 
 /// Whether `/sys/fs/cgroup` is a cgroup2 mount (pure v2), as in the guest.
 fn pure_v2() -> bool {
@@ -104,7 +123,7 @@ const HOG: &str = r#"
 [ -e first ] && exec sleep 300
 touch first
 sleep 300 & echo $! > sleeper
-sh -c 'python3 -c "b = b\"x\" * (400 << 20)"; echo survived >> runs'
+sh -c '/usr/bin/python3 -c "b = b\"x\" * (400 << 20)"; echo survived >> runs'
 echo survived >> runs
 wait
 "#;
@@ -153,7 +172,7 @@ fn an_oom_with_no_respawn_left_ends_dmon_with_137() {
         return;
     }
     let dir = Dir::new("oom-137");
-    let hog = r#"python3 -c 'b = b"x" * (400 << 20)'"#;
+    let hog = r#"/usr/bin/python3 -c 'b = b"x" * (400 << 20)'"#;
     let code = run_to_end(&dir, &["-n", "-m", "0", "--memory-max", "48m", "sh", "-c", hog]);
     assert_eq!(code, 137, "{}", said(&dir));
     let lines = common::lines(&dir.path("status"));
@@ -188,7 +207,7 @@ fn a_fork_loop_is_held_at_the_pids_max() {
         return;
     }
     let dir = Dir::new("pids");
-    let code = run_to_end(&dir, &["-n", "-1", "--pids-max", "8", "python3", "-c", FORKER, &dir.s("forked")]);
+    let code = run_to_end(&dir, &["-n", "-1", "--pids-max", "8", PYTHON, "-c", FORKER, &dir.s("forked")]);
     assert_eq!(code, 0, "{}", said(&dir));
     // Eight tasks: python and seven children.
     assert_eq!(common::read(&dir.path("forked")), "7", "{}", said(&dir));
@@ -238,7 +257,7 @@ fn memory_high_throttles_in_v2_and_is_refused_in_v1() {
         assert!(!dir.path("started").exists());
         return;
     }
-    let out = dmon(&dir, &["-n", "-1", "--memory-high", "32m", "python3", "-c", OVER_HIGH])
+    let out = dmon(&dir, &["-n", "-1", "--memory-high", "32m", PYTHON, "-c", OVER_HIGH])
         .stdout(Stdio::piped())
         .output()
         .unwrap();
@@ -267,12 +286,12 @@ fn a_limit_under_an_undelegated_v2_parent_is_refused() {
         return;
     }
     let dir = Dir::new("undelegated");
-    // In the guest, a cgroup whose subtree_control enables nothing.
+    // In the guest, a cgroup whose parent passes on no controller.
     let parent = pure_v2().then(|| Path::new("/sys/fs/cgroup").join(format!("undelegated-{}", std::process::id())));
     let mut command = match &parent {
         Some(parent) => {
-            fs::create_dir_all(parent).unwrap();
-            dmon(&dir, &["-n", "--cgroup-parent", &parent.display().to_string()])
+            fs::create_dir_all(parent.join("inner")).unwrap();
+            dmon(&dir, &["-n", "--cgroup-parent", &parent.join("inner").display().to_string()])
         }
         None => {
             // The hybrid host's v2 tree seen as pure v2: it has no controllers.
@@ -286,6 +305,7 @@ fn a_limit_under_an_undelegated_v2_parent_is_refused() {
     };
     let out = command.args(["--memory-max", "64m", "--pids-max", "8", "touch", "started"]).output().unwrap();
     if let Some(parent) = parent {
+        fs::remove_dir(parent.join("inner")).unwrap();
         fs::remove_dir(parent).unwrap();
     }
     assert_eq!(out.status.code(), Some(2), "{}", said(&dir));
@@ -321,7 +341,7 @@ fn the_usage_record_has_the_memory_and_tasks_peaks() {
         args.extend(["--memory-max", "1g", "--pids-max", "100"]);
     }
     let measured = dir.s("measured");
-    args.extend(["python3", "-c", COSTLY, &measured]);
+    args.extend([PYTHON, "-c", COSTLY, &measured]);
     assert_eq!(run_to_end(&dir, &args), 0, "{}", said(&dir));
     let exit = common::lines(&dir.path("status"))
         .into_iter()
@@ -420,7 +440,7 @@ fn limits_hold_in_the_v1_only_layout_beside_the_freezer() {
     let dir = Dir::new("v1-only");
     // The host without its cgroup2 mount: the freezer backend, limits in v1 leaves.
     let inner = "umount -l /sys/fs/cgroup/unified && exec \"$@\"";
-    let hog = "sleep 300 & echo $! > sleeper; python3 -c 'b = b\"x\" * (400 << 20)'; echo survived >> runs";
+    let hog = "sleep 300 & echo $! > sleeper; /usr/bin/python3 -c 'b = b\"x\" * (400 << 20)'; echo survived >> runs";
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", inner, "sh", common::DMON])
         .args(["-n", "-m", "0", "-I", &dir.s("status"), "--memory-max", "64m", "--pids-max", "20", "sh", "-c", hog])
@@ -441,4 +461,35 @@ fn limits_hold_in_the_v1_only_layout_beside_the_freezer() {
     let sleeper: i32 = common::read(&dir.path("sleeper")).trim().parse().unwrap();
     assert!(!common::alive(sleeper), "v1 kills one process; dmon must kill the rest, and {sleeper} lives");
     assert!(!dir.path("runs").exists(), "a process of the run outlived the OOM kill");
+}
+
+#[test]
+fn a_delegated_cgroup_of_dmon_alone_gets_the_controllers_enabled() {
+    if !pure_v2() || !can_limit() {
+        return; // only pure v2 has controllers to pass on; the guest runs this one
+    }
+    let dir = Dir::new("delegated");
+    // As systemd's Delegate=yes leaves a service: its cgroup is offered the
+    // controllers, passes none on, and dmon is its only process.
+    let service = Path::new("/sys/fs/cgroup").join(format!("service-{}", std::process::id()));
+    fs::create_dir(&service).unwrap();
+    let join = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", service.display());
+    let out = Command::new("sh")
+        .args(["-c", &join, "sh", common::DMON, "-n", "-1", "-I", &dir.s("status"), "--pids-max", "8"])
+        .args([PYTHON, "-c", FORKER, &dir.s("forked")])
+        .current_dir(&dir)
+        .env_remove("DMON_OPTIONS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.path("dmon.err")).unwrap())
+        .output()
+        .unwrap();
+    let control = common::read(&service.join("cgroup.subtree_control"));
+    let left: Vec<_> = fs::read_dir(&service).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+    let _ = fs::remove_dir(&service);
+    assert!(out.status.success(), "{}", said(&dir));
+    assert_eq!(common::read(&dir.path("forked")), "7", "{}", said(&dir));
+    // Undone before dmon moved back, and nothing of dmon's left.
+    assert_eq!(control.trim(), "", "dmon left controllers enabled in the service's cgroup");
+    assert!(left.is_empty(), "left in the service's cgroup: {left:?}");
 }
