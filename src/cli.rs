@@ -358,6 +358,9 @@ fn parse_pressure(text: &str) -> Result<(Source, Marks), String> {
         let why = if units::is_negative(part) { "has a percentage below zero" } else { "is not a percentage" };
         units::parse_load(part).map_err(|_| bad(why))
     };
+    if Source::from_name(text).is_some() {
+        return Err(format!("'{text}' names a source but no mark (expected {text}:HIGH[:LOW], such as {text}:40:10)"));
+    }
     // A word of letters first is a source; a number first is cpu's HIGH.
     let (source, marks) = match text.split_once(':') {
         Some((name, rest)) if name.chars().all(|c| c.is_ascii_alphabetic()) && !name.is_empty() => {

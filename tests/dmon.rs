@@ -359,9 +359,18 @@ fn bad_inputs_get_one_line_and_exit_2_before_anything_starts() {
             "--pressure: 'disk:40' has an unknown source 'disk' (expected cpu, memory or io)".into(),
         ),
         (
+            vec!["--pressure".into(), "memory".into()],
+            "--pressure: 'memory' names a source but no mark (expected memory:HIGH[:LOW]".into(),
+        ),
+        (
             vec!["--cgroup-parent".into(), "/nonexistent/cg".into()],
             "--cgroup-parent: '/nonexistent/cg' is not a directory".into(),
         ),
+        (vec!["--memory-max".into(), "0".into()], "--memory-max: '0' is too small".into()),
+        (vec!["--memory-high".into(), "lots".into()], "--memory-high: 'lots' is not a size".into()),
+        (vec!["--pids-max".into(), "-3".into()], "--pids-max: '-3' is negative".into()),
+        (vec!["--cpu-quota".into(), "0%".into()], "--cpu-quota: '0%' is out of range".into()),
+        (vec!["--cpu-quota".into(), "half".into()], "--cpu-quota: 'half' is not a percentage of a CPU".into()),
     ];
     for (args, expected) in cases {
         let out = run(dmon().arg("-n").args(&args).args(["sh", "-c", &cmd]));

@@ -493,3 +493,26 @@ fn a_delegated_cgroup_of_dmon_alone_gets_the_controllers_enabled() {
     assert_eq!(control.trim(), "", "dmon left controllers enabled in the service's cgroup");
     assert!(left.is_empty(), "left in the service's cgroup: {left:?}");
 }
+
+#[test]
+fn limits_come_from_dmon_options_and_config_files_too() {
+    if !can_limit() {
+        return;
+    }
+    let dir = Dir::new("conf");
+    fs::write(dir.path("dmon.conf"), "# limits\nmemory-max 1g\n").unwrap();
+    // -C comes first of all.
+    let mut command = common::dmon();
+    command
+        .env("DMON_OPTIONS", "--pids-max 5")
+        .args(["-C", &dir.s("dmon.conf"), "-n", "-1", "-I", &dir.s("status")])
+        .args([PYTHON, "-c", FORKER, &dir.s("forked")])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.path("dmon.err")).unwrap());
+    let status = common::finish(command.spawn().unwrap(), WAIT);
+    assert!(status.success(), "{}", said(&dir));
+    assert_eq!(common::read(&dir.path("forked")), "4", "--pids-max from DMON_OPTIONS; {}", said(&dir));
+    let usage = wait_line(&dir, "cmd usage ");
+    assert!(field(&usage, "memory_peak_bytes").is_some(), "--memory-max from the file: {usage}");
+}
