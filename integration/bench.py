@@ -483,6 +483,39 @@ class Suite:
                 crash[t].append(len(starts) / crash_s)
         self.results["restart"] = {"lat_s": lat_s, "crash_s": crash_s, "lat": lat, "crash": crash}
 
+    # -- (8) what the usage record costs
+
+    def record_once(self, backend, usage, runs):
+        """A crash loop of `true` without back-off, RUNS runs with -I in JSON; the
+        wall time per run, and dmon's own CPU time per run, read from its zombie
+        (/proc/PID/stat's utime and stime, without its children's)."""
+        status = self.path(f"record-{backend}-{usage}")
+        env = dict(os.environ, DMON_USAGE="1" if usage else "0")
+        argv = [self.dmon, "-n", "--tree", backend, "-m", str(runs), "--backoff-max", "0",
+                "-I", status, "--status-format", "json", "true"]
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+        wall = time.monotonic() - t0
+        with open(f"/proc/{p.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / HZ
+        p.wait()
+        with open(status) as f:
+            recorded = sum(1 for line in f if '"usage"' in line)
+        os.unlink(status)
+        return {"wall_us": wall / (runs + 1) * 1e6, "cpu_us": cpu / (runs + 1) * 1e6, "records": recorded}
+
+    def case_record(self):
+        runs = 300 if self.quick else 3000
+        rows = []
+        for r in range(self.rounds):
+            log(f"record: round {r + 1}: {runs} runs of true per backend, with and without the usage record")
+            for backend in ("cgroup2", "freezer", "signals"):
+                for usage in (True, False):
+                    rows.append(dict(self.record_once(backend, usage, runs), backend=backend, usage=usage))
+        self.results["record"] = {"runs": runs, "rows": rows}
+
     # -- (6) log throughput
 
     def case_logs(self):
@@ -933,6 +966,28 @@ def report(suite, m, figures, command):
                 f"{fmt(m['kill'], 1)} | {fmt(m['kill_floor'], 1)} | {ratio(m['kill'], m['kill_floor'])} | {fmt(m['peer_kill'], 1)} | "
                 f"{fmt(left, 0)} of {size} |")
         add("")
+    if "record" in r:
+        rc = r["record"]
+        add("## 8. What the usage record costs")
+        add("")
+        add(f"A crash loop of `true` without back-off (`-m {rc['runs']} --backoff-max 0 -I FILE --status-format json`),")
+        add("with the usage record (the default) and without it (`DMON_USAGE=0`), per backend, alternating in each")
+        add("round. The run of `true` is the same in both, so the difference per run is the record's cost between the")
+        add("empty tree and the next start: the leaf's counters read before the start and at the end, the peak files")
+        add("opened, the longer line. Wall: the whole loop's time per run. dmon CPU: dmon's own time per run, read")
+        add("from its zombie (`utime` + `stime` of /proc/PID/stat, its children's not included; 10 ms ticks over the")
+        add("whole loop). Best of the rounds, µs per run.")
+        add("")
+        add("| backend | wall with | wall without | ratio | dmon CPU with | dmon CPU without | ratio |")
+        add("|---|---:|---:|---:|---:|---:|---:|")
+        for backend in ("cgroup2", "freezer", "signals"):
+            best = {}
+            for usage in (True, False):
+                xs = [x for x in rc["rows"] if x["backend"] == backend and x["usage"] == usage]
+                best[usage] = (min(x["wall_us"] for x in xs), min(x["cpu_us"] for x in xs))
+            (w1, c1), (w0, c0) = best[True], best[False]
+            add(f"| {backend} | {fmt(w1, 0)} | {fmt(w0, 0)} | {ratio(w1, w0)} | {fmt(c1, 0)} | {fmt(c0, 0)} | {ratio(c1, c0)} |")
+        add("")
     return "\n".join(L)
 
 
@@ -944,7 +999,7 @@ def main():
     ap.add_argument("--tree-exe", required=True, help="the built tests/tree.rs binary")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--command", default="integration/bench.sh")
-    ap.add_argument("--cases", default="pause,timeline,freeze,survivors,idle,restart,logs,control")
+    ap.add_argument("--cases", default="pause,timeline,freeze,survivors,idle,restart,logs,control,record")
     args = ap.parse_args()
 
     def on_signal(sig, _frame):
