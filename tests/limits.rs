@@ -310,7 +310,9 @@ fn a_limit_under_an_undelegated_v2_parent_is_refused() {
     }
     assert_eq!(out.status.code(), Some(2), "{}", said(&dir));
     let err = common::read(&dir.path("dmon.err"));
-    assert!(err.contains("memory controller is not delegated") && err.contains("Delegate="), "{err}");
+    // Both missing controllers are named, with the way to delegate them.
+    assert!(err.contains("memory and pids controllers are not delegated"), "{err}");
+    assert!(err.contains("Delegate=memory pids"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!dir.path("started").exists(), "the command ran without its limit");
 }

@@ -207,30 +207,13 @@ impl Enforcer {
     /// offered the controller, else in v1 hierarchies. An error is one line
     /// naming what cannot be had; nothing was started yet.
     pub fn open(resources: Resources, v2: Option<V2Place>, v1: &[V1Hierarchy]) -> Result<Enforcer, String> {
-        let mut offered: Vec<String> = match &v2 {
-            Some(place) => controllers(place.home.dir()),
-            None => Vec::new(),
+        let (offered, refused) = match &v2 {
+            Some(place) => offer(place, &resources),
+            None => (Vec::new(), None),
         };
-        // A controller the parent has but does not pass on: enabled there, for
-        // a parent that is dmon's (delegated to it), when nothing else lives in it.
-        let mut refused = None;
-        if let Some(place) = &v2 {
-            let parent = place.home.dir().parent().map(controllers).unwrap_or_default();
-            let wanted: Vec<&str> = resources
-                .needs()
-                .iter()
-                .map(|(c, _)| *c)
-                .filter(|c| !offered.iter().any(|o| o == c) && parent.iter().any(|p| p == c))
-                .collect();
-            if !wanted.is_empty() {
-                match place.home.enable_in_parent(&wanted) {
-                    Ok(()) => offered = controllers(place.home.dir()),
-                    Err(e) => refused = Some(crate::io_reason(&e)),
-                }
-            }
-        }
         let mut in_v2 = Vec::new();
         let mut in_v1: Vec<&V1Hierarchy> = Vec::new();
+        let mut lacking = Vec::new();
         for (controller, option) in resources.needs() {
             if offered.iter().any(|c| c == controller) {
                 in_v2.push(controller);
@@ -244,25 +227,25 @@ impl Enforcer {
                     in_v1.push(h);
                 }
             } else {
-                return Err(missing(controller, option, v2.as_ref(), &offered, refused.as_deref()));
+                lacking.push((controller, option));
             }
         }
+        if !lacking.is_empty() {
+            return Err(missing(&lacking, v2.as_ref(), &offered, refused.as_deref()));
+        }
+        let failed = |e: io::Error| format!("{}: {}", resources.options(), crate::io_reason(&e));
         let mut enforcer = Enforcer { resources, v1: Vec::new(), oom: None, fresh: false };
         if let Some(place) = v2.as_ref().filter(|_| !in_v2.is_empty()) {
-            enforcer
-                .open_v2(place, &in_v2)
-                .map_err(|e| format!("{}: {}", resources.options(), crate::io_reason(&e)))?;
+            enforcer.open_v2(place, &in_v2).map_err(failed)?;
         }
         for h in in_v1 {
-            let home =
-                Home::create_plain(&h.own).map_err(|e| format!("{}: {}", resources.options(), crate::io_reason(&e)))?;
-            let wants_oom = h.controllers.iter().any(|c| c == "memory") && enforcer.oom.is_none();
-            enforcer.v1.push(V1Leaf { home, controllers: h.controllers.clone(), run: None });
-            if wants_oom {
+            let home = Home::create_plain(&h.own).map_err(failed)?;
+            if h.controllers.iter().any(|c| c == "memory") {
                 enforcer.oom = Some(Oom::V1 { eventfd: None });
             }
+            enforcer.v1.push(V1Leaf { home, controllers: h.controllers.clone(), run: None });
         }
-        enforcer.prepare_run().map_err(|e| format!("{}: {}", resources.options(), crate::io_reason(&e)))?;
+        enforcer.prepare_run().map_err(failed)?;
         enforcer.fresh = true;
         Ok(enforcer)
     }
@@ -373,35 +356,65 @@ fn arm_v1_oom(dir: &Path) -> io::Result<OwnedFd> {
     Ok(eventfd)
 }
 
+/// The controllers dmon's v2 cgroup is offered, after enabling in the parent
+/// those the parent has but does not pass on (for a parent that is dmon's,
+/// delegated to it, and holds no other process); and why that failed, if it did.
+fn offer(place: &V2Place, resources: &Resources) -> (Vec<String>, Option<String>) {
+    let offered = controllers(place.home.dir());
+    let parent = place.home.dir().parent().map(controllers).unwrap_or_default();
+    let wanted: Vec<&str> = resources
+        .needs()
+        .iter()
+        .map(|(c, _)| *c)
+        .filter(|c| !offered.iter().any(|o| o == c) && parent.iter().any(|p| p == c))
+        .collect();
+    if wanted.is_empty() {
+        return (offered, None);
+    }
+    match place.home.enable_in_parent(&wanted) {
+        Ok(()) => (controllers(place.home.dir()), None),
+        Err(e) => (offered, Some(crate::io_reason(&e))),
+    }
+}
+
 /// The controllers a v2 cgroup is offered (its `cgroup.controllers`).
 fn controllers(dir: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
     text.split_whitespace().map(str::to_string).collect()
 }
 
-/// The message for a controller that neither hierarchy offers. `refused`: why
-/// enabling it in the parent failed.
-fn missing(controller: &str, option: &str, v2: Option<&V2Place>, offered: &[String], refused: Option<&str>) -> String {
+/// The message for controllers (with the options that need them) that neither
+/// hierarchy offers. `refused`: why enabling them in the parent failed.
+fn missing(lacking: &[(&str, &str)], v2: Option<&V2Place>, offered: &[String], refused: Option<&str>) -> String {
+    let options: Vec<&str> = lacking.iter().map(|(_, o)| *o).collect();
+    let names: Vec<&str> = lacking.iter().map(|(c, _)| *c).collect();
+    let delegate = names.join(" ");
+    let names = match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => delegate.clone(),
+    };
+    let options = options.join(", ");
+    let (what, is) = if lacking.len() == 1 { ("controller", "is") } else { ("controllers", "are") };
     match v2 {
         Some(place) if place.pure => {
             let home = place.home.dir();
             let parent = home.parent().unwrap_or(home);
             if let Some(why) = refused {
                 return format!(
-                    "{option}: cannot enable the {controller} controller in {}/cgroup.subtree_control: {why} \
-                     (dmon must be the only process of the cgroup it enables controllers in)",
+                    "{options}: cannot enable the {names} {what} in {}/cgroup.subtree_control: {why} (dmon must be \
+                     the only process of the cgroup it enables controllers in)",
                     parent.display()
                 );
             }
             let has = if offered.is_empty() { "none".to_string() } else { offered.join(" ") };
             format!(
-                "{option}: the {controller} controller is not delegated to {} (it is offered: {has}); enable it \
-                 in its parent's cgroup.subtree_control, or run dmon in a delegated cgroup (systemd: \
-                 Delegate=yes, or Delegate={controller})",
+                "{options}: the {names} {what} {is} not delegated to {} (it is offered: {has}); enable them in \
+                 its parent's cgroup.subtree_control, or run dmon in a delegated cgroup (systemd: Delegate=yes, \
+                 or Delegate={delegate})",
                 parent.display()
             )
         }
-        _ => format!("{option}: no cgroup hierarchy here has the {controller} controller"),
+        _ => format!("{options}: no cgroup hierarchy here has the {names} {what}"),
     }
 }
 
