@@ -285,36 +285,47 @@ fn a_limit_under_an_undelegated_v2_parent_is_refused() {
         common::skip("making a cgroup without controllers needs root");
         return;
     }
-    let dir = Dir::new("undelegated");
     // In the guest, a cgroup whose parent passes on no controller.
     let parent = pure_v2().then(|| Path::new("/sys/fs/cgroup").join(format!("undelegated-{}", std::process::id())));
-    let mut command = match &parent {
-        Some(parent) => {
-            fs::create_dir_all(parent.join("inner")).unwrap();
-            dmon(&dir, &["-n", "--cgroup-parent", &parent.join("inner").display().to_string()])
-        }
-        None => {
-            // The hybrid host's v2 tree seen as pure v2: it has no controllers.
-            let mut c = Command::new("unshare");
-            let inner = "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec \"$@\"";
-            c.args(["--mount", "--propagation", "private", "sh", "-c", inner, "sh", common::DMON]);
-            c.args(["-n", "-I", &dir.s("status")]).current_dir(&dir).env_remove("DMON_OPTIONS").stdin(Stdio::null());
-            c.stdout(Stdio::null()).stderr(fs::File::create(dir.path("dmon.err")).unwrap());
-            c
-        }
+    if let Some(parent) = &parent {
+        fs::create_dir_all(parent.join("inner")).unwrap();
+    }
+    let refused = |limits: &[&str]| -> String {
+        let dir = Dir::new("undelegated");
+        let mut command = match &parent {
+            Some(parent) => dmon(&dir, &["-n", "--cgroup-parent", &parent.join("inner").display().to_string()]),
+            None => {
+                // The hybrid host's v2 tree seen as pure v2: it has no controllers.
+                let mut c = Command::new("unshare");
+                let inner = "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec \"$@\"";
+                c.args(["--mount", "--propagation", "private", "sh", "-c", inner, "sh", common::DMON, "-n"]);
+                c.args(["-I", &dir.s("status")]).current_dir(&dir).env_remove("DMON_OPTIONS").stdin(Stdio::null());
+                c.stdout(Stdio::null()).stderr(fs::File::create(dir.path("dmon.err")).unwrap());
+                c
+            }
+        };
+        let out = command.args(limits).args(["touch", "started"]).output().unwrap();
+        let err = common::read(&dir.path("dmon.err"));
+        assert_eq!(out.status.code(), Some(2), "{limits:?}: {}", said(&dir));
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!dir.path("started").exists(), "{limits:?}: the command ran without its limit");
+        err
     };
-    let out = command.args(["--memory-max", "64m", "--pids-max", "8", "touch", "started"]).output().unwrap();
+    for (limit, controller) in
+        [("--memory-max", "memory"), ("--memory-high", "memory"), ("--pids-max", "pids"), ("--cpu-quota", "cpu")]
+    {
+        let err = refused(&[limit, if limit == "--cpu-quota" { "50%" } else { "64" }]);
+        let expected = format!("{limit}: the {controller} controller is not delegated to ");
+        assert!(err.contains(&expected) && err.contains(&format!("Delegate={controller})")), "{err}");
+    }
+    // Every missing controller is named, with the way to delegate them.
+    let err = refused(&["--memory-max", "64m", "--pids-max", "8"]);
+    assert!(err.contains("memory and pids controllers are not delegated"), "{err}");
+    assert!(err.contains("Delegate=memory pids"), "{err}");
     if let Some(parent) = parent {
         fs::remove_dir(parent.join("inner")).unwrap();
         fs::remove_dir(parent).unwrap();
     }
-    assert_eq!(out.status.code(), Some(2), "{}", said(&dir));
-    let err = common::read(&dir.path("dmon.err"));
-    // Both missing controllers are named, with the way to delegate them.
-    assert!(err.contains("memory and pids controllers are not delegated"), "{err}");
-    assert!(err.contains("Delegate=memory pids"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(!dir.path("started").exists(), "the command ran without its limit");
 }
 
 /// Uses about half a second of CPU and touches 64 MiB, then writes the CPU
