@@ -328,20 +328,6 @@ fn a_limit_under_an_undelegated_v2_parent_is_refused() {
     }
 }
 
-/// Uses about half a second of CPU and touches 64 MiB, then writes the CPU
-/// time it measured for itself (ms).
-const COSTLY: &str = r#"
-import os, sys, time
-b = b"x" * (64 << 20)
-start = time.process_time()
-while time.process_time() - start < 0.5:
-    pass
-t = os.times()
-with open(sys.argv[1] + ".tmp", "w") as f:
-    f.write("%f" % ((t.user + t.system) * 1000))
-os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-"#;
-
 #[test]
 fn the_usage_record_has_the_memory_and_tasks_peaks() {
     if !can_limit() {
@@ -354,7 +340,8 @@ fn the_usage_record_has_the_memory_and_tasks_peaks() {
         args.extend(["--memory-max", "1g", "--pids-max", "100"]);
     }
     let measured = dir.s("measured");
-    args.extend([PYTHON, "-c", COSTLY, &measured]);
+    let costly = common::busy_python(64);
+    args.extend([PYTHON, "-c", &costly, &measured]);
     assert_eq!(run_to_end(&dir, &args), 0, "{}", said(&dir));
     let exit = common::lines(&dir.path("status"))
         .into_iter()
@@ -367,7 +354,7 @@ fn the_usage_record_has_the_memory_and_tasks_peaks() {
     assert!(value("memory_peak_bytes") >= 64 << 20, "{exit}");
     assert!(value("tasks_peak") >= 1, "{exit}");
     let cpu = (value("cpu_user_ms") + value("cpu_system_ms")) as f64;
-    let own: f64 = common::read(&dir.path("measured")).parse().unwrap();
+    let own: f64 = common::read(&dir.path("measured")).trim().parse().unwrap();
     assert!((cpu - own).abs() <= own * 0.2, "dmon says {cpu} ms, the command measured {own} ms: {exit}");
 }
 

@@ -18,20 +18,6 @@ use serde_json::Value;
 const DMON: &str = env!("CARGO_BIN_EXE_dmon");
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Burns about half a second of CPU, then writes the CPU time it measured for
-/// itself (user + system, in ms) to the file named by its argument, renamed
-/// into place whole.
-const BUSY: &str = r#"
-import os, sys, time
-start = time.process_time()
-while time.process_time() - start < 0.5:
-    pass
-t = os.times()
-with open(sys.argv[1] + ".tmp", "w") as f:
-    f.write("%f\n" % ((t.user + t.system) * 1000))
-os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-"#;
-
 /// The usage fields a layout may lack.
 const OPTIONAL: [(&str, &str); 4] = [
     ("tasks_peak", "pids.peak"),
@@ -126,7 +112,9 @@ fn close(measured: f64, expected: f64) -> bool {
 /// Runs the busy command once and returns the CPU time (ms) it measured itself
 /// and the status file's text.
 fn busy_run(dir: &Dir, backend: &str, format: &str) -> f64 {
-    let child = dmon(dir, backend, format, &["-1", "python3", "-c", BUSY, &dir.s("measured")]).spawn().unwrap();
+    let child = dmon(dir, backend, format, &["-1", "python3", "-c", &common::busy_python(0), &dir.s("measured")])
+        .spawn()
+        .unwrap();
     finish(dir, child);
     let measured = read(dir, "measured");
     measured

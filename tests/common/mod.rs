@@ -261,3 +261,22 @@ pub fn shell(dir: impl AsRef<Path>, script: &str) -> Command {
     command.env_remove("DMON_OPTIONS").env_remove("DMON_LOG").env_remove("NOTIFY_SOCKET");
     command
 }
+
+/// A Python program that touches `mib` MiB, burns about half a second of CPU,
+/// then writes the CPU time it measured for itself (user + system, in ms) to
+/// the file named by its argument, renamed into place whole.
+pub fn busy_python(mib: u32) -> String {
+    format!(
+        r#"
+import os, sys, time
+b = b"x" * ({mib} << 20)
+start = time.process_time()
+while time.process_time() - start < 0.5:
+    pass
+t = os.times()
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write("%f\n" % ((t.user + t.system) * 1000))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+"#
+    )
+}
