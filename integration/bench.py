@@ -424,7 +424,8 @@ class Suite:
             "dmon -p F … -- cat": None,  # detached, with a log command
             "dmon -L 1000": ["-L", "1000"],
             # Memory pressure, not cpu's: other work on a shared machine pushes
-            # cpu pressure over 90 %, and a paused command is no longer idle.
+            # cpu pressure over 90 % more often, and a paused command is no
+            # longer idle.
             "dmon --pressure memory:90": ["--pressure", "memory:90"],
             "s6-supervise": [],
             "runsv": [],
@@ -955,11 +956,13 @@ def report(suite, m, figures, command):
                 f"{fmt(x['private_dirty'], 0)} | {ratio(x['rss'], d['rss'])} | {ratio(x['pss_alone'], d['pss_alone'])} |")
         add("")
         add("`-L` reads the load average when the kernel updates it (every 5 s); `--pressure`")
-        add("waits on a PSI trigger, on memory: the cpu pressure of other work on a shared machine")
-        add("can cross 90 % and have dmon pause its command, which is then no longer idle (an earlier")
-        add("run's `--pressure 90` row, at a load average of 32 on 2 CPUs, paused, took 14 wake-ups a")
-        add("minute and 2348 KiB of RSS). `integration/idle-memory.py` gives the same figures per mapping")
-        add("and after a minute of idling and a signal too.")
+        add("waits on a PSI trigger, here on memory. PSI is system-wide: other work on a shared machine")
+        add("can stall long enough to fire the trigger, and dmon then pauses and resumes its command,")
+        add("which is no longer idle; wake-ups in that row mean it did, and its RSS then holds the")
+        add("code of a pause too (an earlier run's `--pressure 90` on cpu, at a load average of 32 on")
+        add("2 CPUs, paused, with 14 wake-ups a minute and 2348 KiB of RSS).")
+        add("`integration/idle-memory.py` gives the same figures per mapping and after a minute of")
+        add("idling and a signal too.")
         add("")
         add("Most of a supervisor's RSS is clean file pages: its binary's text and libc's, faulted in")
         add("as it runs (the kernel maps up to 64 KiB around each fault) and shared with every other")
