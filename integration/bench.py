@@ -423,10 +423,9 @@ class Suite:
             "dmon": [],
             "dmon -p F … -- cat": None,  # detached, with a log command
             "dmon -L 1000": ["-L", "1000"],
-            # Memory pressure, not cpu's: other work on a shared machine pushes
-            # cpu pressure over 90 % more often, and a paused command is no
-            # longer idle.
-            "dmon --pressure memory:90": ["--pressure", "memory:90"],
+            # PSI is system-wide: other work can fire the trigger, and a
+            # paused command is no longer idle (the report says so).
+            "dmon --pressure 90": ["--pressure", "90"],
             "s6-supervise": [],
             "runsv": [],
             "supervise": [],
@@ -956,11 +955,11 @@ def report(suite, m, figures, command):
                 f"{fmt(x['private_dirty'], 0)} | {ratio(x['rss'], d['rss'])} | {ratio(x['pss_alone'], d['pss_alone'])} |")
         add("")
         add("`-L` reads the load average when the kernel updates it (every 5 s); `--pressure`")
-        add("waits on a PSI trigger, here on memory. PSI is system-wide: other work on a shared machine")
-        add("can stall long enough to fire the trigger, and dmon then pauses and resumes its command,")
-        add("which is no longer idle; wake-ups in that row mean it did, and its RSS then holds the")
-        add("code of a pause too (an earlier run's `--pressure 90` on cpu, at a load average of 32 on")
-        add("2 CPUs, paused, with 14 wake-ups a minute and 2348 KiB of RSS).")
+        add("waits on a PSI trigger (cpu). PSI is system-wide: other work on a shared machine can")
+        add("stall long enough to fire the trigger, and dmon then pauses and resumes its command, which")
+        add("is no longer idle; wake-ups in that row mean it did, and its RSS then holds the code of a")
+        add("pause too (one run, at a load average of 32 on 2 CPUs, had 14 wake-ups a minute and 2348")
+        add("KiB of RSS in that row).")
         add("`integration/idle-memory.py` gives the same figures per mapping and after a minute of")
         add("idling and a signal too.")
         add("")
