@@ -27,6 +27,8 @@ use crate::tree::Tree;
 use crate::usage::Meter;
 use crate::watch::{Ready, Watch};
 
+mod idle;
+
 /// The signals forwarded with `-s` / `-S` (ignored without).
 pub const FORWARDED: [Signal; 6] =
     [Signal::SIGCONT, Signal::SIGALRM, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGHUP];
@@ -190,6 +192,8 @@ impl Supervisor {
         }
         self.child_nice = crate::child::raise_priority();
         self.first_starts();
+        let released = idle::release_start_up_pages();
+        tracing::debug!("unmapped {released} KiB of start-up pages");
         // What parsing, resolving and the first starts allocated is freed by now:
         // hand its pages back to the kernel before waiting, perhaps for months.
         // SAFETY: malloc_trim has no preconditions.

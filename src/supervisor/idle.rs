@@ -1,0 +1,93 @@
+//! Before the idle wait: unmap the file pages that only the start-up used.
+//!
+//! Parsing the options, resolving users and the first starts fault in most of
+//! dmon's text and much of libc's (the kernel maps 64 KiB around each fault).
+//! They stay counted in dmon's RSS and Pss for its whole life, although the
+//! loop runs a small part of that code. A dmon that detaches starts over in
+//! the forked child, which maps only what it touches again; `-n` keeps the
+//! pages of its start-up. This gives both the same: `MADV_DONTNEED` on every
+//! private, read-only mapping of a file that holds no anonymous (copied)
+//! page, so that what goes is a clean copy of the file, still in the page
+//! cache, faulted back as it was (exactly as after the kernel reclaimed it)
+//! when the loop runs that code again. Data, relocated tables (RELRO), the
+//! heap and the stack are never touched.
+
+use std::io::Read;
+
+/// Unmaps the clean file pages; returns how many KiB were mapped in them. Any
+/// failure leaves the pages as they are.
+pub fn release_start_up_pages() -> usize {
+    let mut smaps = String::new();
+    if std::fs::File::open("/proc/self/smaps").and_then(|mut f| f.read_to_string(&mut smaps)).is_err() {
+        return 0;
+    }
+    let mut released = 0;
+    // The current mapping: (start, end, clean file mapping, Rss KiB).
+    let mut current: Option<(usize, usize, bool, usize)> = None;
+    for line in smaps.lines() {
+        if let Some(range) = header(line) {
+            current = Some(range);
+        } else if let Some(kib) = field(line, "Rss:") {
+            current = current.map(|(s, e, clean, _)| (s, e, clean, kib));
+        } else if let Some(kib) = field(line, "Anonymous:") {
+            current = current.map(|(s, e, clean, rss)| (s, e, clean && kib == 0, rss));
+        } else if line.starts_with("VmFlags:") {
+            // The last line of a mapping's block.
+            if let Some((start, end, true, rss)) = current.take() {
+                let locked = line.split_whitespace().any(|flag| flag == "lo");
+                // SAFETY: the range is one whole mapping of this process, private
+                // and read-only, with no anonymous page: dropping its pages loses
+                // nothing, as the file holds every byte they hold.
+                if rss > 0
+                    && !locked
+                    && unsafe { libc::madvise(start as *mut _, end - start, libc::MADV_DONTNEED) } == 0
+                {
+                    released += rss;
+                }
+            }
+        }
+    }
+    released
+}
+
+/// A mapping's first line: `start-end perms offset dev inode path`, as
+/// (start, end, whether it is a private read-only mapping of a file, 0).
+fn header(line: &str) -> Option<(usize, usize, bool, usize)> {
+    let mut words = line.split_whitespace();
+    let (start, end) = words.next()?.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    let perms = words.next()?.as_bytes();
+    let path = words.nth(3).unwrap_or("");
+    let clean = perms.len() == 4 && perms[1] == b'-' && perms[3] == b'p' && path.starts_with('/');
+    Some((start, end, clean, 0))
+}
+
+fn field(line: &str, name: &str) -> Option<usize> {
+    line.strip_prefix(name)?.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers() {
+        let text = "7f46408e7000-7f46408ea000 r-xp 00000000 fe:00 326426    /usr/lib/libc.so.6";
+        assert_eq!(header(text), Some((0x7f46408e7000, 0x7f46408ea000, true, 0)));
+        let data = "7f46408e7000-7f46408ea000 rw-p 00000000 fe:00 326426    /usr/lib/libc.so.6";
+        assert_eq!(header(data).map(|h| h.2), Some(false));
+        let anon = "7f4640702000-7f4640705000 r--p 00000000 00:00 0";
+        assert_eq!(header(anon).map(|h| h.2), Some(false));
+        assert_eq!(header("7fff2aad0000-7fff2aaf1000 rw-p 00000000 00:00 0   [stack]").map(|h| h.2), Some(false));
+        assert_eq!(header("Rss:                 148 kB"), None);
+        assert_eq!(field("Anonymous:            12 kB", "Anonymous:"), Some(12));
+    }
+
+    #[test]
+    fn releases_and_runs_on() {
+        // Whatever it unmaps comes back: the test goes on running this code.
+        release_start_up_pages();
+        assert_eq!(header("1-2 r--p 0 0:0 1 /x").map(|h| h.2), Some(true));
+    }
+}
