@@ -159,8 +159,7 @@ pub struct V2Place<'a> {
     pub pure: bool,
 }
 
-/// A v1 hierarchy that carries a controller a limit needs: its mount point and
-/// dmon's own cgroup in it.
+/// A v1 hierarchy with controllers: which ones, and dmon's own cgroup in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V1Hierarchy {
     pub controllers: Vec<String>,
