@@ -966,7 +966,7 @@ def report(suite, m, figures, command):
         i = r["idle"]
         add("## 4. Supervisor cost while idle")
         add("")
-        add(f"Measured at commit {m['commit']} on {m['date']} (`integration/bench.py --cases idle`).")
+        add(f"Measured at commit {m['commit']} on {m['date']} (`{command}`).")
         add(f"Each supervisor runs `sleep`, all side by side; wake-ups are the supervisor's context")
         add(f"switches (`voluntary_ctxt_switches` + `nonvoluntary_ctxt_switches` in /proc/PID/status)")
         add(f"over {i['seconds']} s, per minute. Memory, in KiB, from /proc/PID/status and smaps: RSS is")
