@@ -522,7 +522,7 @@ fn numbered_lines_through_a_killed_logger(dlog: bool, sig: i32, total: usize, ki
     fs::write(dir.path("logger.py"), LOGGER).unwrap();
     let logger = match dlog {
         true => vec![env!("CARGO_BIN_EXE_dlog").to_string(), out.clone()],
-        false => vec!["python3".to_string(), dir.s("logger.py"), out.clone()],
+        false => vec![common::python().to_string(), dir.s("logger.py"), out.clone()],
     };
     // The writer paces itself a little so that the logger is killed mid-stream.
     let writer = format!("i=1; while [ $i -le {total} ]; do seq $i $((i+999)); i=$((i+1000)); sleep 0.02; done");

@@ -205,7 +205,7 @@ fn a_slow_draining_logger_is_not_stopped() {
         out.to_str().unwrap()
     );
     let child = dmon_cmd()
-        .args(["-n", "-1", "--grace", "0.3", "seq", "1", "30000", "--", "python3", "-c", &logger])
+        .args(["-n", "-1", "--grace", "0.3", "seq", "1", "30000", "--", common::python(), "-c", &logger])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -384,14 +384,6 @@ os.rename(tmp, sys.argv[1])
 time.sleep(60)
 "#;
 
-fn python() -> &'static str {
-    // Not a shim under root's home: the dropped child must be able to run it.
-    ["/usr/bin/python3", "/usr/local/bin/python3"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("the test needs python3 in /usr/bin or /usr/local/bin")
-}
-
 /// Runs the probe as `who` with `options`; returns its results and checks the
 /// child's status against `expect`.
 fn probe(who: Who, options: Vec<String>, expect: &Expect) -> Vec<String> {
@@ -399,7 +391,7 @@ fn probe(who: Who, options: Vec<String>, expect: &Expect) -> Vec<String> {
     fs::write(dir.path("probe.py"), PROBE).unwrap();
     let result = dir.s("result");
     let context = format!("{} with {options:?}", who.name());
-    let mut run = Run::start(&dir, &who.args(options, &[python(), &dir.s("probe.py"), &result]));
+    let mut run = Run::start(&dir, &who.args(options, &[common::python(), &dir.s("probe.py"), &result]));
     let pid = run.pid(who.name());
     assert!(wait_until(Duration::from_secs(10), || Path::new(&result).exists()), "{context}: the probe wrote nothing");
     expect.check(pid, &context);

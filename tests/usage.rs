@@ -112,9 +112,10 @@ fn close(measured: f64, expected: f64) -> bool {
 /// Runs the busy command once and returns the CPU time (ms) it measured itself
 /// and the status file's text.
 fn busy_run(dir: &Dir, backend: &str, format: &str) -> f64 {
-    let child = dmon(dir, backend, format, &["-1", "python3", "-c", &common::busy_python(0), &dir.s("measured")])
-        .spawn()
-        .unwrap();
+    let child =
+        dmon(dir, backend, format, &["-1", common::python(), "-c", &common::busy_python(0), &dir.s("measured")])
+            .spawn()
+            .unwrap();
     finish(dir, child);
     let measured = read(dir, "measured");
     measured

@@ -24,6 +24,15 @@ pub fn skip(why: &str) {
     eprintln!("skipped: {why}");
 }
 
+/// The system's python3, never a shim under root's home: a shim costs CPU that
+/// a run's usage record counts, and a dropped child cannot run it.
+pub fn python() -> &'static str {
+    ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("the tests need python3 in /usr/bin or /usr/local/bin")
+}
+
 /// Whether the tests run as root.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
