@@ -725,7 +725,19 @@ fn denv_exit_codes() {
     let (code, _, err) = denv(&["-E", "=x", "true"]);
     assert_eq!(code, 111);
     assert!(err.contains("'=x'"), "{err}");
-    assert_eq!(denv(&["--bogus", "true"]).0, 111);
+    // An unknown option is named as one, not run as the command.
+    for bad in ["--bogus", "-x"] {
+        let (code, _, err) = denv(&[bad, "true"]);
+        assert_eq!(code, 111, "{bad}");
+        assert!(err.contains(&format!("unexpected argument '{bad}'")), "{bad}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    // The command's own options stay the command's; after -- a dash starts it.
+    let (code, out, _) = denv(&["-I", "sh", "-c", "echo $DENV_TEST_A", "-i"]);
+    assert_eq!((code, out.as_str()), (0, "a\n"));
+    let (code, _, err) = denv(&["--", "-x"]);
+    assert_eq!(code, 111);
+    assert!(err.contains("cannot execute '-x'"), "{err}");
 }
 
 #[test]

@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(short = 'f', long = "file", value_name = "FILE", action = ArgAction::Append)]
     pub file: Vec<PathBuf>,
     /// The command and its arguments
-    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true)]
     pub command: Vec<OsString>,
 }
 
@@ -313,7 +313,8 @@ pub fn main() -> i32 {
         }
         (vec![Step::InheritAll, Step::EnvDir(argv[1].clone().into())], argv[2..].to_vec())
     } else {
-        let matches = match Args::command().try_get_matches_from(&argv) {
+        let mut command = Args::command();
+        let matches = match command.try_get_matches_from_mut(&argv) {
             Ok(m) => m,
             Err(e) => {
                 use clap::error::ErrorKind::*;
@@ -321,9 +322,7 @@ pub fn main() -> i32 {
                     print!("{}", e.render());
                     return 0;
                 }
-                let text = e.render().to_string();
-                let line = text.lines().next().unwrap_or("invalid arguments");
-                return fail(line.strip_prefix("error: ").unwrap_or(line).to_string());
+                return fail(crate::conf::one_line(&e, &command));
             }
         };
         let steps = steps_in_order(&matches);
