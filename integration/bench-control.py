@@ -81,12 +81,15 @@ def tagged(tag):
     return out
 
 
-def wait_tree(tag, size, timeout=120):
+def wait_tree(tag, size, timeout=120, late=lambda: False):
     """Waits until the tree has grown, then lets its members go and waits
-    until none waits any more."""
+    until none waits any more. None once `late()` says the tree's time limit
+    came first."""
     go = GO[tag]
     end = now() + timeout
     while now() < end:
+        if late():
+            return None
         pids = tagged(tag)
         if len(pids) >= size:
             break
@@ -99,7 +102,7 @@ def wait_tree(tag, size, timeout=120):
         time.sleep(0.2)
         if not any(read(f"/proc/{p}/wchan") == "wait_for_partner" for p in pids):
             time.sleep(0.5)  # busy members are all running now
-            return pids
+            return None if late() else pids
     raise SystemExit(f"bench-control: the tree {tag} did not start")
 
 
@@ -214,40 +217,58 @@ def dmon_stop(work, backend, size, kind):
         reap()
 
 
-def dmon_kill(work, backend, size, kind):
-    tag = f"bc-{os.getpid()}-kill-{backend}-{kind}-{size}"
-    make_tree(work, size, kind, tag)
-    # Long enough for the tree to grow first; -m 0: no next run to compete.
+def limits(size):
+    """Time limits for a tree of `size`: long enough for it to grow first, and
+    longer ones for a machine too loaded to grow it in time."""
     limit = 5 if size < 500 else 20
-    d = Dmon(work, backend, tag, ["-t", str(limit), "-m", "0"])
-    try:
-        pids = wait_tree(tag, size)
-        t0 = until(lambda: d.record("cmd timeout"), limit + 30)
-        t1 = until(Remaining(pids, GONE))
-        return None if t0 is None or t1 is None else t1 - t0
-    finally:
-        d.end()
-        reap()
+    while limit <= 160:
+        yield limit
+        limit *= 2
+    raise SystemExit(f"bench-control: a tree of {size} did not grow within 160 s")
+
+
+def dmon_kill(work, backend, size, kind):
+    # A timeout that came before the tree was whole would time the death of
+    # what is left of it: measured again with a longer limit.
+    for limit in limits(size):
+        tag = f"bc-{os.getpid()}-kill-{backend}-{kind}-{size}-{limit}"
+        make_tree(work, size, kind, tag)
+        # -m 0: no next run to compete.
+        d = Dmon(work, backend, tag, ["-t", str(limit), "-m", "0"])
+        try:
+            pids = wait_tree(tag, size, late=lambda: d.record("cmd timeout"))
+            if pids is None:
+                print(f"bench-control: {tag}: the limit came before the tree was whole; again", file=sys.stderr)
+                continue
+            t0 = until(lambda: d.record("cmd timeout"), limit + 30)
+            t1 = until(Remaining(pids, GONE))
+            return None if t0 is None or t1 is None else t1 - t0
+        finally:
+            d.end()
+            reap()
 
 
 def peer_kill(work, size, kind):
     """coreutils timeout: TERM to its process group when the time is up."""
-    tag = f"bc-{os.getpid()}-peer-{kind}-{size}"
-    make_tree(work, size, kind, tag)
-    limit = 5 if size < 500 else 20
-    start = now()
-    proc = subprocess.Popen(["timeout", str(limit), "sh", os.path.join(work, "tree.sh"), tag],
-                            preexec_fn=lambda: os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)))
-    pids = wait_tree(tag, size)
-    # The two setsid'd members are out of its reach: done when the rest is gone.
-    t1 = until(lambda: len(survivors(pids)) <= 2, limit + 30)
-    proc.wait()
-    time.sleep(0.5)
-    left = survivors(pids)
-    for p in left:
-        send(p, signal.SIGKILL)
-    reap()
-    return (None if t1 is None else t1 - (start + limit)), len(left)
+    for limit in limits(size):
+        tag = f"bc-{os.getpid()}-peer-{kind}-{size}-{limit}"
+        make_tree(work, size, kind, tag)
+        start = now()
+        proc = subprocess.Popen(["timeout", str(limit), "sh", os.path.join(work, "tree.sh"), tag],
+                                preexec_fn=lambda: os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)))
+        pids = wait_tree(tag, size, late=lambda: now() >= start + limit)
+        # The two setsid'd members are out of its reach: done when the rest is gone.
+        t1 = None if pids is None else until(lambda: len(survivors(pids)) <= 2, limit + 30)
+        proc.wait()
+        time.sleep(0.5)
+        left = survivors(tagged(tag) if pids is None else pids)
+        for p in left:
+            send(p, signal.SIGKILL)
+        reap()
+        if pids is None:
+            print(f"bench-control: {tag}: the limit came before the tree was whole; again", file=sys.stderr)
+        else:
+            return (None if t1 is None else t1 - (start + limit)), len(left)
 
 
 def send(pid, sig):
