@@ -516,3 +516,44 @@ fn limits_come_from_dmon_options_and_config_files_too() {
     let usage = wait_line(&dir, "cmd usage ");
     assert!(field(&usage, "memory_peak_bytes").is_some(), "--memory-max from the file: {usage}");
 }
+
+#[test]
+fn a_v1_cpu_quota_above_the_parents_is_refused_naming_the_parent() {
+    if pure_v2() || !can_limit() {
+        return; // v2 takes a quota above the parent's; the host's v1 cpu does not
+    }
+    let parent = Path::new("/sys/fs/cgroup/cpu").join(format!("quota-{}", std::process::id()));
+    fs::create_dir(&parent).unwrap();
+    fs::write(parent.join("cpu.cfs_quota_us"), "50000").unwrap();
+    let dir = Dir::new("v1-quota");
+    // dmon started in a v1 cpu cgroup that has half a CPU.
+    let join = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", parent.display());
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &join,
+            "sh",
+            common::DMON,
+            "-n",
+            "-I",
+            &dir.s("status"),
+            "--cpu-quota",
+            "150%",
+            "touch",
+            "started",
+        ])
+        .current_dir(&dir)
+        .env_remove("DMON_OPTIONS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.path("dmon.err")).unwrap())
+        .output()
+        .unwrap();
+    let err = common::read(&dir.path("dmon.err"));
+    let _ = fs::remove_dir(&parent);
+    assert_eq!(out.status.code(), Some(2), "{}", said(&dir));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!dir.path("started").exists(), "the command ran without its limit");
+    let expected = format!("above the quota of {}: 50% of a CPU", parent.display());
+    assert!(err.contains("--cpu-quota") && err.contains(&expected), "{err}");
+}

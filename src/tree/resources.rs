@@ -174,6 +174,25 @@ pub fn v1_hierarchies() -> Vec<V1Hierarchy> {
     super::detect::v1_hierarchies(Path::new("/"), &mountinfo, &cgroup)
 }
 
+/// The kernel refuses a v1 quota that is a larger share of a CPU than the
+/// quota of a cgroup above: `e` with the nearest such cgroup named.
+fn above_v1_quota(e: io::Error, leaf: &Path, quota_us: u64) -> io::Error {
+    let share = |dir: &Path| -> Option<f64> {
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok()?.trim().parse::<f64>().ok();
+        Some(read("cpu.cfs_quota_us")? / read("cpu.cfs_period_us")?)
+    };
+    let ours = quota_us as f64 / CPU_PERIOD_US as f64;
+    // Up to the hierarchy's root, whose files are the last that exist.
+    let mut above = leaf.ancestors().skip(1).map_while(|dir| Some((dir, share(dir)?)));
+    match above.find(|&(_, theirs)| theirs > 0.0 && theirs < ours) {
+        Some((dir, theirs)) => {
+            let percent = (theirs * 1000.0).round() / 10.0;
+            io::Error::new(e.kind(), format!("{e} (above the quota of {}: {percent}% of a CPU)", dir.display()))
+        }
+        None => e,
+    }
+}
+
 /// A v1 leaf of one hierarchy, made afresh for every run.
 struct V1Leaf {
     /// `dmon.PID` in that hierarchy, locked while dmon runs.
@@ -286,7 +305,12 @@ impl Enforcer {
             std::fs::create_dir(&dir).map_err(|e| files::context(e, "mkdir", &dir, ""))?;
             for controller in &v1.controllers {
                 for (name, value) in self.resources.v1_files(controller) {
-                    files::write(&dir.join(name), &value)?;
+                    files::write(&dir.join(name), &value).map_err(|e| match self.resources.cpu_quota_us {
+                        Some(quota) if name == "cpu.cfs_quota_us" && e.kind() == io::ErrorKind::InvalidInput => {
+                            above_v1_quota(e, &dir, quota)
+                        }
+                        _ => e,
+                    })?;
                 }
             }
             if v1.controllers.iter().any(|c| c == "memory") {
