@@ -20,6 +20,7 @@ pub mod logtools;
 pub mod notify;
 pub mod pidfile;
 pub mod planted;
+pub mod psi;
 pub mod spawn;
 pub mod status;
 pub mod supervisor;

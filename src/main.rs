@@ -9,10 +9,10 @@ use dmon::cli::{self, Options, Parsed};
 use dmon::creds::Credentials;
 use dmon::daemon;
 use dmon::pidfile::PidFile;
+use dmon::psi::PressureWatch;
 use dmon::status::StatusFile;
 use dmon::supervisor::{Proc, Supervisor};
 use dmon::task::Policy;
-use dmon::tree::psi::PressureWatch;
 use dmon::watch::{LoadWatch, Watch, Watcher};
 
 /// Bad options or files: nothing was started.

@@ -15,8 +15,8 @@ use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::psi::PressureWatch;
 use crate::task::Event;
-use crate::tree::psi::PressureWatch;
 
 /// Pause above `high`, resume below `low`: a load average, or a percentage of
 /// stalled time.

@@ -32,7 +32,6 @@ pub mod freezer;
 pub mod home;
 pub mod leaf;
 pub mod pidfd;
-pub mod psi;
 pub mod resources;
 pub mod signals;
 

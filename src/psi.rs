@@ -136,13 +136,13 @@ impl PressureWatch {
             .read(true)
             .write(true)
             .open(path)
-            .map_err(|e| super::files::context(e, "open", path, ""))?;
+            .map_err(|e| crate::tree::files::context(e, "open", path, ""))?;
         let text = trigger(source.line(), marks.high);
         // The pressure files are not seekable (pwrite and pread fail with
         // ESPIPE): a plain write sets the trigger.
         (&file)
             .write(text.as_bytes())
-            .map_err(|e| super::files::context(e, "write", path, text.trim_end_matches('\0')))?;
+            .map_err(|e| crate::tree::files::context(e, "write", path, text.trim_end_matches('\0')))?;
         Ok(PressureWatch {
             file,
             source,
