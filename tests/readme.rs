@@ -90,7 +90,7 @@ fn ci_packages() -> Vec<String> {
 #[test]
 fn install_and_test_commands_are_locked_and_name_what_the_tests_need() {
     assert_eq!(commands("cargo install"), ["cargo install --locked --path ."]);
-    assert_eq!(commands("cargo test"), ["cargo test --locked"]);
+    assert_eq!(commands("cargo test"), ["cargo test --locked --no-fail-fast"]);
     let apt = commands("apt-get install").pop().expect("the README's apt-get install line");
     let named: Vec<&str> = apt.split_whitespace().skip(2).filter(|w| !w.starts_with('-')).collect();
     assert_eq!(named, ci_packages(), "README's apt-get install line against .ci/run's");
