@@ -95,7 +95,7 @@ def wait_tree(tag, size, timeout=120, late=lambda: False):
             break
         time.sleep(0.05)
     else:
-        raise SystemExit(f"bench-control: the tree {tag} did not grow to {size} (has {len(tagged(tag))})")
+        raise NotStarted(f"the tree {tag} did not grow to {size} (has {len(tagged(tag))})")
     while now() < end:
         # Readers blocked in open() get EOF once this writer closes.
         os.close(os.open(go, os.O_WRONLY | os.O_NONBLOCK))
@@ -103,7 +103,21 @@ def wait_tree(tag, size, timeout=120, late=lambda: False):
         if not any(read(f"/proc/{p}/wchan") == "wait_for_partner" for p in pids):
             time.sleep(0.5)  # busy members are all running now
             return None if late() else pids
-    raise SystemExit(f"bench-control: the tree {tag} did not start")
+    waiting = sum(read(f"/proc/{p}/wchan") == "wait_for_partner" for p in pids)
+    raise NotStarted(f"the tree {tag} did not start: {waiting} of {len(pids)} members still wait to be let go")
+
+
+class NotStarted(Exception):
+    pass
+
+
+def again(measure, *args):
+    """`measure(*args)`, a second time if its tree did not start."""
+    try:
+        return measure(*args)
+    except NotStarted as e:
+        print(f"bench-control: {e}; again", file=sys.stderr)
+        return measure(*args)
 
 
 def until(pred, timeout=60):
@@ -256,7 +270,15 @@ def peer_kill(work, size, kind):
         start = now()
         proc = subprocess.Popen(["timeout", str(limit), "sh", os.path.join(work, "tree.sh"), tag],
                                 preexec_fn=lambda: os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)))
-        pids = wait_tree(tag, size, late=lambda: now() >= start + limit)
+        try:
+            pids = wait_tree(tag, size, late=lambda: now() >= start + limit)
+        except NotStarted:
+            proc.kill()
+            for p in survivors(tagged(tag)):
+                send(p, signal.SIGKILL)
+            proc.wait()
+            reap()
+            raise
         # The two setsid'd members are out of its reach: done when the rest is gone.
         t1 = None if pids is None else until(lambda: len(survivors(pids)) <= 2, limit + 30)
         proc.wait()
@@ -356,6 +378,8 @@ GO = {}
 
 def make_tree(work, size, kind, tag):
     GO[tag] = os.path.join(work, f"go-{tag}")
+    if os.path.exists(GO[tag]):  # measured again
+        os.unlink(GO[tag])
     os.mkfifo(GO[tag])
     write(os.path.join(work, "tree.sh"), TREE.format(size=size, body=BODY[kind], tag=tag, go=GO[tag]))
 
@@ -394,11 +418,11 @@ def main():
         os.chmod(work, 0o755)
         for kind in a.kinds.split(","):
             for size in map(int, a.sizes.split(",")):
-                peer_ms, left = peer_kill(work, size, kind) if peer else (None, None)
+                peer_ms, left = again(peer_kill, work, size, kind) if peer else (None, None)
                 for backend in a.backends.split(","):
-                    f_stop, f_kill = floor(work, backend, size, kind)
-                    stop = dmon_stop(work, backend, size, kind)
-                    kill = dmon_kill(work, backend, size, kind)
+                    f_stop, f_kill = again(floor, work, backend, size, kind)
+                    stop = again(dmon_stop, work, backend, size, kind)
+                    kill = again(dmon_kill, work, backend, size, kind)
                     print(f"{backend:8} {kind:5} {size:5} | {ms(stop):>8} {ms(f_stop):>6} {ratio(stop, f_stop):>6} | "
                           f"{ms(kill):>8} {ms(f_kill):>6} {ratio(kill, f_kill):>6} | {ms(peer_ms):>10} "
                           f"{'-' if left is None else left:>4}", flush=True)
