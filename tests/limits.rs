@@ -463,6 +463,22 @@ fn limits_hold_in_the_v1_only_layout_beside_the_freezer() {
     assert!(!dir.path("runs").exists(), "a process of the run outlived the OOM kill");
 }
 
+/// dmon with `args`, started by a shell that first moves itself into `cgroup`
+/// (a v2 or v1 directory); stderr to `dir/dmon.err`.
+fn dmon_started_in(cgroup: &Path, dir: &Dir, args: &[&str]) -> std::process::Output {
+    let join = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", cgroup.display());
+    Command::new("sh")
+        .args(["-c", &join, "sh", common::DMON, "-I", &dir.s("status")])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DMON_OPTIONS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.path("dmon.err")).unwrap())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_delegated_cgroup_of_dmon_alone_gets_the_controllers_enabled() {
     if !pure_v2() || !can_limit() {
@@ -473,17 +489,7 @@ fn a_delegated_cgroup_of_dmon_alone_gets_the_controllers_enabled() {
     // controllers, passes none on, and dmon is its only process.
     let service = Path::new("/sys/fs/cgroup").join(format!("service-{}", std::process::id()));
     fs::create_dir(&service).unwrap();
-    let join = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", service.display());
-    let out = Command::new("sh")
-        .args(["-c", &join, "sh", common::DMON, "-n", "-1", "-I", &dir.s("status"), "--pids-max", "8"])
-        .args([PYTHON, "-c", FORKER, &dir.s("forked")])
-        .current_dir(&dir)
-        .env_remove("DMON_OPTIONS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(dir.path("dmon.err")).unwrap())
-        .output()
-        .unwrap();
+    let out = dmon_started_in(&service, &dir, &["-n", "-1", "--pids-max", "8", PYTHON, "-c", FORKER, &dir.s("forked")]);
     let control = common::read(&service.join("cgroup.subtree_control"));
     let left: Vec<_> = fs::read_dir(&service).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
     let _ = fs::remove_dir(&service);
@@ -527,28 +533,7 @@ fn a_v1_cpu_quota_above_the_parents_is_refused_naming_the_parent() {
     fs::write(parent.join("cpu.cfs_quota_us"), "50000").unwrap();
     let dir = Dir::new("v1-quota");
     // dmon started in a v1 cpu cgroup that has half a CPU.
-    let join = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", parent.display());
-    let out = Command::new("sh")
-        .args([
-            "-c",
-            &join,
-            "sh",
-            common::DMON,
-            "-n",
-            "-I",
-            &dir.s("status"),
-            "--cpu-quota",
-            "150%",
-            "touch",
-            "started",
-        ])
-        .current_dir(&dir)
-        .env_remove("DMON_OPTIONS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(dir.path("dmon.err")).unwrap())
-        .output()
-        .unwrap();
+    let out = dmon_started_in(&parent, &dir, &["-n", "--cpu-quota", "150%", "touch", "started"]);
     let err = common::read(&dir.path("dmon.err"));
     let _ = fs::remove_dir(&parent);
     assert_eq!(out.status.code(), Some(2), "{}", said(&dir));
