@@ -9,13 +9,16 @@ tag, so that the clean-up finds it):
 
     dmon -n sleep                      (foreground)
     dmon -p F sleep -- cat             (a daemon with a log command)
+    dmon -n -L 5 -l 1 sleep            (paused and resumed at the last moment)
     runsv DIR, s6-supervise DIR, supervise DIR     (when installed)
 
 and reads each supervisor's VmRSS, Pss, Private_Dirty, Private_Clean and
 Shared_Clean (smaps_rollup) at four moments: after --settle seconds; after
 --idle more seconds of idling; after its command was killed and restarted;
 after a signal to dmon (USR1, which dmon reads and, without -F, forwards to
-nobody; the peers get none, as USR1 would end daemontools' supervise). --maps prints, for the first moment, the same
+nobody; the peers get none, as USR1 would end daemontools' supervise); after
+the `-L` dmon's tree was paused and resumed (its load average is a file,
+DMON_LOADAVG_FILE, set above 5 and back below 1). --maps prints, for the first moment, the same
 figures per mapped file. Run as root (dmon makes cgroups); `sync` first, or a
 freshly built binary's pages, still dirty in the page cache, show as
 Private_Dirty instead of Private_Clean.
@@ -123,17 +126,24 @@ def main():
     procs = {}  # name -> (Popen, pid of the supervisor or None until known)
     devnull = subprocess.DEVNULL
 
-    def spawn(name, argv):
+    def spawn(name, argv, env=None):
         log = open(os.path.join(work, name.replace(" ", "_") + ".log"), "ab")
-        procs[name] = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        procs[name] = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                       env=env)
 
     pid_files = {}
+    load, statuses = os.path.join(work, "load"), []
+    with open(load, "w") as f:
+        f.write("0.1\n")
     for label, path in [("dmon", dmon)] + [tuple(x.split("=", 1)) for x in a.also]:
         path = os.path.abspath(path)
         spawn(f"{label} -n", [path, "-n", sleep, "100000"])
         name = f"{label} -p F … -- cat"
         pid_files[name] = os.path.join(work, f"{label}.pid")
         spawn(name, [path, "-p", pid_files[name], sleep, "100000", "--", "cat"])
+        statuses.append(os.path.join(work, f"{label}.status"))
+        spawn(f"{label} -n -L 5 -l 1", [path, "-n", "-L", "5", "-l", "1", "-I", statuses[-1], sleep, "100000"],
+              env=dict(os.environ, DMON_LOADAVG_FILE=load))
     for tool in ("runsv", "s6-supervise", "supervise"):
         if shutil.which(tool) and not a.no_peers:
             d = os.path.join(work, f"svc-{tool}")
@@ -178,6 +188,13 @@ def main():
                 os.kill(p, signal.SIGUSR1)
         time.sleep(a.settle)
         moments["after a signal (USR1)"] = {n: rollup(p) for n, p in pids.items()}
+        for value, record in (("9", "cmd pause"), ("0.1", "cmd resume")):
+            with open(load, "w") as f:
+                f.write(value + "\n")
+            if not wait_for(lambda: all(record in open(st).read() for st in statuses), 15):
+                print(f"idle-memory: no '{record}' within 15 s", file=sys.stderr)
+        time.sleep(a.settle)
+        moments["after a pause and resume"] = {n: rollup(p) for n, p in pids.items()}
     finally:
         for name, p in procs.items():
             pid = pid_of(name)

@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
@@ -26,6 +26,9 @@ use crate::task::{Action, Event, Policy, State, Status, Task};
 use crate::tree::Tree;
 use crate::usage::Meter;
 use crate::watch::{Ready, Watch};
+
+/// How long after a pause or resume its pages are unmapped again.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 mod idle;
 
@@ -130,6 +133,8 @@ pub struct Supervisor {
     /// dmon's nice value before it raised its own priority (see
     /// [`crate::child::raise_priority`]): what every child is given back before exec.
     child_nice: Option<i32>,
+    /// When to unmap what a pause or resume faulted in ([`Supervisor::release_after_control`]).
+    release_at: Option<Instant>,
 }
 
 impl Supervisor {
@@ -165,6 +170,7 @@ impl Supervisor {
             shutting_down: false,
             notify: crate::notify::Notifier::from_env(),
             child_nice: None,
+            release_at: None,
             usage: std::env::var_os("DMON_USAGE").is_none_or(|v| v != "0"),
         })
     }
@@ -211,6 +217,7 @@ impl Supervisor {
                 self.on_signal(signal);
             }
             self.after_wake(&triggered);
+            self.release_after_control();
         }
         self.finish();
         Ok(())
@@ -333,10 +340,29 @@ impl Supervisor {
         self.cmd.task.is_done() && self.log.as_ref().is_none_or(|l| l.task.is_done())
     }
 
+    /// A while after a pause or resume, once no freezer write is running: the
+    /// code they ran (a thaw's thread, the freeze and signal paths) is unmapped
+    /// again, as after the start-up ([`idle`]), so that a dmon that paused once
+    /// is as small when idle as one that never did.
+    fn release_after_control(&mut self) {
+        let now = Instant::now();
+        if self.release_at.is_none_or(|at| at > now) {
+            return;
+        }
+        let writing = [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten().any(|p| p.tree.writing());
+        if writing {
+            self.release_at = Some(now + RELEASE_AFTER);
+            return;
+        }
+        self.release_at = None;
+        let released = idle::release_start_up_pages();
+        tracing::debug!("unmapped {released} KiB of pages the pause or resume used");
+    }
+
     fn deadline(&self) -> Option<Instant> {
         let watch = self.watch.deadline().filter(|_| !self.cmd.task.is_done());
         let trees = [Some(&self.cmd), self.log.as_ref()].into_iter().flatten().filter_map(|p| p.tree.deadline());
-        [self.cmd.task.deadline(), self.log.as_ref().and_then(|l| l.task.deadline()), watch]
+        [self.cmd.task.deadline(), self.log.as_ref().and_then(|l| l.task.deadline()), watch, self.release_at]
             .into_iter()
             .flatten()
             .chain(trees)
@@ -517,11 +543,13 @@ impl Supervisor {
             Action::Terminate => self.proc(which).tree.terminate(),
             Action::Kill => self.proc(which).tree.kill(),
             Action::Freeze => {
+                self.release_at = Some(now + RELEASE_AFTER);
                 let proc = self.proc(which);
                 proc.meter.pause(Instant::now());
                 proc.tree.freeze()
             }
             Action::Thaw => {
+                self.release_at = Some(now + RELEASE_AFTER);
                 let proc = self.proc(which);
                 proc.meter.resume(Instant::now());
                 proc.tree.thaw()

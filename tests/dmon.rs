@@ -238,6 +238,16 @@ fn load_above_the_mark_pauses_and_below_resumes() {
     fs::write(&load, "0.50 1.00 1.00 1/100 1\n").unwrap();
     assert!(wait_until(Duration::from_secs(10), || lines(&st).contains(&format!("cmd resume {pid}"))));
     assert!(wait_until(Duration::from_secs(10), || lines(&dir.path("ticks")).len() > paused + 2));
+    // A second after a resume dmon unmaps the code it ran; the next cycle runs it again.
+    std::thread::sleep(Duration::from_millis(1500));
+    fs::write(&load, "5.00 1.00 1.00 1/100 1\n").unwrap();
+    let pauses = || lines(&st).iter().filter(|l| **l == format!("cmd pause {pid}")).count();
+    assert!(wait_until(Duration::from_secs(10), || pauses() == 2), "{:?}", lines(&st));
+    fs::write(&load, "0.50 1.00 1.00 1/100 1\n").unwrap();
+    let resumes = || lines(&st).iter().filter(|l| **l == format!("cmd resume {pid}")).count();
+    assert!(wait_until(Duration::from_secs(10), || resumes() == 2), "{:?}", lines(&st));
+    let resumed = lines(&dir.path("ticks")).len();
+    assert!(wait_until(Duration::from_secs(10), || lines(&dir.path("ticks")).len() > resumed + 2));
     signal(child.id() as i32, libc::SIGTERM);
     assert!(finish(child, Duration::from_secs(15)).success());
 }

@@ -10,7 +10,9 @@
 //! page, so that what goes is a clean copy of the file, still in the page
 //! cache, faulted back as it was (exactly as after the kernel reclaimed it)
 //! when the loop runs that code again. Data, relocated tables (RELRO), the
-//! heap and the stack are never touched.
+//! heap and the stack are never touched. A pause or resume maps a good part
+//! back (a thaw runs on a thread: ld.so's and libc's thread code), so the loop
+//! calls this again a second after one, once no freezer write is running.
 
 use std::io::Read;
 

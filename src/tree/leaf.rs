@@ -275,6 +275,10 @@ impl<V: Version> Control for CgroupTree<V> {
         self.version.on_tick(&mut self.leaf)
     }
 
+    fn writing(&mut self) -> bool {
+        self.leaf.busy()
+    }
+
     fn remove(&mut self) -> io::Result<()> {
         self.leaf.remove()
     }

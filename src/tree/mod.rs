@@ -105,6 +105,10 @@ pub trait Control {
     fn deadline(&self) -> Option<Instant> {
         None
     }
+    /// Whether a write to the tree's freezer is still running on its thread.
+    fn writing(&mut self) -> bool {
+        false
+    }
     fn on_tick(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -339,6 +343,11 @@ impl Tree {
     /// does in steps (a v1 freezer's kill cycle) without keeping the loop.
     pub fn deadline(&self) -> Option<Instant> {
         self.0.deadline()
+    }
+
+    /// Whether a write to the tree's freezer is still running on its thread.
+    pub fn writing(&mut self) -> bool {
+        self.0.writing()
     }
 
     /// The deadline of [`Tree::deadline`] has come: the next step. A cgroup
