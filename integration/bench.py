@@ -856,7 +856,7 @@ def report(suite, m, figures, command):
     add("The suite installs the peers from Debian's packages when they are missing")
     add("(daemontools, runit, s6, loadwatch, cpulimit, and gnuplot-nox for the plots), builds")
     add("dmon in release mode and rewrites this page and `docs/img/`. `--quick` runs every")
-    add("case briefly (what CI checks; no figure is judged).")
+    add("case briefly, to check that it runs (no figure is judged).")
     add("")
     add("## Machine")
     add("")

@@ -3,7 +3,7 @@
 # to docs/benchmarks.md with plots in docs/img/. Needs root (cgroups, packages).
 #
 #   integration/bench.sh            # the full run (about 25 minutes on 2 CPUs)
-#   integration/bench.sh --quick    # every case, briefly (what CI checks)
+#   integration/bench.sh --quick    # every case, briefly, to check that it runs
 #
 # Options: --quick; --out DIR (default docs/); --rounds N (default 3).
 # BENCH_BIN=DIR uses the dmon, dlog and drlog in DIR and BENCH_TREE_EXE=FILE
