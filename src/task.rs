@@ -288,10 +288,6 @@ impl Task {
         self.policy.grace
     }
 
-    pub fn paused(&self) -> bool {
-        self.paused
-    }
-
     /// The wait status of the last run, if any run ended.
     pub fn last_status(&self) -> Option<i32> {
         self.last_status

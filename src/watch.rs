@@ -1,5 +1,5 @@
 //! What pauses the command tree: the load average (`-L`/`-l`) and pressure
-//! (`--pressure`, one watcher per source, see [`crate::tree::psi`]). Each
+//! (`--pressure`, one watcher per source, see [`crate::psi`]). Each
 //! watcher says whether its source is above its high mark, below its low mark
 //! or between them; the [`Gate`] turns what they say into the task's `Pause` and
 //! `Resume`: pause when the first source goes high, resume once every source is
