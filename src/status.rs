@@ -161,12 +161,6 @@ fn stream_behind_link(path: &Path) -> bool {
     std::fs::metadata(dir).is_ok_and(|dir| link.uid() == me || link.uid() == dir.uid() || dir.mode() & 0o022 == 0)
 }
 
-/// The line for one event of the process named `who` (`cmd` or `log`), in DMon's
-/// text format.
-pub fn format(who: &str, status: Status) -> String {
-    text(&Record::Task { process: who, status, usage: None })
-}
-
 /// A task's event without the task's name: `start 4711`, `exit 4711 256`.
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -327,6 +321,11 @@ mod tests {
 
     fn at() -> Civil {
         Civil::from_unix(1_714_566_896, 123_456)
+    }
+
+    /// The line for one event of the process named `who`, in DMon's text format.
+    fn format(who: &str, status: Status) -> String {
+        text(&Record::Task { process: who, status, usage: None })
     }
 
     #[test]

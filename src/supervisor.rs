@@ -138,7 +138,6 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cmd: Proc,
         log: Option<Proc>,
