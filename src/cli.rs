@@ -311,12 +311,8 @@ pub type LimitOrHelp = Option<Limit>;
 
 /// Options that need another, by id: declared to clap by [`command`], and both
 /// named in the error (clap's own names only the missing one).
-const NEEDS: [(&str, &str); 4] = [
-    ("load_low", "load_high"),
-    ("cmd_group", "cmd_user"),
-    ("log_group", "log_user"),
-    ("allow_new_privs", "cap"),
-];
+const NEEDS: [(&str, &str); 4] =
+    [("load_low", "load_high"), ("cmd_group", "cmd_user"), ("log_group", "log_user"), ("allow_new_privs", "cap")];
 
 /// dmon's clap command: [`Args`] with the requirements of [`NEEDS`].
 pub fn command() -> clap::Command {

@@ -75,8 +75,7 @@ fn prepare(opts: &Options) -> Result<Prepared, Failure> {
     let keep_caps = dmon::creds::KeptCaps::parse(&opts.caps).map_err(|e| usage(format!("--cap: {e}")))?;
     let shared = opts.shared(keep_caps);
     let resolve = |name: &str, spec: &Option<dmon::creds::UserSpec>| {
-        Credentials::for_command(spec.as_ref(), &shared)
-            .map_err(|e| Failure::Usage(format!("{name}: {e}")))
+        Credentials::for_command(spec.as_ref(), &shared).map_err(|e| Failure::Usage(format!("{name}: {e}")))
     };
     let cmd_creds = resolve("-u/--cmd-user", &opts.cmd_user)?;
     let log_creds = resolve("-U/--log-user", &opts.log_user)?;

@@ -48,7 +48,9 @@ fn once(args: &[&str]) -> Output {
 /// Whether set-user-ID bits take effect on the file system holding `path`.
 fn suid_allowed(path: &Path) -> bool {
     let out = Command::new("findmnt").args(["-n", "-o", "OPTIONS", "-T"]).arg(path).output();
-    out.is_ok_and(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).split(',').any(|o| o.trim() == "nosuid"))
+    out.is_ok_and(|o| {
+        o.status.success() && !String::from_utf8_lossy(&o.stdout).split(',').any(|o| o.trim() == "nosuid")
+    })
 }
 
 /// A copy of id(1) owned by root with the set-user-ID bit, in a directory on a
