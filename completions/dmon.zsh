@@ -23,8 +23,8 @@ _dmon() {
 json\:"JSON Lines\: one object per event, with a time stamp (see docs/status.md)"))' \
 '-p+[Write dmon'\''s pid to PATH, locked while dmon runs]:PATH:_files' \
 '--pid-file=[Write dmon'\''s pid to PATH, locked while dmon runs]:PATH:_files' \
-'-W+[Change to DIR before starting the commands]:DIR:_files' \
-'--work-dir=[Change to DIR before starting the commands]:DIR:_files' \
+'-W+[Change to DIR before starting the commands (default\: / for a daemon, unchanged with -n)]:DIR:_files' \
+'--work-dir=[Change to DIR before starting the commands (default\: / for a daemon, unchanged with -n)]:DIR:_files' \
 '(-1 --once)-i+[After a successful (zero) exit, wait TIME before starting again]:TIME:_default' \
 '(-1 --once)--interval=[After a successful (zero) exit, wait TIME before starting again]:TIME:_default' \
 '-t+[Stop the whole command tree when a run lasts longer than TIME, then start again]:TIME:_default' \

@@ -68,7 +68,7 @@ pub struct Args {
     /// Write dmon's pid to PATH, locked while dmon runs
     #[arg(short = 'p', long = "pid-file", value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
-    /// Change to DIR before starting the commands
+    /// Change to DIR before starting the commands (default: / for a daemon, unchanged with -n)
     #[arg(short = 'W', long = "work-dir", value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
     /// After a successful (zero) exit, wait TIME before starting again
