@@ -420,3 +420,36 @@ fn two_hundred_thousand_environ_options_start_at_once_and_term_ends_dmon() {
         assert_eq!((*set[0], *set[7], *set[199_998]), ("E0", "E8", "E199999"));
     });
 }
+
+#[test]
+fn a_daemons_relative_cgroup_parent_is_taken_before_the_change_to_root() {
+    need_root!();
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    let root = if unified.join("cgroup.procs").exists() { unified } else { Path::new("/sys/fs/cgroup") };
+    if !root.join("cgroup.procs").exists() {
+        return common::skip("no cgroup v2 hierarchy here");
+    }
+    let name = format!("dmon-startup-{}", std::process::id());
+    fs::create_dir(root.join(&name)).unwrap();
+    let dir = Dir::new("cgroup-parent");
+    let status = dmon()
+        .current_dir(root)
+        .args(["-p", &dir.s("pid"), "-I", &dir.s("status"), "--tree", "cgroup2", "--cgroup-parent", &name])
+        .args(["sleep", "100"])
+        .status()
+        .unwrap();
+    let pid: Option<i32> = read(&dir.path("pid")).trim().parse().ok();
+    let stopper = pid.map(Stopper::new);
+    let seen = status.success() && wait_for_line(&dir.path("status"), "cmd start", Duration::from_secs(10));
+    let cgroup = if seen {
+        read(Path::new(&format!("/proc/{}/cgroup", started_pid(&dir.path("status")))))
+    } else {
+        String::new()
+    };
+    drop(stopper);
+    // dmon removes its own cgroups on the stop; then the parent is empty.
+    let _ = wait_until(Duration::from_secs(10), || fs::remove_dir(root.join(&name)).is_ok());
+    assert!(seen, "the daemon came up and started its command: {}", read(&dir.path("status")));
+    let own = cgroup.lines().find(|l| l.starts_with("0::")).unwrap_or_default().to_string();
+    assert!(own.starts_with(&format!("0::/{name}/dmon.")), "the command's cgroup: {cgroup}");
+}
