@@ -23,8 +23,8 @@ _dmon() {
 json\:"JSON Lines\: one object per event, with a time stamp (see docs/status.md)"))' \
 '-p+[Write dmon'\''s pid to PATH, locked while dmon runs]:PATH:_files' \
 '--pid-file=[Write dmon'\''s pid to PATH, locked while dmon runs]:PATH:_files' \
-'-W+[Change to DIR before starting the commands]:DIR:_files' \
-'--work-dir=[Change to DIR before starting the commands]:DIR:_files' \
+'-W+[Change to DIR before starting the commands (default\: / for a daemon, unchanged with -n)]:DIR:_files' \
+'--work-dir=[Change to DIR before starting the commands (default\: / for a daemon, unchanged with -n)]:DIR:_files' \
 '(-1 --once)-i+[After a successful (zero) exit, wait TIME before starting again]:TIME:_default' \
 '(-1 --once)--interval=[After a successful (zero) exit, wait TIME before starting again]:TIME:_default' \
 '-t+[Stop the whole command tree when a run lasts longer than TIME, then start again]:TIME:_default' \
@@ -48,6 +48,7 @@ json\:"JSON Lines\: one object per event, with a time stamp (see docs/status.md)
 '*-r+[Set a resource limit NAME=VALUE for both commands (repeatable; -r help lists them)]:NAME=VALUE:_default' \
 '*--limit=[Set a resource limit NAME=VALUE for both commands (repeatable; -r help lists them)]:NAME=VALUE:_default' \
 '*--cap=[Keep this capability after dropping to -u/-U'\''s user (repeatable), e.g. NET_BIND_SERVICE]:CAP:_default' \
+'--umask=[The file mode creation mask of both commands, in octal (default 022 for -u'\''s and -U'\''s)]:MODE:_default' \
 '--grace=[How long a stopped tree gets between TERM and KILL]:TIME:_default' \
 '--backoff-max=[The longest wait between restarts of a command that keeps failing]:TIME:_default' \
 '--tree=[How to control the command tree\: a cgroup, or signals where none can be had]:BACKEND:((auto\:"cgroup v2 where writable, else the v1 freezer, else signals"
@@ -70,7 +71,9 @@ signals\:"Process group, subreaper and a walk of the process tree"))' \
 '--cmd-sigs[Forward CONT, ALRM, QUIT, USR1, USR2 and HUP to the command]' \
 '-S[Forward CONT, ALRM, QUIT, USR1, USR2 and HUP to the log command]' \
 '--log-sigs[Forward CONT, ALRM, QUIT, USR1, USR2 and HUP to the log command]' \
-'--no-new-privs[Set no_new_privs for the command and the log command]' \
+'--no-new-privs[Set no_new_privs for the command and the log command (--cap sets it too)]' \
+'(--no-new-privs)--allow-new-privs[With --cap, leave no_new_privs off\: a set-user-ID root program may then regain uid 0]' \
+'--clean-env[Start both commands from a clean environment\: TERM, LANG, LANGUAGE, LC_*, TZ, the user'\''s USER, LOGNAME and HOME, a default PATH, and -E]' \
 '*-v[Log more about what dmon does (repeat for more; DMON_LOG=debug does the same)]' \
 '*--verbose[Log more about what dmon does (repeat for more; DMON_LOG=debug does the same)]' \
 '-h[Print help (see more with '\''--help'\'')]' \

@@ -79,7 +79,8 @@ impl Child<'_> {
         }
         changes.extend(self.environ.iter().map(|(name, value)| (OsStr::new(name), value.as_deref().map(OsStr::new))));
         let program = self.argv[0].to_string_lossy().into_owned();
-        let exec = spawn::Exec::new(self.argv, &spawn::environment(changes))
+        let clean = self.creds.is_some_and(|creds| creds.clean_env);
+        let exec = spawn::Exec::new(self.argv, &spawn::environment(clean, changes))
             .map_err(|_| StartError::Exec(program.clone(), io::Error::from(io::ErrorKind::InvalidInput)))?;
         let (setup, tty, nice, limits, creds) = (self.setup, self.tty, self.nice, self.limits, self.creds);
         let hook = |joined| child_hook(setup, joined, tty, nice, limits, creds).map_err(|(step, e)| (step as u8, e));

@@ -68,7 +68,7 @@ pub struct Args {
     /// Write dmon's pid to PATH, locked while dmon runs
     #[arg(short = 'p', long = "pid-file", value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
-    /// Change to DIR before starting the commands
+    /// Change to DIR before starting the commands (default: / for a daemon, unchanged with -n)
     #[arg(short = 'W', long = "work-dir", value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
     /// After a successful (zero) exit, wait TIME before starting again
@@ -131,9 +131,19 @@ pub struct Args {
     /// Keep this capability after dropping to -u/-U's user (repeatable), e.g. NET_BIND_SERVICE
     #[arg(long = "cap", value_name = "CAP", action = ArgAction::Append)]
     pub cap: Vec<String>,
-    /// Set no_new_privs for the command and the log command
+    /// Set no_new_privs for the command and the log command (--cap sets it too)
     #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
+    /// With --cap, leave no_new_privs off: a set-user-ID root program may then regain uid 0
+    #[arg(long = "allow-new-privs", conflicts_with = "no_new_privs")]
+    pub allow_new_privs: bool,
+    /// The file mode creation mask of both commands, in octal (default 022 for -u's and -U's)
+    #[arg(long = "umask", value_name = "MODE", value_parser = parse_umask)]
+    pub umask: Option<u32>,
+    /// Start both commands from a clean environment: TERM, LANG, LANGUAGE, LC_*, TZ, the user's
+    /// USER, LOGNAME and HOME, a default PATH, and -E
+    #[arg(long = "clean-env")]
+    pub clean_env: bool,
     /// How long a stopped tree gets between TERM and KILL
     #[arg(long = "grace", value_name = "TIME", default_value = "5", allow_hyphen_values = true)]
     #[arg(value_parser = units::parse_time)]
@@ -214,6 +224,10 @@ pub struct Options {
     pub limits: Vec<Limit>,
     pub caps: Vec<String>,
     pub no_new_privs: bool,
+    /// `--allow-new-privs`: `--cap` without no_new_privs.
+    pub allow_new_privs: bool,
+    pub umask: Option<u32>,
+    pub clean_env: bool,
     pub grace: Duration,
     pub backoff_max: Duration,
     pub tree: TreeChoice,
@@ -223,6 +237,48 @@ pub struct Options {
     /// `--memory-max`, `--memory-high`, `--pids-max`, `--cpu-quota`.
     pub resources: Resources,
     pub verbose: u8,
+}
+
+impl Options {
+    /// The options that apply to both commands alike, for [`crate::creds::Credentials`].
+    pub fn shared(&self, keep: Option<crate::creds::KeptCaps>) -> crate::creds::Shared {
+        crate::creds::Shared {
+            keep,
+            no_new_privs: self.no_new_privs,
+            allow_new_privs: self.allow_new_privs,
+            umask: self.umask,
+            clean_env: self.clean_env,
+        }
+    }
+
+    /// A daemon without `-W` runs its commands in `/`, as daemon(3) does, so
+    /// that a service holds no directory busy (an unmount of the shell's
+    /// directory would fail) and reads no file by a name relative to wherever it
+    /// was started. Before the change, what dmon itself opens later or executes
+    /// by a relative path (`./server`, `--cgroup-parent sub`) is made absolute
+    /// against the directory it was started in, so that it means what it meant
+    /// when typed. The commands' arguments are theirs and are left as they are.
+    pub fn work_in_root_as_a_daemon(&mut self) -> std::io::Result<()> {
+        if !self.daemon || self.work_dir.is_some() {
+            return Ok(());
+        }
+        let relative_program = |argv: &mut Vec<OsString>| -> std::io::Result<()> {
+            let program = std::path::Path::new(&argv[0]);
+            if program.is_relative() && program.as_os_str().as_encoded_bytes().contains(&b'/') {
+                argv[0] = std::path::absolute(program)?.into_os_string();
+            }
+            Ok(())
+        };
+        relative_program(&mut self.command)?;
+        if let Some(log) = self.log_command.as_mut() {
+            relative_program(log)?;
+        }
+        if let Some(dir) = self.cgroup_parent.as_mut() {
+            *dir = std::path::absolute(&*dir)?;
+        }
+        self.work_dir = Some(PathBuf::from("/"));
+        Ok(())
+    }
 }
 
 /// What the command line asks for.
@@ -255,7 +311,8 @@ pub type LimitOrHelp = Option<Limit>;
 
 /// Options that need another, by id: declared to clap by [`command`], and both
 /// named in the error (clap's own names only the missing one).
-const NEEDS: [(&str, &str); 3] = [("load_low", "load_high"), ("cmd_group", "cmd_user"), ("log_group", "log_user")];
+const NEEDS: [(&str, &str); 4] =
+    [("load_low", "load_high"), ("cmd_group", "cmd_user"), ("log_group", "log_user"), ("allow_new_privs", "cap")];
 
 /// dmon's clap command: [`Args`] with the requirements of [`NEEDS`].
 pub fn command() -> clap::Command {
@@ -338,6 +395,16 @@ fn parse_assignment(item: &str) -> Result<Assignment, String> {
         return Err(format!("'{item}' is not NAME or NAME=VALUE"));
     }
     Ok((name.to_string(), value.map(str::to_string)))
+}
+
+/// `--umask MODE`: an octal mode of at most 0777, as umask(1) takes it.
+fn parse_umask(text: &str) -> Result<u32, String> {
+    let octal = !text.is_empty() && text.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    match u32::from_str_radix(text, 8) {
+        Ok(mode) if octal && mode <= 0o777 => Ok(mode),
+        _ if octal => Err(format!("'{text}' is above 0777 (expected an octal mode such as 022 or 077)")),
+        _ => Err(format!("'{text}' is not an octal mode (expected digits 0-7, such as 022 or 077)")),
+    }
 }
 
 /// `-u`, `-U`: `USER[:GROUP...]`; `-g` and `-G` are added by [`finish`].
@@ -454,6 +521,9 @@ fn finish(a: Args, cli: &clap::Command) -> Result<Parsed, UsageError> {
         limits,
         caps: a.cap,
         no_new_privs: a.no_new_privs,
+        allow_new_privs: a.allow_new_privs,
+        umask: a.umask,
+        clean_env: a.clean_env,
         grace: a.grace,
         backoff_max: a.backoff_max,
         tree: a.tree,
@@ -538,6 +608,14 @@ mod tests {
     }
 
     #[test]
+    fn umask_modes_are_octal() {
+        assert_eq!(run(&["--umask", "027", "x"]).unwrap().umask, Some(0o27));
+        assert_eq!(run(&["--umask", "0", "x"]).unwrap().umask, Some(0));
+        assert_eq!(run(&["--umask", "0777", "x"]).unwrap().umask, Some(0o777));
+        assert_eq!(run(&["x"]).unwrap().umask, None);
+    }
+
+    #[test]
     fn later_options_win() {
         let o = run(&["-t", "5", "-t", "7", "x"]).unwrap();
         assert_eq!(o.timeout, Some(Duration::from_secs(7)));
@@ -571,6 +649,13 @@ mod tests {
             (&["-m", "x", "y"], "-m/--max-respawns: 'x' is not a whole number"),
             (&["-E", "=x", "y"], "-E/--environ: '=x' is not NAME or NAME=VALUE"),
             (&["-n", "-C", "f", "x"], "-C/--config must be the first option"),
+            (&["--umask", "8", "x"], "--umask: '8' is not an octal mode"),
+            (&["--umask", "+22", "x"], "--umask: '+22' is not an octal mode"),
+            (&["--umask", "", "x"], "--umask: '' is not an octal mode"),
+            (&["--umask", "1000", "x"], "--umask: '1000' is above 0777"),
+            (&["--umask", "0000000000000000000000001777", "x"], "--umask: '0000000000000000000000001777' is above"),
+            (&["--allow-new-privs", "x"], "--allow-new-privs needs --cap"),
+            (&["--cap", "KILL", "--allow-new-privs", "--no-new-privs", "x"], "--allow-new-privs cannot be used with"),
         ];
         for (words, expected) in cases {
             let message = run(words).unwrap_err().0;

@@ -1,5 +1,6 @@
-//! Users, groups and capabilities of the supervised commands (`-u`, `-U`, `-g`,
-//! `-G`, `--cap`, `--no-new-privs`). docs/privileges.md has the user's view.
+//! Users, groups, capabilities, umask and environment of the supervised commands
+//! (`-u`, `-U`, `-g`, `-G`, `--cap`, `--no-new-privs`, `--allow-new-privs`,
+//! `--umask`, `--clean-env`). docs/privileges.md has the user's view.
 //!
 //! Two stages, as everywhere in dmon. Before the fork, [`KeptCaps::parse`] and
 //! [`Credentials::resolve`] look everything up: the user and group databases (NSS
@@ -28,6 +29,13 @@
 //! systemd's `User=` do: the dropped uid has no capabilities, and set-user-ID
 //! programs (passwd, ping) keep working. `--no-new-privs` is the switch that closes
 //! those too.
+//!
+//! With `--cap`, no_new_privs is on unless `--allow-new-privs` turns it off. The
+//! narrowed bounding set keeps a set-user-ID root program from gaining a capability,
+//! but not from gaining uid 0: execve still sets the effective and saved uid to the
+//! file's owner (capabilities(7): the bounding set limits only the permitted set),
+//! and with saved uid 0 `setresuid(0, 0, 0)` succeeds. Root's files then are the
+//! program's, capabilities or not. Only no_new_privs stops the set-user-ID bit.
 
 use std::ffi::CString;
 use std::io;
@@ -133,8 +141,33 @@ pub struct Credentials {
     pub env: Vec<(String, String)>,
     /// `--cap`: the only capabilities left, in every set.
     pub keep: Option<KeptCaps>,
+    /// `--no-new-privs`, or `--cap` without `--allow-new-privs`.
+    pub no_new_privs: bool,
+    /// The umask to set: `--umask`, else 022 for a command with a user of its own.
+    pub umask: Option<u32>,
+    /// `--clean-env`: start from the few variables [`crate::spawn::environment`] keeps.
+    pub clean_env: bool,
+}
+
+/// The umask a command with `-u` or `-U` gets without `--umask`, as login(1) and
+/// systemd's services give: files readable by all, writable by the owner only.
+/// dmon's own umask is the caller's (a root shell's may be 0, or 077), not the
+/// service's.
+pub const USER_UMASK: u32 = 0o022;
+
+/// The options that apply to both commands alike, as given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shared {
+    /// `--cap`.
+    pub keep: Option<KeptCaps>,
     /// `--no-new-privs`.
     pub no_new_privs: bool,
+    /// `--allow-new-privs`.
+    pub allow_new_privs: bool,
+    /// `--umask`.
+    pub umask: Option<u32>,
+    /// `--clean-env`.
+    pub clean_env: bool,
 }
 
 /// What dmon itself runs with, the yardstick for what it may ask for.
@@ -226,20 +259,20 @@ impl Ids {
 
 impl Credentials {
     /// Everything one command runs with: its user (`-u`/`-U`, if given) and the
-    /// options that apply to both commands (`--cap`, `--no-new-privs`). `None`
-    /// when there is nothing to change.
-    pub fn for_command(
-        spec: Option<&UserSpec>,
-        keep: Option<KeptCaps>,
-        no_new_privs: bool,
-    ) -> Result<Option<Credentials>, String> {
+    /// options that apply to both commands. `None` when there is nothing to change.
+    pub fn for_command(spec: Option<&UserSpec>, shared: &Shared) -> Result<Option<Credentials>, String> {
+        let no_new_privs = shared.no_new_privs || (shared.keep.is_some() && !shared.allow_new_privs);
         let mut creds = match spec {
             Some(spec) => Credentials::resolve(spec)?,
-            None if keep.is_some() || no_new_privs => Credentials::default(),
+            None if shared.keep.is_some() || no_new_privs || shared.umask.is_some() || shared.clean_env => {
+                Credentials::default()
+            }
             None => return Ok(None),
         };
-        creds.keep = keep;
+        creds.keep = shared.keep;
         creds.no_new_privs = no_new_privs;
+        creds.umask = shared.umask.or(spec.map(|_| USER_UMASK));
+        creds.clean_env = shared.clean_env;
         Ok(Some(creds))
     }
 
@@ -266,7 +299,7 @@ impl Credentials {
             ],
         };
         let ids = if current.can_change_ids { Some(ids) } else { Credentials::unprivileged(spec, ids, current)? };
-        Ok(Credentials { ids, env, keep: None, no_new_privs: false })
+        Ok(Credentials { ids, env, ..Credentials::default() })
     }
 
     /// Without CAP_SETUID and CAP_SETGID dmon can only run a command as itself:
@@ -294,6 +327,10 @@ impl Credentials {
     /// order). Runs in the child between fork and exec: raw system calls on
     /// prepared data only, no allocation, no locks.
     pub fn apply(&self) -> io::Result<()> {
+        if let Some(mask) = self.umask {
+            // SAFETY: umask takes an integer and cannot fail.
+            unsafe { libc::umask(mask as libc::mode_t) };
+        }
         if let Some(keep) = self.keep {
             narrow_bounding_set(keep.mask)?;
         }
@@ -447,12 +484,26 @@ mod tests {
 
     #[test]
     fn nothing_to_do_without_options() {
-        assert_eq!(Credentials::for_command(None, None, false), Ok(None));
-        let nnp = Credentials::for_command(None, None, true).unwrap().unwrap();
+        assert_eq!(Credentials::for_command(None, &Shared::default()), Ok(None));
+        let nnp = Credentials::for_command(None, &Shared { no_new_privs: true, ..Shared::default() }).unwrap().unwrap();
         assert!(nnp.ids.is_none() && nnp.no_new_privs && nnp.env.is_empty() && nnp.keep.is_none());
+        assert_eq!(nnp.umask, None, "no user of its own: dmon's umask");
         let keep = Some(KeptCaps { mask: 1 << 10 });
-        let root = Credentials::for_command(Some(&UserSpec::parse("0:0", None).unwrap()), keep, false).unwrap();
-        assert_eq!(root.unwrap().keep, keep);
+        let root = UserSpec::parse("0:0", None).unwrap();
+        let root = Credentials::for_command(Some(&root), &Shared { keep, ..Shared::default() }).unwrap().unwrap();
+        assert_eq!(root.keep, keep);
+        assert_eq!(root.umask, Some(USER_UMASK));
+    }
+
+    #[test]
+    fn kept_capabilities_come_with_no_new_privs_unless_allowed() {
+        let keep = Some(KeptCaps { mask: 1 << 10 });
+        let with = |shared: Shared| Credentials::for_command(None, &shared).unwrap().unwrap();
+        assert!(with(Shared { keep, ..Shared::default() }).no_new_privs);
+        assert!(!with(Shared { keep, allow_new_privs: true, ..Shared::default() }).no_new_privs);
+        let clean = with(Shared { clean_env: true, umask: Some(0o77), ..Shared::default() });
+        assert!(clean.clean_env && !clean.no_new_privs);
+        assert_eq!(clean.umask, Some(0o77));
     }
 
     #[test]

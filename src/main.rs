@@ -73,9 +73,9 @@ struct Prepared {
 fn prepare(opts: &Options) -> Result<Prepared, Failure> {
     let usage = Failure::Usage;
     let keep_caps = dmon::creds::KeptCaps::parse(&opts.caps).map_err(|e| usage(format!("--cap: {e}")))?;
+    let shared = opts.shared(keep_caps);
     let resolve = |name: &str, spec: &Option<dmon::creds::UserSpec>| {
-        Credentials::for_command(spec.as_ref(), keep_caps, opts.no_new_privs)
-            .map_err(|e| Failure::Usage(format!("{name}: {e}")))
+        Credentials::for_command(spec.as_ref(), &shared).map_err(|e| Failure::Usage(format!("{name}: {e}")))
     };
     let cmd_creds = resolve("-u/--cmd-user", &opts.cmd_user)?;
     let log_creds = resolve("-U/--log-user", &opts.log_user)?;
@@ -113,9 +113,10 @@ fn prepare(opts: &Options) -> Result<Prepared, Failure> {
     Ok(Prepared { cmd_creds, log_creds, pid_file, status, watchers })
 }
 
-fn run(opts: Options) -> Result<i32, Failure> {
+fn run(mut opts: Options) -> Result<i32, Failure> {
     let usage = Failure::Usage;
     let Prepared { cmd_creds, log_creds, mut pid_file, mut status, watchers } = prepare(&opts)?;
+    opts.work_in_root_as_a_daemon().map_err(|e| usage(format!("cannot read the working directory: {e}")))?;
     // Whether dmon is the terminal's foreground job (not `dmon -n cmd &`): only
     // then is the command made the terminal's foreground group.
     let stdin = std::io::stdin();
@@ -124,8 +125,6 @@ fn run(opts: Options) -> Result<i32, Failure> {
         && nix::unistd::tcgetpgrp(&stdin).is_ok_and(|group| group == nix::unistd::getpgrp());
 
     if opts.daemon {
-        // The working directory stays as it was, as with DMon: its examples give
-        // relative paths (`-p example.pid ... -- dlog logfile`). -W / changes it.
         daemon::detach().map_err(Failure::Runtime)?;
     }
     // Written by the daemon itself before anything is started, so a pid file that

@@ -44,7 +44,8 @@ impl PidFile {
             .and_then(|file| check_opened(&file, path, false).map(|()| file))
             .map_err(|e| format!("-p/--pid-file: cannot open '{shown}': {}", crate::io_reason(&open_error(path, e))))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(file) => Ok(PidFile { file, path: path.to_path_buf() }),
+            // Absolute, for the removal after a daemon's change to `/`.
+            Ok(file) => Ok(PidFile { file, path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()) }),
             Err((mut file, _)) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);

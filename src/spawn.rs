@@ -13,6 +13,7 @@
 //! makes raw system calls (no allocation, no locks), as after any fork of a
 //! process that may have threads.
 
+use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -230,16 +231,46 @@ fn fork_into(cgroup: Option<RawFd>) -> Result<(i32, bool), Errno> {
     }
 }
 
-/// The environment a child gets: dmon's, with `changes` applied in order
-/// (`None` removes the variable).
-pub fn environment<'a>(changes: impl IntoIterator<Item = (&'a OsStr, Option<&'a OsStr>)>) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    for (name, value) in changes {
-        env.retain(|(k, _)| k != name);
-        if let Some(value) = value {
-            env.push((name.to_owned(), value.to_owned()));
-        }
+/// What `--clean-env` keeps of dmon's environment: the terminal, the locale and
+/// the time zone, which a service needs to print what its user reads, and the
+/// names of the user (replaced by `-u`'s; see [`crate::creds::Credentials`]).
+fn kept_when_clean(name: &[u8]) -> bool {
+    const KEPT: [&[u8]; 7] = [b"TERM", b"LANG", b"LANGUAGE", b"TZ", b"USER", b"LOGNAME", b"HOME"];
+    KEPT.contains(&name) || name.starts_with(b"LC_")
+}
+
+/// `--clean-env`'s PATH, whatever dmon's was: the system's directories only, so
+/// that a PATH with `.` or a user's directory in a root shell does not choose
+/// the program a service runs.
+pub const CLEAN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The environment a child gets: dmon's (with `clean`, only what
+/// [`kept_when_clean`] names, and [`CLEAN_PATH`]), with `changes` applied in
+/// order (`None` removes the variable). A changed variable goes to the end, in
+/// the order of its last change; the others stay where they were.
+///
+/// Linear in the size of the environment and the number of changes: a
+/// variable is looked up in a hash of the changes, never searched for, so that
+/// a service started with 200 000 variables or as many `-E` starts at once
+/// (one search of the environment per change took minutes there).
+pub fn environment<'a>(
+    clean: bool,
+    changes: impl IntoIterator<Item = (&'a OsStr, Option<&'a OsStr>)>,
+) -> Vec<(OsString, OsString)> {
+    let base = clean.then_some((OsStr::new("PATH"), Some(OsStr::new(CLEAN_PATH))));
+    // For each changed name, its last change and when it came.
+    let mut last: HashMap<&OsStr, (usize, Option<&OsStr>)> = HashMap::new();
+    for (at, (name, value)) in base.into_iter().chain(changes).enumerate() {
+        last.insert(name, (at, value));
     }
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(name, _)| !last.contains_key(name.as_os_str()))
+        .filter(|(name, _)| !clean || kept_when_clean(name.as_bytes()))
+        .collect();
+    let mut set: Vec<(usize, &OsStr, &OsStr)> =
+        last.into_iter().filter_map(|(name, (at, value))| value.map(|value| (at, name, value))).collect();
+    set.sort_unstable_by_key(|&(at, _, _)| at);
+    env.extend(set.into_iter().map(|(_, name, value)| (name.to_owned(), value.to_owned())));
     env
 }
 
@@ -254,7 +285,7 @@ mod tests {
         hook: impl FnOnce(bool) -> Result<(), (u8, Errno)>,
     ) -> Result<i32, Failure> {
         let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
-        let exec = Exec::new(&argv, &environment([])).unwrap();
+        let exec = Exec::new(&argv, &environment(false, [])).unwrap();
         spawn(&exec, &[None, None, None], cgroup, hook)
     }
 

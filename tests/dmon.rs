@@ -34,9 +34,12 @@ fn man_page_examples() {
     assert_eq!(lines(&dir.path("logfile")), ["Hello World"]);
 
     // The same as a daemon with a pid file, ended with kill $(cat example.pid).
-    let out = shell(&dir, "dmon -p example.pid sh -c 'while echo \"Hello dmon\" ; do sleep 5 ; done' -- dlog logfile")
-        .output()
-        .unwrap();
+    // A daemon runs its commands in / unless -W says otherwise: -W . keeps
+    // DMon's directory, where dlog's relative logfile is.
+    let out =
+        shell(&dir, "dmon -W . -p example.pid sh -c 'while echo \"Hello dmon\" ; do sleep 5 ; done' -- dlog logfile")
+            .output()
+            .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(wait_until(Duration::from_secs(10), || lines(&dir.path("logfile")).len() == 2));
     let pid: i32 = read(&dir.path("example.pid")).trim().parse().unwrap();

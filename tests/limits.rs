@@ -134,11 +134,11 @@ fn an_oom_in_a_grandchild_ends_the_whole_run_and_the_next_starts() {
         return;
     }
     let dir = Dir::new("oom");
-    // As a daemon, with a log command that must outlive the OOM.
+    // As a daemon, with a log command that must outlive the OOM; -W . for the
+    // script's relative files (a daemon runs its commands in / otherwise).
     let pid_file = dir.s("pid");
-    let out = dmon(&dir, &["-p", &pid_file, "--memory-max", "64m", "sh", "-c", HOG, "--", "sh", "-c", "exec cat"])
-        .output()
-        .unwrap();
+    let args = ["-W", ".", "-p", &pid_file, "--memory-max", "64m", "sh", "-c", HOG, "--", "sh", "-c", "exec cat"];
+    let out = dmon(&dir, &args).output().unwrap();
     assert!(out.status.success(), "{}", said(&dir));
     let pid: i32 = common::read(&dir.path("pid")).trim().parse().unwrap();
     let _stop = Stopper::new(pid);

@@ -151,9 +151,10 @@ impl Expect {
         Expect { uid, gid, groups, caps: [0; 4], bounding: own_caps("CapBnd"), no_new_privs: false }
     }
 
-    /// The same, keeping the capabilities of `mask` in every set.
+    /// The same, keeping the capabilities of `mask` in every set (`--cap`, which
+    /// sets no_new_privs too).
     fn keeping(self, mask: u64) -> Expect {
-        Expect { caps: [mask; 4], bounding: mask, ..self }
+        Expect { caps: [mask; 4], bounding: mask, no_new_privs: true, ..self }
     }
 
     /// dmon's own ids and capabilities, as the tests run it: a command that keeps
