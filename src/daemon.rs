@@ -55,6 +55,18 @@ pub fn detach() -> Result<(), String> {
     }
 }
 
+/// Whether dmon, asked to detach, must not: as PID 1 (a container's first
+/// process) it is the pid namespace, which the kernel ends, killing every
+/// process in it, once its PID 1 exits. A detaching parent would exit as soon as
+/// the daemon was ready, and take it along. Says so once.
+pub fn stay_as_init() -> bool {
+    if std::process::id() != 1 {
+        return false;
+    }
+    tracing::warn!("running as PID 1 (a container's first process): not detaching, as with -n");
+    true
+}
+
 /// Whether dmon detached: its messages then go to the system log.
 pub fn detached() -> bool {
     DETACHED.load(Ordering::Relaxed)

@@ -118,12 +118,13 @@ fn run(opts: Options) -> Result<i32, Failure> {
     let Prepared { cmd_creds, log_creds, mut pid_file, mut status, watchers } = prepare(&opts)?;
     // Whether dmon is the terminal's foreground job (not `dmon -n cmd &`): only
     // then is the command made the terminal's foreground group.
+    let detach = opts.daemon && !daemon::stay_as_init();
     let stdin = std::io::stdin();
-    let foreground = !opts.daemon
+    let foreground = !detach
         && nix::unistd::isatty(&stdin).unwrap_or(false)
         && nix::unistd::tcgetpgrp(&stdin).is_ok_and(|group| group == nix::unistd::getpgrp());
 
-    if opts.daemon {
+    if detach {
         // The working directory stays as it was, as with DMon: its examples give
         // relative paths (`-p example.pid ... -- dlog logfile`). -W / changes it.
         daemon::detach().map_err(Failure::Runtime)?;
@@ -183,10 +184,20 @@ fn open_trees(opts: &Options, status: Option<&mut StatusFile>) -> Result<dmon::t
     } else {
         tracing::info!("tree: {}: {}", trees.choice.backend.name(), trees.choice.why);
     }
+    let (signals, refused) = dmon::tree::pidfd::method();
+    if let Some(errno) = refused {
+        // Never a silent no-op: each signal is then a kill() of a pid whose start
+        // time was checked just before (src/tree/pidfd.rs).
+        tracing::warn!(
+            "pidfd_open or pidfd_send_signal refused ({}): signalling with kill(), each pid's start time checked just before",
+            errno.desc()
+        );
+    }
     if let Some(status) = status {
         status.record(dmon::status::Record::Tree {
             backend: trees.choice.backend.name(),
             cgroup: trees.home.as_deref(),
+            signals: signals.name(),
             reason: &trees.choice.why,
         });
     }

@@ -34,15 +34,31 @@ pub enum Layout {
     Pid1,
     ForcedSignals,
     ForcedFreezer,
+    /// `--tree signals` under a seccomp filter that refuses `pidfd_open` and
+    /// `pidfd_send_signal` with EPERM, as older container profiles do.
+    NoPidfdSignals,
+    /// The machine as it is (cgroup2), under that filter.
+    NoPidfdCgroup2,
+    /// As user nobody (the signal fallback, chosen unasked), under that filter.
+    NoPidfdUnprivileged,
 }
 
 impl Layout {
     pub fn expected_backend(self) -> &'static str {
         match self {
-            Layout::Hybrid | Layout::PureV2 | Layout::Delegated | Layout::Pid1 => "cgroup2",
+            Layout::Hybrid | Layout::PureV2 | Layout::Delegated | Layout::Pid1 | Layout::NoPidfdCgroup2 => "cgroup2",
             Layout::FreezerOnly | Layout::ForcedFreezer => "freezer",
-            Layout::NoCgroups | Layout::Unprivileged | Layout::ForcedSignals => "signals",
+            Layout::NoCgroups
+            | Layout::Unprivileged
+            | Layout::ForcedSignals
+            | Layout::NoPidfdSignals
+            | Layout::NoPidfdUnprivileged => "signals",
         }
+    }
+
+    /// Whether dmon runs under the filter that refuses pidfds.
+    pub fn without_pidfds(self) -> bool {
+        matches!(self, Layout::NoPidfdSignals | Layout::NoPidfdCgroup2 | Layout::NoPidfdUnprivileged)
     }
 
     /// The program and arguments that run dmon (`args` appended) in this layout.
@@ -57,11 +73,15 @@ impl Layout {
         let setpriv: Vec<String> =
             ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"].iter().map(|s| s.to_string()).collect();
         let mut v: Vec<String> = match self {
-            Layout::Hybrid | Layout::ForcedSignals | Layout::ForcedFreezer => vec![],
+            Layout::Hybrid
+            | Layout::ForcedSignals
+            | Layout::ForcedFreezer
+            | Layout::NoPidfdSignals
+            | Layout::NoPidfdCgroup2 => vec![],
             Layout::PureV2 => ns("umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup"),
             Layout::FreezerOnly => ns(&format!("umount -l {UNIFIED}")),
             Layout::NoCgroups => ns("umount -l /sys/fs/cgroup"),
-            Layout::Unprivileged => setpriv,
+            Layout::Unprivileged | Layout::NoPidfdUnprivileged => setpriv,
             Layout::Delegated => {
                 let dir = delegated.expect("a delegated cgroup").display().to_string();
                 let mut v: Vec<String> = vec!["sh".into(), "-c".into()];
@@ -73,7 +93,7 @@ impl Layout {
         };
         v.push(DMON.into());
         match self {
-            Layout::ForcedSignals => v.extend(["--tree".into(), "signals".into()]),
+            Layout::ForcedSignals | Layout::NoPidfdSignals => v.extend(["--tree".into(), "signals".into()]),
             Layout::ForcedFreezer => v.extend(["--tree".into(), "freezer".into()]),
             _ => {}
         }
@@ -98,7 +118,14 @@ pub fn serial(layout: Layout) -> Option<MutexGuard<'static, ()>> {
         crate::common::skip("the tree tests need root (cgroups, namespaces, setpriv)");
         return None;
     }
-    let needs_unified = !matches!(layout, Layout::NoCgroups | Layout::Unprivileged | Layout::ForcedSignals);
+    let needs_unified = !matches!(
+        layout,
+        Layout::NoCgroups
+            | Layout::Unprivileged
+            | Layout::ForcedSignals
+            | Layout::NoPidfdSignals
+            | Layout::NoPidfdUnprivileged
+    );
     if needs_unified && !Path::new(UNIFIED).join("cgroup.procs").exists() && layout != Layout::PureV2 {
         crate::common::skip(&format!("this host has no hybrid cgroup layout ({UNIFIED})"));
         return None;
@@ -221,7 +248,11 @@ impl TestDir {
         let _ = fs::remove_file(self.path("status"));
         let argv = self.layout.wrap(&self.dmon_args(extra, "tree.sh", log), self.delegated.as_deref());
         let err = fs::File::create(self.path("dmon.err")).unwrap();
-        let child = Command::new(&argv[0])
+        let mut command = Command::new(&argv[0]);
+        if self.layout.without_pidfds() {
+            refuse_pidfds(&mut command);
+        }
+        let child = command
             .args(&argv[1..])
             .env("DMON_LOADAVG_FILE", self.path("load"))
             .env_remove("DMON_OPTIONS")
@@ -394,6 +425,55 @@ fn remove_cgroup(dir: &Path) -> bool {
         }
     }
     fs::remove_dir(dir).is_ok() || !dir.exists()
+}
+
+/// The classic BPF program of a seccomp filter that refuses `pidfd_open` and
+/// `pidfd_send_signal` with EPERM and allows everything else, as the seccomp
+/// profiles of container runtimes from before those calls existed do. Its input
+/// is `struct seccomp_data` (linux/seccomp.h): `nr` at offset 0, `arch` at 4.
+const fn no_pidfd_filter() -> [libc::sock_filter; 7] {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
+    const fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+        libc::sock_filter { code, jt, jf, k }
+    }
+    [
+        op(LD_W_ABS, 0, 0, 4),
+        // Another ABI's numbers mean other calls: allow them.
+        op(JEQ_K, 0, 3, ARCH),
+        op(LD_W_ABS, 0, 0, 0),
+        op(JEQ_K, 2, 0, libc::SYS_pidfd_open as u32),
+        op(JEQ_K, 1, 0, libc::SYS_pidfd_send_signal as u32),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+    ]
+}
+
+static NO_PIDFD: [libc::sock_filter; 7] = no_pidfd_filter();
+
+/// Makes `command` (and all it starts) run under [`no_pidfd_filter`].
+pub fn refuse_pidfds(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only two prctl calls on a static program and
+    // a stack value: no allocation, no lock.
+    unsafe {
+        command.pre_exec(|| {
+            let prog = libc::sock_fprog { len: NO_PIDFD.len() as u16, filter: NO_PIDFD.as_ptr() as *mut _ };
+            // A filter needs no_new_privs or CAP_SYS_ADMIN; the former also holds
+            // for a child that drops root.
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// A process's stat line and command line, for failure messages.
