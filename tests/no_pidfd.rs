@@ -127,3 +127,44 @@ fn every_member_gets_term_cgroup2() {
     let missing: Vec<i32> = (1..=6).filter(|i| !t.path(&format!("orphan-{i}.term")).exists()).collect();
     assert!(missing.is_empty(), "members {missing:?} never got TERM; dmon said:\n{}", t.read("dmon.err"));
 }
+
+/// A member that leaves an orphan behind every 0.1 s, which dmon (their
+/// subreaper) must reap.
+const ORPHANS: &str = r#"dir=${0%/tree.sh}
+sh -c 'while :; do ( sleep 0.02 & ); sleep 0.1; done' "$dir/orphan-spawner" &
+while :; do sleep 0.2; done
+"#;
+
+/// Orphans re-parented to dmon are reaped as they exit: no zombies pile up.
+#[test]
+fn orphans_are_reaped_signals() {
+    let layout = Layout::NoPidfdSignals;
+    let Some(_serial) = serial(layout) else { return };
+    let t = TestDir::new(layout, "nopidfd-orphans");
+    t.write("tree.sh", ORPHANS);
+    let mut dmon = t.start(&[]);
+    dmon.wait_line("cmd start ", 1);
+    t.wait_members(2);
+    let me = dmon.dmon_pid().unwrap();
+    let zombies = || {
+        let all = std::fs::read_dir("/proc").unwrap().flatten();
+        let pids = all.filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok());
+        pids.filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let rest = stat.rsplit_once(')').map(|(_, r)| r.to_string()).unwrap_or_default();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.to_string().as_str())
+        })
+        .count()
+    };
+    let most = (0..20)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            zombies()
+        })
+        .max()
+        .unwrap();
+    assert!(most <= 2, "{most} zombies under dmon; dmon said:\n{}", t.read("dmon.err"));
+    dmon.terminate_and_wait();
+    t.assert_no_members();
+}

@@ -24,7 +24,7 @@
 //! just before, is still the same. What that leaves: the process exits and its
 //! pid is reused between that read and the `kill()`. A pid is free again only
 //! once the process is reaped (dmon itself reaps its commands and every orphan
-//! re-parented to it, and does not do both at once), and the kernel hands out
+//! re-parented to it, never while it signals), and the kernel hands out
 //! pids in turn, so the reuse needs the whole pid range to come round within
 //! those microseconds.
 
@@ -201,5 +201,37 @@ impl Refused {
     /// Forgets the processes that are gone.
     pub fn retain(&mut self, mut alive: impl FnMut(i32, u64) -> bool) {
         self.0.retain(|&(pid, ino)| alive(pid, ino));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without pidfds: a signal reaches the process seen, and none reaches a
+    /// pid whose start time is another (a later process with that pid).
+    #[test]
+    fn kill_handles_check_the_start_time() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        let start = start_time(pid).expect("the child's start time");
+        let same = Pidfd(Handle::Pid { pid, start });
+        let other = Pidfd(Handle::Pid { pid, start: start + 1 });
+        assert_eq!(same.ino(), start);
+        assert_eq!(other.send(Some(Signal::SIGKILL)), Err(Errno::ESRCH));
+        assert_eq!(same.send(None), Ok(()));
+        assert_eq!(same.send_group(None), Err(Errno::EINVAL));
+        assert_eq!(same.send(Some(Signal::SIGKILL)), Ok(()));
+        let status = child.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+        // Reaped: the pid names nothing, or someone else.
+        assert_eq!(same.send(None), Err(Errno::ESRCH));
+    }
+
+    #[test]
+    fn start_time_is_field_22() {
+        let me = procfs::process::Process::myself().unwrap().stat().unwrap().starttime;
+        assert_eq!(start_time(std::process::id() as i32), Some(me));
+        assert_eq!(start_time(-1), None);
     }
 }
