@@ -35,6 +35,9 @@ use serde_json::{Value, json};
 
 #[test]
 fn containers_in_a_pure_v2_guest() {
+    if !Command::new("crun").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return skip("crun is not installed (apt-get install crun)");
+    }
     let exe = std::env::current_exe().unwrap();
     let exe = exe.to_str().unwrap();
     let argv = [exe, "--test-threads=1", "--skip", "containers_in_a_pure_v2_guest"];
