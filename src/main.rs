@@ -21,6 +21,7 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
+    daemon::hold_stop_signals();
     // One malloc arena: dmon's threads are short helpers (a thaw), and an arena
     // of their own would stay, with its touched pages, for dmon's whole life.
     // SAFETY: mallopt changes allocator settings, which is safe before any other
