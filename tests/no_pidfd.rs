@@ -3,7 +3,7 @@
 //! signals with `kill()`, the start time of each pid checked just before, and
 //! timeouts, shutdown and pauses still reach a whole tree, `setsid`'d members
 //! included. dmon runs under a seccomp filter that refuses both calls with EPERM
-//! (tests/tree/support.rs, `refuse_pidfds`); the tree is the one of tests/tree.rs.
+//! (tests/common/seccomp.rs); the tree is the one of tests/tree.rs.
 //!
 //! These tests need root (cgroups, setpriv); as another user they are skipped.
 
@@ -15,6 +15,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use common::seccomp::refuse_pidfds;
 use support::*;
 
 /// The filter works: a process under it cannot open a pidfd.
