@@ -55,6 +55,33 @@ pub fn detach() -> Result<(), String> {
     }
 }
 
+/// As PID 1, blocks TERM and INT at once. The kernel drops a signal sent to a
+/// pid namespace's init for which it has the default action, so a `docker stop`
+/// or `crun kill` that came before the supervisor blocks them (to read them
+/// from its signalfd) would be lost, and the container would wait for its KILL.
+/// Blocked, they stay pending until the signalfd reads them. Children start
+/// with an empty mask (src/child.rs), so nothing else changes.
+pub fn hold_stop_signals() {
+    if std::process::id() == 1 {
+        let mut mask = nix::sys::signal::SigSet::empty();
+        mask.add(nix::sys::signal::Signal::SIGTERM);
+        mask.add(nix::sys::signal::Signal::SIGINT);
+        let _ = mask.thread_block();
+    }
+}
+
+/// Whether dmon, asked to detach, must not: as PID 1 (a container's first
+/// process) it is the pid namespace, which the kernel ends, killing every
+/// process in it, once its PID 1 exits. A detaching parent would exit as soon as
+/// the daemon was ready, and take it along. Says so once.
+pub fn stay_as_init() -> bool {
+    if std::process::id() != 1 {
+        return false;
+    }
+    tracing::warn!("running as PID 1 (a container's first process): not detaching, as with -n");
+    true
+}
+
 /// Whether dmon detached: its messages then go to the system log.
 pub fn detached() -> bool {
     DETACHED.load(Ordering::Relaxed)

@@ -21,6 +21,7 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
+    daemon::hold_stop_signals();
     // One malloc arena: dmon's threads are short helpers (a thaw), and an arena
     // of their own would stay, with its touched pages, for dmon's whole life.
     // SAFETY: mallopt changes allocator settings, which is safe before any other
@@ -116,6 +117,10 @@ fn prepare(opts: &Options) -> Result<Prepared, Failure> {
 fn run(mut opts: Options) -> Result<i32, Failure> {
     let usage = Failure::Usage;
     let Prepared { cmd_creds, log_creds, mut pid_file, mut status, watchers } = prepare(&opts)?;
+    // As PID 1 dmon runs as with -n: it stays, and keeps its directory.
+    if opts.daemon && daemon::stay_as_init() {
+        opts.daemon = false;
+    }
     opts.work_in_root_as_a_daemon().map_err(|e| usage(format!("cannot read the working directory: {e}")))?;
     // Whether dmon is the terminal's foreground job (not `dmon -n cmd &`): only
     // then is the command made the terminal's foreground group.
@@ -182,10 +187,20 @@ fn open_trees(opts: &Options, status: Option<&mut StatusFile>) -> Result<dmon::t
     } else {
         tracing::info!("tree: {}: {}", trees.choice.backend.name(), trees.choice.why);
     }
+    let (signals, refused) = dmon::tree::pidfd::method();
+    if let Some(errno) = refused {
+        // Never a silent no-op: each signal is then a kill() of a pid whose start
+        // time was checked just before (src/tree/pidfd.rs).
+        tracing::warn!(
+            "pidfd_open or pidfd_send_signal refused ({}): signalling with kill(), each pid's start time checked just before",
+            errno.desc()
+        );
+    }
     if let Some(status) = status {
         status.record(dmon::status::Record::Tree {
             backend: trees.choice.backend.name(),
             cgroup: trees.home.as_deref(),
+            signals: signals.name(),
             reason: &trees.choice.why,
         });
     }

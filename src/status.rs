@@ -45,8 +45,10 @@ pub enum Record<'a> {
     /// (its `exit` follows, with the reason `oom`). `pid` is the run's leader.
     Oom { process: &'a str, pid: i32 },
     /// How the command trees are controlled, written once at start: the backend,
-    /// dmon's cgroup when it has one, and why the backend was chosen.
-    Tree { backend: &'a str, cgroup: Option<&'a Path>, reason: &'a str },
+    /// dmon's cgroup when it has one, how processes known by pid are signalled
+    /// (`pidfd`, or `kill` where pidfds are refused), and why the backend was
+    /// chosen.
+    Tree { backend: &'a str, cgroup: Option<&'a Path>, signals: &'a str, reason: &'a str },
 }
 
 pub struct StatusFile {
@@ -227,8 +229,13 @@ pub fn text(record: &Record) -> String {
         Record::Task { process, status, .. } => format!("{process} {status}"),
         Record::Signal { process, pid, signal } => format!("{process} signal {pid} {signal}"),
         Record::Oom { process, pid } => format!("{process} oom {pid}"),
-        Record::Tree { backend, cgroup: Some(dir), .. } => format!("tree {backend} {}", dir.display()),
-        Record::Tree { backend, cgroup: None, .. } => format!("tree {backend}"),
+        Record::Tree { backend, cgroup, signals, .. } => {
+            let dir = cgroup.map(|dir| format!(" {}", dir.display())).unwrap_or_default();
+            // Only the fallback is named: DMon's readers and dmon's earlier
+            // ones see the line they know wherever pidfds work.
+            let how = if signals == "pidfd" { String::new() } else { format!(" signals={signals}") };
+            format!("tree {backend}{dir}{how}")
+        }
     }
 }
 
@@ -275,13 +282,15 @@ pub fn json(record: &Record, time: &Civil) -> String {
             json_string(&mut out, process);
             let _ = write!(out, ",\"pid\":{pid}");
         }
-        Record::Tree { backend, cgroup, reason } => {
+        Record::Tree { backend, cgroup, signals, reason } => {
             out.push_str(",\"backend\":");
             json_string(&mut out, backend);
             if let Some(dir) = cgroup {
                 out.push_str(",\"cgroup\":");
                 json_string(&mut out, &dir.to_string_lossy());
             }
+            out.push_str(",\"signals\":");
+            json_string(&mut out, signals);
             out.push_str(",\"reason\":");
             json_string(&mut out, reason);
         }
@@ -334,9 +343,15 @@ mod tests {
         assert_eq!(format("log", Status::Exit(12, 256, Reason::Exit)), "log exit 12 256");
         assert_eq!(format("cmd", Status::Pause(3)), "cmd pause 3");
         assert_eq!(text(&Record::Signal { process: "cmd", pid: 7, signal: 10 }), "cmd signal 7 10");
-        let tree = Record::Tree { backend: "cgroup2", cgroup: Some(Path::new("/sys/fs/cgroup/dmon.4")), reason: "r" };
+        let dir = Some(Path::new("/sys/fs/cgroup/dmon.4"));
+        let tree = Record::Tree { backend: "cgroup2", cgroup: dir, signals: "pidfd", reason: "r" };
         assert_eq!(text(&tree), "tree cgroup2 /sys/fs/cgroup/dmon.4");
-        assert_eq!(text(&Record::Tree { backend: "signals", cgroup: None, reason: "r" }), "tree signals");
+        let tree = Record::Tree { backend: "cgroup2", cgroup: dir, signals: "kill", reason: "r" };
+        assert_eq!(text(&tree), "tree cgroup2 /sys/fs/cgroup/dmon.4 signals=kill");
+        let tree = Record::Tree { backend: "signals", cgroup: None, signals: "pidfd", reason: "r" };
+        assert_eq!(text(&tree), "tree signals");
+        let tree = Record::Tree { backend: "signals", cgroup: None, signals: "kill", reason: "r" };
+        assert_eq!(text(&tree), "tree signals signals=kill");
     }
 
     #[test]
@@ -397,15 +412,18 @@ mod tests {
         let record = Record::Tree {
             backend: "cgroup2",
             cgroup: Some(Path::new("/sys/fs/cgroup/a \"b\"")),
+            signals: "pidfd",
             reason: "back\\slash\ttab\nnew\u{1}line é",
         };
         assert_eq!(
             json(&record, &at()),
             "{\"time\":\"2024-05-01T12:34:56.123456Z\",\"event\":\"tree\",\"backend\":\"cgroup2\",\
-             \"cgroup\":\"/sys/fs/cgroup/a \\\"b\\\"\",\"reason\":\"back\\\\slash\\ttab\\nnew\\u0001line é\"}"
+             \"cgroup\":\"/sys/fs/cgroup/a \\\"b\\\"\",\"signals\":\"pidfd\",\"reason\":\"back\\\\slash\\ttab\\nnew\\u0001line é\"}"
         );
-        let record = Record::Tree { backend: "signals", cgroup: None, reason: "none" };
-        assert!(json(&record, &at()).ends_with(r#""event":"tree","backend":"signals","reason":"none"}"#));
+        let record = Record::Tree { backend: "signals", cgroup: None, signals: "kill", reason: "none" };
+        assert!(
+            json(&record, &at()).ends_with(r#""event":"tree","backend":"signals","signals":"kill","reason":"none"}"#)
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! walks while its parent is not yet stopped. cgroups have no such window.
 //!
 //! A pid read from `/proc` names a member only until the member exits: every
-//! signal goes through a pidfd checked to be the process the walk saw, members
+//! signal goes through a pidfd checked to be the process the walk saw (where
+//! pidfds are refused, a `kill()` after the start time was read again), members
 //! are remembered by start time and pidfd inode and forgotten once gone, and the
 //! process group counts only while the group the command made exists (see
 //! [`super::pidfd`]). A member dmon may not signal (EPERM) is reported once and

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod seccomp;
 pub mod vm;
 
 use std::fs;

@@ -34,15 +34,31 @@ pub enum Layout {
     Pid1,
     ForcedSignals,
     ForcedFreezer,
+    /// `--tree signals` under a seccomp filter that refuses `pidfd_open` and
+    /// `pidfd_send_signal` with EPERM, as older container profiles do.
+    NoPidfdSignals,
+    /// The machine as it is (cgroup2), under that filter.
+    NoPidfdCgroup2,
+    /// As user nobody (the signal fallback, chosen unasked), under that filter.
+    NoPidfdUnprivileged,
 }
 
 impl Layout {
     pub fn expected_backend(self) -> &'static str {
         match self {
-            Layout::Hybrid | Layout::PureV2 | Layout::Delegated | Layout::Pid1 => "cgroup2",
+            Layout::Hybrid | Layout::PureV2 | Layout::Delegated | Layout::Pid1 | Layout::NoPidfdCgroup2 => "cgroup2",
             Layout::FreezerOnly | Layout::ForcedFreezer => "freezer",
-            Layout::NoCgroups | Layout::Unprivileged | Layout::ForcedSignals => "signals",
+            Layout::NoCgroups
+            | Layout::Unprivileged
+            | Layout::ForcedSignals
+            | Layout::NoPidfdSignals
+            | Layout::NoPidfdUnprivileged => "signals",
         }
+    }
+
+    /// Whether dmon runs under the filter that refuses pidfds.
+    pub fn without_pidfds(self) -> bool {
+        matches!(self, Layout::NoPidfdSignals | Layout::NoPidfdCgroup2 | Layout::NoPidfdUnprivileged)
     }
 
     /// The program and arguments that run dmon (`args` appended) in this layout.
@@ -57,11 +73,15 @@ impl Layout {
         let setpriv: Vec<String> =
             ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"].iter().map(|s| s.to_string()).collect();
         let mut v: Vec<String> = match self {
-            Layout::Hybrid | Layout::ForcedSignals | Layout::ForcedFreezer => vec![],
+            Layout::Hybrid
+            | Layout::ForcedSignals
+            | Layout::ForcedFreezer
+            | Layout::NoPidfdSignals
+            | Layout::NoPidfdCgroup2 => vec![],
             Layout::PureV2 => ns("umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup"),
             Layout::FreezerOnly => ns(&format!("umount -l {UNIFIED}")),
             Layout::NoCgroups => ns("umount -l /sys/fs/cgroup"),
-            Layout::Unprivileged => setpriv,
+            Layout::Unprivileged | Layout::NoPidfdUnprivileged => setpriv,
             Layout::Delegated => {
                 let dir = delegated.expect("a delegated cgroup").display().to_string();
                 let mut v: Vec<String> = vec!["sh".into(), "-c".into()];
@@ -73,7 +93,7 @@ impl Layout {
         };
         v.push(DMON.into());
         match self {
-            Layout::ForcedSignals => v.extend(["--tree".into(), "signals".into()]),
+            Layout::ForcedSignals | Layout::NoPidfdSignals => v.extend(["--tree".into(), "signals".into()]),
             Layout::ForcedFreezer => v.extend(["--tree".into(), "freezer".into()]),
             _ => {}
         }
@@ -98,7 +118,14 @@ pub fn serial(layout: Layout) -> Option<MutexGuard<'static, ()>> {
         crate::common::skip("the tree tests need root (cgroups, namespaces, setpriv)");
         return None;
     }
-    let needs_unified = !matches!(layout, Layout::NoCgroups | Layout::Unprivileged | Layout::ForcedSignals);
+    let needs_unified = !matches!(
+        layout,
+        Layout::NoCgroups
+            | Layout::Unprivileged
+            | Layout::ForcedSignals
+            | Layout::NoPidfdSignals
+            | Layout::NoPidfdUnprivileged
+    );
     if needs_unified && !Path::new(UNIFIED).join("cgroup.procs").exists() && layout != Layout::PureV2 {
         crate::common::skip(&format!("this host has no hybrid cgroup layout ({UNIFIED})"));
         return None;
@@ -221,7 +248,11 @@ impl TestDir {
         let _ = fs::remove_file(self.path("status"));
         let argv = self.layout.wrap(&self.dmon_args(extra, "tree.sh", log), self.delegated.as_deref());
         let err = fs::File::create(self.path("dmon.err")).unwrap();
-        let child = Command::new(&argv[0])
+        let mut command = Command::new(&argv[0]);
+        if self.layout.without_pidfds() {
+            crate::common::seccomp::refuse_pidfds(&mut command);
+        }
+        let child = command
             .args(&argv[1..])
             .env("DMON_LOADAVG_FILE", self.path("load"))
             .env_remove("DMON_OPTIONS")
