@@ -301,8 +301,23 @@ impl Host {
 /// the unit's cgroup; with `DelegateSubgroup=` (systemd 254) the unit's main
 /// process, dmon, runs one level below it, and a dmon started deeper in a
 /// delegated subtree is below it too.
+///
+/// The walk ends below the root of another systemd: a user's manager
+/// (`user@UID.service`) or a nested one (a cgroup holding `init.scope`) is
+/// itself a delegated cgroup, but what it was delegated to is that manager,
+/// which puts its own units below it; they are not dmon's.
 pub fn delegated_at(dir: &Path, top: &Path) -> Option<PathBuf> {
-    dir.ancestors().take_while(|d| d.starts_with(top)).find(|d| is_delegated(d)).map(Path::to_path_buf)
+    for d in dir.ancestors().take_while(|d| d.starts_with(top)) {
+        let name = d.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let manager = (name.starts_with("user@") && name.ends_with(".service")) || d.join("init.scope").is_dir();
+        if manager {
+            return None;
+        }
+        if is_delegated(d) {
+            return Some(d.to_path_buf());
+        }
+    }
+    None
 }
 
 /// Whether the cgroup directory itself carries `trusted.delegate` or `user.delegate`.
@@ -868,6 +883,12 @@ mod tests {
         let path = "user.slice/user-1000.slice/user@1000.service/app.slice/run-r1.scope";
         let fx = Fixture::new(&[&format!("sys/fs/cgroup/{path}")]);
         let layout = Layout::detect(&fx.0, PURE, &format!("0::/{path}\n"));
+        // The system manager marks the user manager's cgroup: a delegation to
+        // that manager, not to its units.
+        let manager = fx.0.join("sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service");
+        if mark_delegated(&manager) {
+            assert_eq!(delegated_at(&fx.0.join("sys/fs/cgroup").join(path), &fx.0), None);
+        }
         let host = |ask: fn(&UserUnit) -> Result<bool, String>| Host { systemd: true, euid: 1000, ask };
         let yes = host(|u| if u.name == "run-r1.scope" && u.uid == 1000 { Ok(true) } else { Err("?".into()) });
         let got = choose(&layout, TreeChoice::Auto, None, &yes).unwrap();
