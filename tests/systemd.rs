@@ -107,7 +107,9 @@ fn members(dir: &Dir) -> Vec<i32> {
         let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        let tree = marks.iter().any(|m| cmdline.contains(m.as_str())) && comm.trim() != "dmon";
+        // Only the shells: dmon, and the runuser that started it, name the
+        // directory too.
+        let tree = marks.iter().any(|m| cmdline.contains(m.as_str())) && comm.trim() == "sh";
         if tree && state(pid).is_some_and(|s| s != 'Z') {
             found.push(pid);
         }
