@@ -289,7 +289,12 @@ impl Host {
             let own = own.strip_prefix(mount).ok().and_then(Path::to_str).is_some_and(systemd_path);
             at_root || own
         };
-        let proc1 = parse_proc_cgroup(proc1_cgroup).0.as_deref().is_some_and(systemd_path);
+        // The v2 line, or in systemd's legacy layout its own named v1 hierarchy.
+        let proc1 = proc1_cgroup.lines().any(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { return false };
+            (controllers.is_empty() || controllers == "name=systemd") && systemd_path(path)
+        });
         let tree = layout.v2.as_ref().is_some_and(|(mount, own)| in_tree(mount, own));
         Host { systemd: booted || proc1 || tree, ..Host::default() }
     }
@@ -855,6 +860,10 @@ mod tests {
         assert!(Host::detect(&root, "0::/\n", false).systemd);
         std::fs::remove_dir_all(fx.0.join("sys/fs/cgroup/system.slice")).unwrap();
         assert!(!Host::detect(&root, "0::/\n", false).systemd);
+        // systemd's legacy layout shows in its named v1 hierarchy; another
+        // controller's path says nothing.
+        assert!(Host::detect(&root, "1:name=systemd:/init.scope\n", false).systemd);
+        assert!(!Host::detect(&root, "4:memory:/system.slice\n", false).systemd);
         // A cgroup namespace cuts the host's names off: a container's own tree.
         let ns = "26 25 0:24 /system.slice/docker-1.scope /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
         let inside = Layout::detect(&fx.0, ns, "0::/system.slice/docker-1.scope/job\n");
