@@ -265,7 +265,7 @@ const SYSTEMD_TOP: [&str; 3] = ["init.scope", "system.slice", "user.slice"];
 /// top-level units or slices.
 fn systemd_path(path: &str) -> bool {
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    SYSTEMD_TOP.contains(&first) || (first.ends_with(".slice") && first.len() > ".slice".len())
+    SYSTEMD_TOP.contains(&first)
 }
 
 impl Host {
@@ -533,7 +533,7 @@ fn check(place: &Place, host: &Host) -> Result<String, String> {
         }
         Err(e) => Err(format!(
             "{} belongs to {} of {manager}, whose delegation cannot be confirmed (no delegate xattr; {e}); \
-             --tree cgroup2 says it is delegated",
+             --tree cgroup2 states that it is",
             dir.display(),
             unit.name
         )),
