@@ -8,11 +8,12 @@
 #       Installs what is missing, fetches Debian's current kernel (resolved from
 #       linux-image-amd64, never pinned) and builds the initramfs, all into
 #       ${DMON_VM_DIR:-/var/cache/dmon-vm}. Quick and silent when that is done.
-#   guest.sh run [--timeout SECONDS] [--env NAME=VALUE]... -- CMD [ARGS...]
+#   guest.sh run [--systemd] [--timeout SECONDS] [--env NAME=VALUE]... -- CMD [ARGS...]
 #       Boots the guest and runs CMD there as root, in the host's root (read-only,
 #       under a tmpfs overlay) and the caller's working directory. Its stdout and
 #       stderr come out here; the exit status is CMD's, or 124 when time ran out,
-#       125 when the guest could not boot.
+#       125 when the guest could not boot. With --systemd, the host's systemd is
+#       the guest's PID 1 and CMD runs as its service dmon-guest.service.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -116,11 +117,11 @@ fetch_kernel() {
   rm -rf "$cache/kernel.old"
 }
 
-# Builds $cache/initramfs.cpio: a static busybox, the guest init, and the modules
+# Builds the initramfs $1: a static busybox, the guest init, and the modules
 # it loads, decompressed, with their dependencies first (from each module's
 # depends= in .modinfo).
 build_initramfs() {
-  local kdir kver stage
+  local target="$1" kdir kver stage
   kdir="$(first "$cache"/kernel/root/lib/modules/*)"
   kver="${kdir##*/}"
   stage="$cache/initramfs.stage"
@@ -160,8 +161,8 @@ build_initramfs() {
   for m in "${modules[@]}"; do add_module "$m"; done
   printf '%s\n' "${order[@]}" >"$stage/modules/order"
 
-  (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$cache/initramfs.cpio.tmp"
-  mv "$cache/initramfs.cpio.tmp" "$cache/initramfs.cpio"
+  (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$target.tmp"
+  mv "$target.tmp" "$target"
   rm -rf "$stage"
 }
 
@@ -171,10 +172,16 @@ initramfs_stamp() {
     sha256sum | cut -d' ' -f1
 }
 
+# The initramfs built from what initramfs_stamp hashes. Named by that hash, so
+# that checkouts with different inits (two branches tested at once) share the
+# cache, each with its own initramfs, instead of rebuilding it in turn.
+initramfs() {
+  printf '%s/initramfs.%s.cpio' "$cache" "$(initramfs_stamp | cut -c1-16)"
+}
+
 # Whether the cache is complete, without asking apt (for run, as any user).
 cache_complete() {
-  [[ -s "$cache/kernel/stamp" && -s "$cache/initramfs.cpio" && -s "$cache/initramfs.stamp" ]] &&
-    [[ "$(cat "$cache/initramfs.stamp")" == "$(initramfs_stamp)" ]]
+  [[ -s "$cache/kernel/stamp" && -s "$(initramfs)" ]]
 }
 
 setup() {
@@ -191,8 +198,7 @@ setup() {
   fi
   if ! cache_complete; then
     say "building the initramfs"
-    build_initramfs
-    initramfs_stamp >"$cache/initramfs.stamp"
+    build_initramfs "$(initramfs)"
   fi
   exec 9>&-
 }
@@ -200,14 +206,15 @@ setup() {
 # --- run ---------------------------------------------------------------------
 
 usage() {
-  say "usage: guest.sh setup | guest.sh run [--timeout SECONDS] [--env NAME=VALUE]... -- CMD [ARGS...]"
+  say "usage: guest.sh setup | guest.sh run [--systemd] [--timeout SECONDS] [--env NAME=VALUE]... -- CMD [ARGS...]"
   exit 2
 }
 
 run() {
-  local limit=300 envs=()
+  local limit=300 envs=() systemd=""
   while (($#)); do
     case "$1" in
+      --systemd) systemd=1; shift ;;
       --timeout) [[ "${2:-}" =~ ^[0-9]+$ ]] || usage; limit="$2"; shift 2 ;;
       --env) [[ "${2:-}" == [A-Za-z_]*=* ]] || usage; envs+=("$2"); shift 2 ;;
       --) shift; break ;;
@@ -232,11 +239,13 @@ run() {
   printf '%s\0' "$@" >"$share/argv"
   {
     printf '%s\0' "PATH=$PATH" HOME=/root DMON_GUEST=1
+    [[ -n "$systemd" ]] && printf '%s\0' DMON_GUEST_SYSTEMD=1
     [[ -n "${CI+set}" ]] && printf '%s\0' "CI=$CI"
     ((${#envs[@]})) && printf '%s\0' "${envs[@]}"
   } >"$share/env"
   printf '%s' "$PWD" >"$share/cwd"
   : >"$share/stdout" && : >"$share/stderr" && : >"$share/console"
+  [[ -z "$systemd" ]] || : >"$share/systemd"
 
   local kernel="$cache/kernel/vmlinux"
   [[ -s "$kernel" ]] || kernel="$(first "$cache"/kernel/root/boot/vmlinuz-*)"
@@ -244,7 +253,7 @@ run() {
   timeout --kill-after=10 "$limit" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -m 1024 -smp 2 -machine pc \
     -nodefaults -no-user-config -display none -no-reboot \
-    -kernel "$kernel" -initrd "$cache/initramfs.cpio" \
+    -kernel "$kernel" -initrd "$(initramfs)" \
     -append "console=ttyS0 quiet loglevel=3 panic=-1 cryptomgr.notests audit=0 nokaslr mitigations=off pci=noacpi" \
     -serial "file:$share/console" \
     -fsdev "local,id=host,path=/,security_model=none,readonly=on,multidevs=remap" \

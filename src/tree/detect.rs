@@ -237,21 +237,95 @@ pub struct Choice {
 }
 
 /// What [`choose`] needs to know about the host besides the layout.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Host {
-    /// systemd runs the host (`/run/systemd/system` exists, as sd_booted(3) tests).
+    /// systemd manages the cgroup tree: `/run/systemd/system` exists (as
+    /// sd_booted(3) tests), or the tree shows systemd's layout (see
+    /// [`Host::detect`]).
     pub systemd: bool,
+    /// dmon's effective uid. A root dmon never nests its cgroups under one that
+    /// another user can write (see [`foreign_writer`]).
+    pub euid: u32,
+    /// Asks a user's systemd whether one of its units was delegated
+    /// (`Delegate=`), where no xattr says so (see [`UserUnit`]).
+    pub ask: fn(&UserUnit) -> Result<bool, String>,
 }
 
-impl Host {
-    pub fn here() -> Host {
-        Host { systemd: Path::new("/run/systemd/system").is_dir() }
+impl Default for Host {
+    /// A host without systemd, dmon not root, no service manager to ask.
+    fn default() -> Host {
+        Host { systemd: false, euid: 1000, ask: |_| Err("no service manager to ask".into()) }
     }
 }
 
-/// Whether a cgroup directory was delegated (systemd's `Delegate=`; see
-/// systemd's CGROUP_DELEGATION document): it carries `trusted.delegate` or
-/// `user.delegate`.
+/// The top-level names systemd gives the root of the tree it manages.
+const SYSTEMD_TOP: [&str; 3] = ["init.scope", "system.slice", "user.slice"];
+
+/// Whether a cgroup path (from `/proc/PID/cgroup`) starts in one of systemd's
+/// top-level units or slices.
+fn systemd_path(path: &str) -> bool {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    SYSTEMD_TOP.contains(&first)
+}
+
+impl Host {
+    pub fn here(layout: &Layout) -> Host {
+        let proc1 = std::fs::read_to_string("/proc/1/cgroup").unwrap_or_default();
+        let booted = Path::new("/run/systemd/system").is_dir();
+        Host { euid: nix::unistd::geteuid().as_raw(), ask: systemctl_delegate, ..Host::detect(layout, &proc1, booted) }
+    }
+
+    /// `booted`: `/run/systemd/system` exists in dmon's mount namespace. Without
+    /// it, systemd may still manage the tree: in a container that has no cgroup
+    /// namespace, `/run` is the container's, but the cgroupfs is the host's. The
+    /// host's systemd shows there as `init.scope`, `system.slice` or `user.slice`
+    /// at the root of the mounted hierarchy, or at the start of the cgroup path
+    /// of PID 1 (`proc1_cgroup`, `/proc/1/cgroup`) or of dmon itself. A cgroup
+    /// namespace cuts those paths at its root, so a container's own tree, which
+    /// is its to use, does not look like systemd's.
+    pub fn detect(layout: &Layout, proc1_cgroup: &str, booted: bool) -> Host {
+        let in_tree = |mount: &Path, own: &Path| {
+            let at_root = SYSTEMD_TOP.iter().any(|name| mount.join(name).is_dir());
+            let own = own.strip_prefix(mount).ok().and_then(Path::to_str).is_some_and(systemd_path);
+            at_root || own
+        };
+        // The v2 line, or in systemd's legacy layout its own named v1 hierarchy.
+        let proc1 = proc1_cgroup.lines().any(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { return false };
+            (controllers.is_empty() || controllers == "name=systemd") && systemd_path(path)
+        });
+        let tree = layout.v2.as_ref().is_some_and(|(mount, own)| in_tree(mount, own));
+        Host { systemd: booted || proc1 || tree, ..Host::default() }
+    }
+}
+
+/// Where `dir`, or one of its ancestors up to the mount point `top`, was
+/// delegated (systemd's `Delegate=`; systemd's CGROUP_DELEGATION document): the
+/// directory that carries `trusted.delegate` or `user.delegate`. systemd marks
+/// the unit's cgroup; with `DelegateSubgroup=` (systemd 254) the unit's main
+/// process, dmon, runs one level below it, and a dmon started deeper in a
+/// delegated subtree is below it too.
+///
+/// The walk ends below the root of another systemd: a user's manager
+/// (`user@UID.service`) or a nested one (a cgroup holding `init.scope`) is
+/// itself a delegated cgroup, but what it was delegated to is that manager,
+/// which puts its own units below it; they are not dmon's.
+pub fn delegated_at(dir: &Path, top: &Path) -> Option<PathBuf> {
+    for d in dir.ancestors().take_while(|d| d.starts_with(top)) {
+        let name = d.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let manager = (name.starts_with("user@") && name.ends_with(".service")) || d.join("init.scope").is_dir();
+        if manager {
+            return None;
+        }
+        if is_delegated(d) {
+            return Some(d.to_path_buf());
+        }
+    }
+    None
+}
+
+/// Whether the cgroup directory itself carries `trusted.delegate` or `user.delegate`.
 pub fn is_delegated(dir: &Path) -> bool {
     let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else { return false };
     ["trusted.delegate", "user.delegate"].iter().any(|name| {
@@ -259,6 +333,77 @@ pub fn is_delegated(dir: &Path) -> bool {
         // SAFETY: a size query (NULL buffer, size 0) with valid C strings.
         unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
     })
+}
+
+/// A unit of a user's systemd (below `user@UID.service`) that holds a cgroup.
+/// systemd 252 writes no delegate xattr there (its `listxattr` is empty though
+/// `systemctl --user show -p Delegate` says yes), so the delegation is the
+/// unit's `Delegate` property, asked of that manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserUnit {
+    pub uid: u32,
+    /// `run-r1234.scope`, `app.service`.
+    pub name: String,
+}
+
+impl UserUnit {
+    /// The unit of the user manager whose cgroup is `dir` or holds it: the
+    /// first service or scope below `user@UID.service` (slices nest, units do
+    /// not).
+    pub fn of(dir: &Path) -> Option<UserUnit> {
+        let parts: Vec<&str> = dir.iter().filter_map(|p| p.to_str()).collect();
+        let at = parts.iter().position(|p| p.starts_with("user@") && p.ends_with(".service"))?;
+        let uid = parts[at].strip_prefix("user@")?.strip_suffix(".service")?.parse().ok()?;
+        let name = parts[at + 1..].iter().find(|p| !p.ends_with(".slice"))?;
+        (name.ends_with(".service") || name.ends_with(".scope")).then(|| UserUnit { uid, name: name.to_string() })
+    }
+}
+
+/// How long the user manager may take to answer.
+const ASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `systemctl --user show -p Delegate --value UNIT`, as the unit's user only
+/// (another user's manager is not dmon's to trust or ask), bounded by
+/// [`ASK_LIMIT`].
+fn systemctl_delegate(unit: &UserUnit) -> Result<bool, String> {
+    use std::process::{Command, Stdio};
+    let uid = nix::unistd::geteuid().as_raw();
+    if uid != unit.uid {
+        return Err(format!("dmon runs as uid {uid}, not as the unit's user {}", unit.uid));
+    }
+    let mut command = Command::new("systemctl");
+    command.args(["--user", "show", "-p", "Delegate", "--value", "--", &unit.name]);
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // systemctl finds the user manager's socket through XDG_RUNTIME_DIR, which
+    // a dmon started by `runuser` or `su` may lack.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        command.env("XDG_RUNTIME_DIR", format!("/run/user/{uid}"));
+    }
+    let child = command.spawn().map_err(|e| format!("cannot run systemctl --user: {e}"))?;
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(ASK_LIMIT) {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Err(format!("systemctl --user: {e}")),
+        Err(_) => {
+            // Not reaped yet (its thread still waits), so the pid is still its.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            return Err(format!("systemctl --user gave no answer within {} s", ASK_LIMIT.as_secs()));
+        }
+    };
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    match (out.status.success(), answer.as_str()) {
+        (true, "yes") => Ok(true),
+        (true, "no") => Ok(false),
+        _ => {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let said = said.lines().next().unwrap_or(&answer);
+            Err(format!("systemctl --user show -p Delegate {}: {said}", unit.name))
+        }
+    }
 }
 
 /// Whether this process may create cgroups under `dir` and move processes into
@@ -269,35 +414,137 @@ pub fn is_writable(dir: &Path) -> bool {
         && access(&dir.join("cgroup.procs"), AccessFlags::W_OK).is_ok()
 }
 
+/// The files of a cgroup through which a writer moves, freezes or kills what
+/// is below it (v2 and v1).
+const CONTROL_FILES: [&str; 7] = [
+    "cgroup.procs",
+    "cgroup.threads",
+    "cgroup.subtree_control",
+    "cgroup.freeze",
+    "cgroup.kill",
+    "tasks",
+    "freezer.state",
+];
+
+/// The first of `dir` and its ancestors up to the mount point `top` that a user
+/// other than root can write, with who and through which file. cgroup v2 lets
+/// whoever can write `cgroup.procs` of the common ancestor of two cgroups move
+/// any process between them, whatever its owner (cgroup-v2.rst, "Delegation
+/// Containment"), and `cgroup.freeze` of an ancestor freezes everything below:
+/// such a user could take a root dmon out of its cgroup, or freeze it, and
+/// escape its shutdown.
+pub fn foreign_writer(dir: &Path, top: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let who = |meta: &std::fs::Metadata| {
+        let mode = meta.mode();
+        if mode & 0o200 != 0 && meta.uid() != 0 {
+            Some(format!("uid {}", meta.uid()))
+        } else if mode & 0o020 != 0 && meta.gid() != 0 {
+            Some(format!("group {}", meta.gid()))
+        } else if mode & 0o002 != 0 {
+            Some("every user".to_string())
+        } else {
+            None
+        }
+    };
+    for d in dir.ancestors().take_while(|d| d.starts_with(top)) {
+        let files = std::iter::once(d.to_path_buf()).chain(CONTROL_FILES.iter().map(|f| d.join(f)));
+        for file in files {
+            let Ok(meta) = std::fs::symlink_metadata(&file) else { continue };
+            if let Some(who) = who(&meta) {
+                return Some(format!(
+                    "{} can be written by {who} ({}), who could move or freeze a root dmon; \
+                     a root dmon nests its cgroups only where no other user can write",
+                    d.display(),
+                    if file == d { "the directory" } else { file.file_name().and_then(|n| n.to_str()).unwrap_or("?") }
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Whether `dir` lies in the hierarchy mounted at `mount` (links resolved).
 fn in_hierarchy(dir: &Path, mount: &Path) -> bool {
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     real(dir).starts_with(real(mount))
 }
 
-/// Why `parent` may not hold dmon's cgroups, or None when it may. `explicit`:
-/// the user named it, so systemd's ownership is the user's call.
-pub fn refusal(parent: &Path, explicit: bool, host: &Host) -> Option<String> {
-    if !parent.is_dir() {
-        return Some(format!("{} does not exist", parent.display()));
+/// How a place for dmon's cgroups was checked.
+struct Place<'a> {
+    dir: &'a Path,
+    /// The mount point of its hierarchy.
+    mount: &'a Path,
+    /// The user named it (`--cgroup-parent`): systemd's ownership is the user's call.
+    explicit: bool,
+    /// The backend was named (`--tree cgroup2|freezer`): where the delegation of
+    /// a user's unit cannot be confirmed, the user's word for it.
+    named: bool,
+}
+
+/// Why `place` may not hold dmon's cgroups (Err), or what it was accepted on
+/// beyond being writable (Ok, empty when nothing more).
+fn check(place: &Place, host: &Host) -> Result<String, String> {
+    let dir = place.dir;
+    if !dir.is_dir() {
+        return Err(format!("{} does not exist", dir.display()));
     }
-    if !is_writable(parent) {
-        let uid = nix::unistd::geteuid();
-        return Some(format!("{} is not writable by uid {uid}", parent.display()));
+    if !is_writable(dir) {
+        return Err(format!("{} is not writable by uid {}", dir.display(), nix::unistd::geteuid()));
     }
-    if !explicit && host.systemd && !is_delegated(parent) {
-        return Some(format!(
-            "{} belongs to systemd and was not delegated (no trusted.delegate or user.delegate)",
-            parent.display()
+    // The walks up the tree go by the real paths (a parent given as `a/../b`).
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (real_dir, top) = (real(dir), real(place.mount));
+    if host.euid == 0 {
+        if let Some(why) = foreign_writer(&real_dir, &top) {
+            return Err(why);
+        }
+    }
+    if place.explicit || !host.systemd {
+        return Ok(String::new());
+    }
+    if let Some(at) = delegated_at(&real_dir, &top) {
+        return Ok(if at == real_dir { ", delegated".to_string() } else { format!(", delegated at {}", at.display()) });
+    }
+    let Some(unit) = UserUnit::of(dir) else {
+        return Err(format!(
+            "{} belongs to systemd and was not delegated (no trusted.delegate or user.delegate on it or above); \
+             start dmon in a unit with Delegate=yes (systemd-run -p Delegate=yes)",
+            dir.display()
         ));
+    };
+    let manager = format!("the systemd of uid {}", unit.uid);
+    match (host.ask)(&unit) {
+        Ok(true) => Ok(format!(", delegated ({} of {manager} has Delegate=yes)", unit.name)),
+        Ok(false) => Err(format!(
+            "{} belongs to {} of {manager}, which has no Delegate=yes; start dmon with \
+             systemd-run --user --scope -p Delegate=yes",
+            dir.display(),
+            unit.name
+        )),
+        Err(e) if place.named => {
+            let warning = format!(
+                "cannot confirm that {} of {manager} was delegated (no delegate xattr; {e}); \
+                 taking the named backend as the statement that it was",
+                unit.name
+            );
+            tracing::warn!("{warning}");
+            Ok(format!(", {warning}"))
+        }
+        Err(e) => Err(format!(
+            "{} belongs to {} of {manager}, whose delegation cannot be confirmed (no delegate xattr; {e}); \
+             --tree cgroup2 states that it is",
+            dir.display(),
+            unit.name
+        )),
     }
-    None
 }
 
 /// Picks the backend: `--tree` first; with `auto`, cgroup2 wherever it is
 /// mounted, else the v1 freezer, else signals, each only where dmon may write.
 /// A backend asked for by name that cannot be had is an error.
 pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: &Host) -> Result<Choice, String> {
+    let named = choice != TreeChoice::Auto;
     let v2 = || -> Result<Choice, String> {
         let Some((mount, own)) = &layout.v2 else { return Err("no cgroup2 hierarchy is mounted".into()) };
         let (dir, explicit) = match parent {
@@ -307,13 +554,12 @@ pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: 
         if explicit && !in_hierarchy(&dir, mount) {
             return Err(format!("{} is not in the cgroup2 hierarchy at {}", dir.display(), mount.display()));
         }
-        if let Some(no) = refusal(&dir, explicit, host) {
-            return Err(format!("cgroup v2: {no}"));
-        }
+        let note =
+            check(&Place { dir: &dir, mount, explicit, named }, host).map_err(|no| format!("cgroup v2: {no}"))?;
         let place = if explicit { "the parent given" } else { "dmon's own cgroup" };
         Ok(Choice {
             why: format!(
-                "{} layout, cgroup2 mounted at {}, {place} {} is writable",
+                "{} layout, cgroup2 mounted at {}, {place} {} is writable{note}",
                 layout.kind.name(),
                 mount.display(),
                 dir.display()
@@ -332,12 +578,10 @@ pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: 
         if explicit && !in_hierarchy(&dir, mount) {
             return Err(format!("{} is not in the v1 freezer hierarchy at {}", dir.display(), mount.display()));
         }
-        if let Some(no) = refusal(&dir, explicit, host) {
-            return Err(format!("freezer: {no}"));
-        }
+        let note = check(&Place { dir: &dir, mount, explicit, named }, host).map_err(|no| format!("freezer: {no}"))?;
         Ok(Choice {
             why: format!(
-                "{} layout, v1 freezer mounted at {}, {} is writable",
+                "{} layout, v1 freezer mounted at {}, {} is writable{note}",
                 layout.kind.name(),
                 mount.display(),
                 dir.display()
@@ -366,7 +610,14 @@ pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: 
         TreeChoice::Auto => match layout.kind {
             Kind::PureV2 | Kind::Hybrid => v2().or_else(|e| {
                 // cgroup2 is mounted but refused: the freezer is no better a
-                // place for a systemd host, but may be for a plain one.
+                // place for a systemd host, but may be for a plain one. Not for
+                // a root dmon whose v2 cgroup another user can write: that user
+                // can freeze dmon there (cgroup.freeze) whatever it uses, and
+                // the fallback's message is what tells the operator.
+                let exposed = |(mount, own): &(PathBuf, PathBuf)| foreign_writer(own, mount).is_some();
+                if host.euid == 0 && layout.v2.as_ref().is_some_and(exposed) {
+                    return Err(e);
+                }
                 freezer().or(Err(e))
             }),
             Kind::FreezerOnly => freezer(),
@@ -496,7 +747,7 @@ mod tests {
     fn prefers_cgroup2_in_the_hybrid_layout_and_falls_back_in_order() {
         let fx = Fixture::new(&["sys/fs/cgroup/unified/jobs/web", "sys/fs/cgroup/freezer/jobs"]);
         let layout = Layout::detect(&fx.0, HYBRID, HYBRID_CGROUP);
-        let host = Host { systemd: false };
+        let host = Host::default();
         let got = choose(&layout, TreeChoice::Auto, None, &host).unwrap();
         assert_eq!(got.backend, Backend::Cgroup2 { parent: fx.0.join("sys/fs/cgroup/unified/jobs/web") });
         assert!(got.why.contains("hybrid"), "{}", got.why);
@@ -523,7 +774,7 @@ mod tests {
     fn never_writes_into_a_cgroup_systemd_owns_unless_delegated_or_named() {
         let fx = Fixture::new(&["sys/fs/cgroup/user.slice/x.service", "sys/fs/cgroup/elsewhere", "elsewhere"]);
         let layout = Layout::detect(&fx.0, PURE, "0::/user.slice/x.service\n");
-        let systemd = Host { systemd: true };
+        let systemd = Host { systemd: true, ..Host::default() };
         let got = choose(&layout, TreeChoice::Auto, None, &systemd).unwrap();
         assert_eq!(got.backend, Backend::Signals);
         assert!(got.why.contains("not delegated"), "{}", got.why);
@@ -551,5 +802,162 @@ mod tests {
         }
         assert!(is_delegated(&own));
         assert_eq!(choose(&layout, TreeChoice::Auto, None, &systemd).unwrap().backend.name(), "cgroup2");
+    }
+
+    /// Sets `user.delegate` on `dir`; false where the filesystem takes no user xattrs.
+    fn mark_delegated(dir: &Path) -> bool {
+        let path = CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let name = CString::new("user.delegate").unwrap();
+        // SAFETY: valid C strings and a one-byte value.
+        let set = unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), b"1".as_ptr().cast(), 1, 0) };
+        if set != 0 {
+            eprintln!("skipping a delegation case: this filesystem takes no user xattrs");
+        }
+        set == 0
+    }
+
+    #[test]
+    fn a_delegate_mark_on_an_ancestor_delegates_what_is_below() {
+        // systemd 254's DelegateSubgroup=: the unit's cgroup is marked, dmon runs
+        // in a subgroup of it; deeper still, a dmon started by another in the tree.
+        let unit = "sys/fs/cgroup/system.slice/x.service";
+        let fx = Fixture::new(&[
+            &format!("{unit}/supervisor"),
+            &format!("{unit}/supervisor/deeper"),
+            "sys/fs/cgroup/system.slice/y.service",
+        ]);
+        let systemd = Host { systemd: true, ..Host::default() };
+        let layout = Layout::detect(&fx.0, PURE, "0::/system.slice/x.service/supervisor\n");
+        assert_eq!(choose(&layout, TreeChoice::Auto, None, &systemd).unwrap().backend, Backend::Signals);
+        if !mark_delegated(&fx.0.join(unit)) {
+            return;
+        }
+        let got = choose(&layout, TreeChoice::Auto, None, &systemd).unwrap();
+        assert_eq!(got.backend.name(), "cgroup2", "{}", got.why);
+        assert!(got.why.contains(&format!("delegated at {}", fx.0.join(unit).display())), "{}", got.why);
+        let deeper = Layout::detect(&fx.0, PURE, "0::/system.slice/x.service/supervisor/deeper\n");
+        assert_eq!(choose(&deeper, TreeChoice::Auto, None, &systemd).unwrap().backend.name(), "cgroup2");
+        // A sibling unit is not below the mark; the walk stops at the mount.
+        let sibling = Layout::detect(&fx.0, PURE, "0::/system.slice/y.service\n");
+        assert_eq!(choose(&sibling, TreeChoice::Auto, None, &systemd).unwrap().backend, Backend::Signals);
+        assert_eq!(delegated_at(&fx.0.join("sys/fs/cgroup/system.slice"), &fx.0.join("sys/fs/cgroup")), None);
+    }
+
+    #[test]
+    fn systemd_is_recognised_from_the_cgroup_tree_without_run_systemd() {
+        // A container without a cgroup namespace: /run is its own, the tree the host's.
+        let fx = Fixture::new(&["sys/fs/cgroup/init.scope", "sys/fs/cgroup/system.slice/docker-1.scope"]);
+        let layout = Layout::detect(&fx.0, PURE, "0::/system.slice/docker-1.scope\n");
+        assert!(Host::detect(&layout, "0::/system.slice/docker-1.scope\n", false).systemd);
+        std::fs::remove_file(fx.0.join("sys/fs/cgroup/init.scope/cgroup.procs")).unwrap();
+        std::fs::remove_dir(fx.0.join("sys/fs/cgroup/init.scope")).unwrap();
+        // Still seen in dmon's own path and in PID 1's.
+        assert!(Host::detect(&layout, "0::/\n", false).systemd);
+        let root = Layout::detect(&fx.0, PURE, "0::/\n");
+        assert!(Host::detect(&root, "0::/init.scope\n", false).systemd);
+        assert!(Host::detect(&root, "0::/\n", true).systemd);
+        // Only the root's system.slice is left; without it, no systemd.
+        assert!(Host::detect(&root, "0::/\n", false).systemd);
+        std::fs::remove_dir_all(fx.0.join("sys/fs/cgroup/system.slice")).unwrap();
+        assert!(!Host::detect(&root, "0::/\n", false).systemd);
+        // systemd's legacy layout shows in its named v1 hierarchy; another
+        // controller's path says nothing.
+        assert!(Host::detect(&root, "1:name=systemd:/init.scope\n", false).systemd);
+        assert!(!Host::detect(&root, "4:memory:/system.slice\n", false).systemd);
+        // A cgroup namespace cuts the host's names off: a container's own tree.
+        let ns = "26 25 0:24 /system.slice/docker-1.scope /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let inside = Layout::detect(&fx.0, ns, "0::/system.slice/docker-1.scope/job\n");
+        assert!(!Host::detect(&inside, "0::/\n", false).systemd);
+        // The hybrid layout of a host without systemd, as here.
+        let hybrid = Layout::detect(&fx.0, HYBRID, HYBRID_CGROUP);
+        assert!(!Host::detect(&hybrid, "9:name=systemd:/\n0::/\n", false).systemd);
+    }
+
+    #[test]
+    fn finds_the_unit_of_a_users_systemd() {
+        let of = |p: &str| UserUnit::of(Path::new(p));
+        let base = "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service";
+        assert_eq!(
+            of(&format!("{base}/app.slice/run-r12.scope")),
+            Some(UserUnit { uid: 1000, name: "run-r12.scope".into() })
+        );
+        assert_eq!(of(&format!("{base}/a.slice/b.slice/x.service/sub")).unwrap().name, "x.service");
+        assert_eq!(of(&format!("{base}/app.slice")), None);
+        assert_eq!(of("/sys/fs/cgroup/system.slice/x.service"), None);
+        assert_eq!(of("/sys/fs/cgroup/user.slice/user-1000.slice/session-3.scope"), None);
+    }
+
+    #[test]
+    fn a_users_unit_is_delegated_by_its_delegate_property() {
+        let path = "user.slice/user-1000.slice/user@1000.service/app.slice/run-r1.scope";
+        let fx = Fixture::new(&[&format!("sys/fs/cgroup/{path}")]);
+        let layout = Layout::detect(&fx.0, PURE, &format!("0::/{path}\n"));
+        // The system manager marks the user manager's cgroup: a delegation to
+        // that manager, not to its units.
+        let manager = fx.0.join("sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service");
+        if mark_delegated(&manager) {
+            assert_eq!(delegated_at(&fx.0.join("sys/fs/cgroup").join(path), &fx.0), None);
+        }
+        let host = |ask: fn(&UserUnit) -> Result<bool, String>| Host { systemd: true, euid: 1000, ask };
+        let yes = host(|u| if u.name == "run-r1.scope" && u.uid == 1000 { Ok(true) } else { Err("?".into()) });
+        let got = choose(&layout, TreeChoice::Auto, None, &yes).unwrap();
+        assert_eq!(got.backend.name(), "cgroup2");
+        assert!(got.why.contains("run-r1.scope of the systemd of uid 1000 has Delegate=yes"), "{}", got.why);
+
+        let no = host(|_| Ok(false));
+        let got = choose(&layout, TreeChoice::Auto, None, &no).unwrap();
+        assert_eq!(got.backend, Backend::Signals);
+        assert!(got.why.contains("no Delegate=yes") && got.why.contains("-p Delegate=yes"), "{}", got.why);
+        let err = choose(&layout, TreeChoice::Cgroup2, None, &no).unwrap_err();
+        assert!(err.contains("no Delegate=yes"), "{err}");
+
+        // The manager cannot be asked: auto falls back and says what would do;
+        // --tree cgroup2 is the user's statement, with what was not confirmed.
+        let unknown = host(|_| Err("no bus".into()));
+        let got = choose(&layout, TreeChoice::Auto, None, &unknown).unwrap();
+        assert_eq!(got.backend, Backend::Signals);
+        assert!(got.why.contains("cannot be confirmed") && got.why.contains("no bus"), "{}", got.why);
+        assert!(got.why.contains("--tree cgroup2"), "{}", got.why);
+        let got = choose(&layout, TreeChoice::Cgroup2, None, &unknown).unwrap();
+        assert_eq!(got.backend.name(), "cgroup2");
+        assert!(got.why.contains("cannot confirm that run-r1.scope") && got.why.contains("no bus"), "{}", got.why);
+    }
+
+    #[test]
+    fn a_root_dmon_never_nests_under_a_cgroup_another_user_can_write() {
+        let fx = Fixture::new(&["sys/fs/cgroup/unified/deleg/inner", "sys/fs/cgroup/freezer"]);
+        let deleg = fx.0.join("sys/fs/cgroup/unified/deleg");
+        let chown = |path: &Path| nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(65534)), None);
+        if chown(&deleg).is_err() || chown(&deleg.join("cgroup.procs")).is_err() {
+            eprintln!("skipping: cannot chown (not root)");
+            return;
+        }
+        let root = Host { euid: 0, ..Host::default() };
+        let cgroup = "6:freezer:/\n0::/deleg/inner\n";
+        let layout = Layout::detect(&fx.0, HYBRID, cgroup);
+        let err = choose(&layout, TreeChoice::Auto, Some(&deleg), &root).unwrap_err();
+        assert!(err.starts_with("--cgroup-parent: cgroup v2: "), "{err}");
+        assert!(err.contains(&format!("{} can be written by uid 65534 (the directory)", deleg.display())), "{err}");
+        assert!(choose(&layout, TreeChoice::Cgroup2, Some(&deleg), &root).is_err());
+        // Below it, as dmon's own cgroup: signals, not the freezer, and why.
+        let got = choose(&layout, TreeChoice::Auto, None, &root).unwrap();
+        assert_eq!(got.backend, Backend::Signals);
+        assert!(got.why.contains("can be written by uid 65534") && got.why.contains("falling back"), "{}", got.why);
+        // Through a file only, or a group, too.
+        nix::unistd::chown(&deleg, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+        let err = choose(&layout, TreeChoice::Auto, Some(&deleg.join("inner")), &root).unwrap_err();
+        assert!(err.contains("written by uid 65534 (cgroup.procs)"), "{err}");
+        nix::unistd::chown(&deleg.join("cgroup.procs"), Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&deleg, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = choose(&layout, TreeChoice::Auto, Some(&deleg), &root).unwrap_err();
+        assert!(err.contains("written by every user (the directory)"), "{err}");
+        std::fs::set_permissions(&deleg, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(choose(&layout, TreeChoice::Auto, Some(&deleg), &root).unwrap().backend.name(), "cgroup2");
+        // The same tree for a dmon of that user (the delegated unprivileged case).
+        chown(&deleg).unwrap();
+        let user = Host { euid: 65534, ..Host::default() };
+        let got = choose(&layout, TreeChoice::Auto, Some(&deleg), &user);
+        assert!(got.is_ok() || got.unwrap_err().contains("not writable by uid 65534"));
     }
 }

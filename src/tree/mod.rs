@@ -167,7 +167,7 @@ pub fn open(
     limits: resources::Resources,
 ) -> Result<Trees, String> {
     let layout = Layout::detect_here();
-    let chosen = detect::choose(&layout, choice, parent, &Host::here())?;
+    let chosen = detect::choose(&layout, choice, parent, &Host::here(&layout))?;
     let (trees, home) = open_backend(&layout, chosen, choice, with_log)?;
     if let (Backend::Cgroup2 { .. }, Some(home)) = (&trees.choice.backend, trees.home.as_deref()) {
         resources::enable_accounting(home);

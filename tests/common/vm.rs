@@ -78,3 +78,31 @@ pub fn run(argv: &[&str], env: &[(&str, &str)], timeout: Duration) -> Result<Out
     }
     Ok(output)
 }
+
+/// As [`run`], with the host's systemd as the guest's PID 1 (`guest.sh run
+/// --systemd`): `argv` runs as its service `dmon-guest.service`, with
+/// `DMON_GUEST_SYSTEMD=1` beside `DMON_GUEST=1`.
+pub fn run_systemd(argv: &[&str], env: &[(&str, &str)], timeout: Duration) -> Result<Output, String> {
+    let script = script();
+    if !script.exists() {
+        return Err(format!("{} is missing", script.display()));
+    }
+    let mut command = Command::new("bash");
+    command.arg(&script).arg("run").arg("--systemd").arg("--timeout").arg(timeout.as_secs().max(1).to_string());
+    for (name, value) in env {
+        command.arg("--env").arg(format!("{name}={value}"));
+    }
+    command.arg("--").args(argv).stdin(Stdio::null());
+    let output = command.output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or("");
+    if output.status.code() == Some(125) && last.starts_with("guest.sh: ") {
+        return Err(format!("no qemu guest with systemd: {last}"));
+    }
+    Ok(output)
+}
+
+/// Whether this process runs inside the guest under systemd (`guest.sh run --systemd`).
+pub fn under_systemd() -> bool {
+    std::env::var_os("DMON_GUEST_SYSTEMD").is_some()
+}
