@@ -166,6 +166,45 @@ fn an_oom_in_a_grandchild_ends_the_whole_run_and_the_next_starts() {
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
 
+/// The log command's first run allocates 400 MiB before it reads anything; the
+/// runs after it copy the pipe into `out`.
+const LOG_HOG: &str = r#"
+[ -e logfirst ] || { touch logfirst; /usr/bin/python3 -c 'b = b"x" * (400 << 20)'; echo survived >> runs; }
+exec cat >> out
+"#;
+
+#[test]
+fn the_log_command_is_held_at_the_commands_memory_max_and_restarted_after_an_oom() {
+    if !can_limit() {
+        return;
+    }
+    let dir = Dir::new("log-oom");
+    let cmd = "echo one; while [ ! -e go ]; do sleep 0.05; done; echo two; exec sleep 300";
+    let pid_file = dir.s("pid");
+    let out = dmon(&dir, &["-p", &pid_file, "--memory-max", "32m", "sh", "-c", cmd, "--", "sh", "-c", LOG_HOG])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", said(&dir));
+    let pid: i32 = common::read(&dir.path("pid")).trim().parse().unwrap();
+    let _stop = Stopper::new(pid);
+    let oom = wait_line(&dir, "log oom ");
+    let run = oom.strip_prefix("log oom ").unwrap();
+    let usage = wait_line(&dir, &format!("log usage {run} "));
+    assert!(usage.contains(" reason=oom "), "{usage}");
+    assert!(field(&usage, "memory_peak_bytes").is_some_and(|p| p <= 33 << 20), "held at 32 MiB: {usage}");
+    // The log command starts again and reads what the pipe kept: no line is lost.
+    assert!(wait_until(WAIT, || common::started(&dir.path("status"), "log").len() == 2), "{}", said(&dir));
+    fs::write(dir.path("go"), "").unwrap();
+    assert!(wait_until(WAIT, || common::read(&dir.path("out")) == "one\ntwo\n"), "out: {:?}; {}", common::read(&dir.path("out")), said(&dir));
+    assert!(!dir.path("runs").exists(), "a process of the log command's run outlived its OOM kill");
+    // The command's run goes on: the log command's OOM is its own.
+    assert_eq!(common::started(&dir.path("status"), "cmd").len(), 1, "{}", said(&dir));
+    assert!(!common::read(&dir.path("status")).contains("cmd oom"), "{}", said(&dir));
+    common::signal(pid, libc::SIGTERM);
+    assert!(wait_until(WAIT, || !common::alive(pid)), "{}", said(&dir));
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
 #[test]
 fn an_oom_with_no_respawn_left_ends_dmon_with_137() {
     if !can_limit() {
