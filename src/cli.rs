@@ -153,7 +153,8 @@ pub struct Args {
     #[arg(long = "pressure", value_name = "[cpu:|memory:|io:]HIGH[:LOW]", allow_hyphen_values = true)]
     #[arg(action = ArgAction::Append, value_parser = parse_pressure)]
     pub pressure: Vec<(Source, Marks)>,
-    /// Kill the command's tree when its memory use reaches SIZE (one OOM event ends the whole run)
+    /// Kill the command's tree when its memory use reaches SIZE (one OOM event ends the whole run); the log
+    /// command's tree has the same limit of its own, as have those below
     #[arg(long = "memory-max", value_name = "SIZE", allow_hyphen_values = true)]
     #[arg(value_parser = size_above_zero)]
     pub memory_max: Option<u64>,

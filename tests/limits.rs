@@ -195,7 +195,12 @@ fn the_log_command_is_held_at_the_commands_memory_max_and_restarted_after_an_oom
     // The log command starts again and reads what the pipe kept: no line is lost.
     assert!(wait_until(WAIT, || common::started(&dir.path("status"), "log").len() == 2), "{}", said(&dir));
     fs::write(dir.path("go"), "").unwrap();
-    assert!(wait_until(WAIT, || common::read(&dir.path("out")) == "one\ntwo\n"), "out: {:?}; {}", common::read(&dir.path("out")), said(&dir));
+    assert!(
+        wait_until(WAIT, || common::read(&dir.path("out")) == "one\ntwo\n"),
+        "out: {:?}; {}",
+        common::read(&dir.path("out")),
+        said(&dir)
+    );
     assert!(!dir.path("runs").exists(), "a process of the log command's run outlived its OOM kill");
     // The command's run goes on: the log command's OOM is its own.
     assert_eq!(common::started(&dir.path("status"), "cmd").len(), 1, "{}", said(&dir));
@@ -375,7 +380,7 @@ fn the_usage_record_has_the_memory_and_tasks_peaks() {
     let dir = Dir::new("peaks");
     let mut args = vec!["-n", "-1", "--status-format", "json"];
     if !pure_v2() {
-        // v1 counts only where a limit puts the run in a memory and a pids leaf.
+        // The v1 leaves that hold limits count the peaks too.
         args.extend(["--memory-max", "1g", "--pids-max", "100"]);
     }
     let measured = dir.s("measured");

@@ -249,7 +249,8 @@ fn paused_time_is_reported() {
             let from_v1 = backend != "signals" && v1_peak(key);
             assert_eq!(usage.get(key).is_some(), has || from_rusage || from_v1, "{backend}: {key} in {usage}");
         }
-        if backend == "cgroup2" && !leaf.as_ref().unwrap().join("memory.peak").exists() && !v1_peak("memory_peak_bytes") {
+        if backend == "cgroup2" && !leaf.as_ref().unwrap().join("memory.peak").exists() && !v1_peak("memory_peak_bytes")
+        {
             assert!(usage.get("memory_peak_bytes").is_none(), "{usage}");
         }
     }
@@ -364,7 +365,10 @@ fn assert_peaks(usage: &Value, case: &str) {
 fn left_under(dir: &Path, pid: u32) -> Vec<String> {
     let name = format!("dmon.{pid}");
     let entries = fs::read_dir(dir).into_iter().flatten().flatten();
-    entries.filter(|e| e.file_name().to_string_lossy().starts_with(&name)).map(|e| e.path().display().to_string()).collect()
+    entries
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&name))
+        .map(|e| e.path().display().to_string())
+        .collect()
 }
 
 /// Without any limit, each cgroup backend gives both peaks: from the leaf's

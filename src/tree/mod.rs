@@ -56,7 +56,7 @@ pub struct ChildSetup {
     /// The cgroup v2 directory to start the child in (clone3), which makes
     /// the write to `procs_fd` needless.
     pub cgroup_fd: Option<RawFd>,
-    /// The `cgroup.procs` of v1 leaves that hold the command's limits, to
+    /// The `cgroup.procs` of the run's v1 leaves (limits and peaks), to
     /// write "0" into as well (see [`resources`]).
     pub limit_fds: [Option<RawFd>; 3],
 }
@@ -185,7 +185,9 @@ pub fn open(
         return Ok(trees);
     }
     let v2 = match (&trees.choice.backend, home.as_deref()) {
-        (Backend::Cgroup2 { .. }, Some(home)) => Some(resources::V2Place { home, pure: layout.kind == detect::Kind::PureV2 }),
+        (Backend::Cgroup2 { .. }, Some(home)) => {
+            Some(resources::V2Place { home, pure: layout.kind == detect::Kind::PureV2 })
+        }
         _ => None,
     };
     let leaves: &[&'static str] = if with_log { &["cmd", "log"] } else { &["cmd"] };
