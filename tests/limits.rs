@@ -465,7 +465,7 @@ fn a_pause_stops_and_a_timeout_kills_the_whole_busy_tree() {
     let _ = child.try_wait();
     // A timeout kills all of them.
     let dir2 = Dir::new("timeout");
-    let child = dmon(&dir2, &["-n", "-m", "0", "-t", "1", "sh", "-c", BUSY_TREE]).spawn().unwrap();
+    let child = dmon(&dir2, &["-n", "-m", "0", "-t", "3", "sh", "-c", BUSY_TREE]).spawn().unwrap();
     let _stop = Stopper::of(&child);
     let pids = tree_pids(&dir2);
     common::finish(child, WAIT);

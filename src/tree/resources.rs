@@ -298,8 +298,10 @@ pub fn open(
     for h in in_v1 {
         homes.push((h, Arc::new(Home::create_plain(&h.own).map_err(failed)?)));
     }
-    // The peaks v2 cannot count, from v1 leaves that hold no limit.
-    for controller in PEAKS.iter().filter(|c| !offered.iter().any(|o| o == *c)) {
+    // The peaks v2 cannot count, from v1 leaves that hold no limit; not where
+    // `DMON_USAGE=0` leaves out the usage record (to measure what it costs).
+    let counting = std::env::var_os("DMON_USAGE").is_none_or(|v| v != "0");
+    for controller in PEAKS.iter().filter(|c| counting && !offered.iter().any(|o| o == *c)) {
         let Some(h) = v1.iter().find(|h| h.has(controller)) else { continue };
         if homes.iter().any(|(made, _)| *made == h) {
             continue;
