@@ -36,6 +36,10 @@ mod idle;
 pub const FORWARDED: [Signal; 6] =
     [Signal::SIGCONT, Signal::SIGALRM, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGHUP];
 
+/// What woke [`Supervisor::wait`]: the watchers that fired, and the trees whose
+/// out-of-memory descriptor is readable.
+type Woken = (Vec<(usize, Ready)>, Vec<Which>);
+
 /// Which of the two supervised processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
@@ -241,9 +245,9 @@ impl Supervisor {
     }
 
     /// Waits for a signal, a tree's event, a watcher's trigger or the next
-    /// deadline. Returns which watchers fired; signals and trees are looked at
-    /// after every wake-up.
-    fn wait(&self, signals: &SignalFd) -> io::Result<(Vec<(usize, Ready)>, Vec<Which>)> {
+    /// deadline. Returns which watchers fired and whose OOM descriptor woke;
+    /// signals and trees are looked at after every wake-up.
+    fn wait(&self, signals: &SignalFd) -> io::Result<Woken> {
         let timeout = match self.deadline() {
             None => PollTimeout::NONE,
             Some(at) => {
