@@ -25,10 +25,10 @@ freezer\t'A cgroup v1 freezer leaf'
 signals\t'Process group, subreaper and a walk of the process tree'"
 complete -c dmon -l cgroup-parent -d 'Make dmon\'s cgroups under DIR instead of under dmon\'s own cgroup' -r -F
 complete -c dmon -l pressure -d 'Pause the whole command tree while cpu (the default), memory or io pressure is above HIGH percent, resume once below LOW (default: half); once per source, also with -L' -r
-complete -c dmon -l memory-max -d 'Kill the command\'s tree when its memory use reaches SIZE (one OOM event ends the whole run)' -r
-complete -c dmon -l memory-high -d 'Throttle the command\'s tree when its memory use is above SIZE (cgroup v2 only)' -r
-complete -c dmon -l pids-max -d 'Let the command\'s tree have at most N processes and threads' -r
-complete -c dmon -l cpu-quota -d 'Give the command\'s tree at most PERCENT of one CPU (above 100% for more than one)' -r
+complete -c dmon -l memory-max -d 'Kill the command\'s tree (and, apart, the log command\'s) when its memory use reaches SIZE (one OOM event ends the whole run)' -r
+complete -c dmon -l memory-high -d 'Throttle the command\'s tree (and, apart, the log command\'s) when its memory use is above SIZE (cgroup v2 only)' -r
+complete -c dmon -l pids-max -d 'Let the command\'s tree (and, apart, the log command\'s) have at most N processes and threads' -r
+complete -c dmon -l cpu-quota -d 'Give the command\'s tree (and, apart, the log command\'s) at most PERCENT of one CPU (above 100% for more than one)' -r
 complete -c dmon -s n -l no-daemon -d 'Stay in the foreground, sharing the terminal with the command'
 complete -c dmon -s 1 -l once -d 'Stop once the command exits with status 0'
 complete -c dmon -s e -l stderr-redir -d 'Send the command\'s standard error to the log command too'

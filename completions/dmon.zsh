@@ -57,10 +57,10 @@ freezer\:"A cgroup v1 freezer leaf"
 signals\:"Process group, subreaper and a walk of the process tree"))' \
 '--cgroup-parent=[Make dmon'\''s cgroups under DIR instead of under dmon'\''s own cgroup]:DIR:_files' \
 '*--pressure=[Pause the whole command tree while cpu (the default), memory or io pressure is above HIGH percent, resume once below LOW (default\: half); once per source, also with -L]:[cpu:|memory:|io:]HIGH[:LOW]:_default' \
-'--memory-max=[Kill the command'\''s tree when its memory use reaches SIZE (one OOM event ends the whole run)]:SIZE:_default' \
-'--memory-high=[Throttle the command'\''s tree when its memory use is above SIZE (cgroup v2 only)]:SIZE:_default' \
-'--pids-max=[Let the command'\''s tree have at most N processes and threads]:N:_default' \
-'--cpu-quota=[Give the command'\''s tree at most PERCENT of one CPU (above 100% for more than one)]:PERCENT:_default' \
+'--memory-max=[Kill the command'\''s tree (and, apart, the log command'\''s) when its memory use reaches SIZE (one OOM event ends the whole run)]:SIZE:_default' \
+'--memory-high=[Throttle the command'\''s tree (and, apart, the log command'\''s) when its memory use is above SIZE (cgroup v2 only)]:SIZE:_default' \
+'--pids-max=[Let the command'\''s tree (and, apart, the log command'\''s) have at most N processes and threads]:N:_default' \
+'--cpu-quota=[Give the command'\''s tree (and, apart, the log command'\''s) at most PERCENT of one CPU (above 100% for more than one)]:PERCENT:_default' \
 '-n[Stay in the foreground, sharing the terminal with the command]' \
 '--no-daemon[Stay in the foreground, sharing the terminal with the command]' \
 '-1[Stop once the command exits with status 0]' \

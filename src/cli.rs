@@ -163,19 +163,21 @@ pub struct Args {
     #[arg(long = "pressure", value_name = "[cpu:|memory:|io:]HIGH[:LOW]", allow_hyphen_values = true)]
     #[arg(action = ArgAction::Append, value_parser = parse_pressure)]
     pub pressure: Vec<(Source, Marks)>,
-    /// Kill the command's tree when its memory use reaches SIZE (one OOM event ends the whole run)
+    /// Kill the command's tree (and, apart, the log command's) when its memory use reaches SIZE (one OOM event
+    /// ends the whole run)
     #[arg(long = "memory-max", value_name = "SIZE", allow_hyphen_values = true)]
     #[arg(value_parser = size_above_zero)]
     pub memory_max: Option<u64>,
-    /// Throttle the command's tree when its memory use is above SIZE (cgroup v2 only)
+    /// Throttle the command's tree (and, apart, the log command's) when its memory use is above SIZE (cgroup v2 only)
     #[arg(long = "memory-high", value_name = "SIZE", allow_hyphen_values = true)]
     #[arg(value_parser = size_above_zero)]
     pub memory_high: Option<u64>,
-    /// Let the command's tree have at most N processes and threads
+    /// Let the command's tree (and, apart, the log command's) have at most N processes and threads
     #[arg(long = "pids-max", value_name = "N", allow_hyphen_values = true)]
     #[arg(value_parser = count_above_zero)]
     pub pids_max: Option<u64>,
-    /// Give the command's tree at most PERCENT of one CPU (above 100% for more than one)
+    /// Give the command's tree (and, apart, the log command's) at most PERCENT of one CPU (above 100% for more than
+    /// one)
     #[arg(long = "cpu-quota", value_name = "PERCENT", allow_hyphen_values = true)]
     #[arg(value_parser = crate::tree::resources::parse_cpu_quota)]
     pub cpu_quota: Option<u64>,

@@ -158,9 +158,12 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
     let trees = open_trees(&opts, status.as_mut())?;
     let mut cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, opts.cmd_sigs);
     cmd.limits = trees.limits;
+    let log_limits = trees.log_limits;
     let log = opts.log_command.clone().zip(trees.log).map(|(argv, tree)| {
         let policy = Policy::forever(opts.grace, opts.backoff_max);
-        Proc::new("log", argv, policy, tree, log_creds, opts.log_sigs)
+        let mut log = Proc::new("log", argv, policy, tree, log_creds, opts.log_sigs);
+        log.limits = log_limits;
+        log
     });
     let mut supervisor =
         Supervisor::new(cmd, log, status, &opts, tty).map_err(|e| Failure::Runtime(dmon::io_reason(&e)))?;

@@ -36,6 +36,10 @@ mod idle;
 pub const FORWARDED: [Signal; 6] =
     [Signal::SIGCONT, Signal::SIGALRM, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGHUP];
 
+/// What woke [`Supervisor::wait`]: the watchers that fired, and the trees whose
+/// out-of-memory descriptor is readable.
+type Woken = (Vec<(usize, Ready)>, Vec<Which>);
+
 /// Which of the two supervised processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
@@ -208,8 +212,8 @@ impl Supervisor {
         };
         while !self.finished() {
             let (triggered, oom) = self.wait(&signals)?;
-            if oom {
-                self.check_memory();
+            for which in oom {
+                self.check_memory(which);
             }
             while let Ok(Some(info)) = signals.read_signal() {
                 let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else { continue };
@@ -240,9 +244,9 @@ impl Supervisor {
     }
 
     /// Waits for a signal, a tree's event, a watcher's trigger or the next
-    /// deadline. Returns which watchers fired; signals and trees are looked at
-    /// after every wake-up.
-    fn wait(&self, signals: &SignalFd) -> io::Result<(Vec<(usize, Ready)>, bool)> {
+    /// deadline. Returns which watchers fired and whose OOM descriptor woke;
+    /// signals and trees are looked at after every wake-up.
+    fn wait(&self, signals: &SignalFd) -> io::Result<Woken> {
         let timeout = match self.deadline() {
             None => PollTimeout::NONE,
             Some(at) => {
@@ -261,10 +265,14 @@ impl Supervisor {
         fds.extend(tree_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLPRI)));
         let watch_slots = fds.len()..fds.len() + watch_fds.len();
         fds.extend(watch_fds.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLPRI)));
-        // Last, the out-of-memory notification of the command's limits.
-        let oom = self.cmd.limits.as_ref().and_then(|l| l.oom_fd());
-        if let Some((fd, pri)) = oom {
-            fds.push(PollFd::new(fd, if pri { PollFlags::POLLPRI } else { PollFlags::POLLIN }));
+        // Last, the out-of-memory notifications of the trees' limits.
+        let oom: Vec<_> = [(Which::Cmd, Some(&self.cmd)), (Which::Log, self.log.as_ref())]
+            .into_iter()
+            .filter_map(|(which, p)| Some((which, p?.limits.as_ref()?.oom_fd()?)))
+            .collect();
+        let oom_slots = fds.len()..fds.len() + oom.len();
+        for (_, (fd, pri)) in &oom {
+            fds.push(PollFd::new(*fd, if *pri { PollFlags::POLLPRI } else { PollFlags::POLLIN }));
         }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -275,7 +283,12 @@ impl Supervisor {
             Some(r) if r.contains(PollFlags::POLLPRI) => Some(Ready::Fired),
             _ => None,
         };
-        let oom_woke = oom.is_some() && fds.last().and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
+        let oom_woke = oom
+            .iter()
+            .zip(&fds[oom_slots])
+            .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|((which, _), _)| *which)
+            .collect();
         let fired = watch_fds.iter().zip(&fds[watch_slots]).filter_map(|((i, _), fd)| Some((*i, ready(fd)?))).collect();
         Ok((fired, oom_woke))
     }
@@ -442,7 +455,7 @@ impl Supervisor {
             }
             if self.cmd.task.pid() == Some(pid) {
                 // An OOM kill is said before the exit it caused.
-                self.check_memory();
+                self.check_memory(Which::Cmd);
                 let interrupted = self.tty.is_some()
                     && libc::WIFSIGNALED(status)
                     && matches!(libc::WTERMSIG(status), libc::SIGINT | libc::SIGQUIT | libc::SIGHUP);
@@ -453,6 +466,7 @@ impl Supervisor {
                 let tree_empty = self.cmd.tree.is_empty();
                 self.feed(Which::Cmd, Event::Exited { status, tree_empty }, now);
             } else if self.log.as_ref().is_some_and(|l| l.task.pid() == Some(pid)) {
+                self.check_memory(Which::Log);
                 self.observe_log_input(now);
                 self.progress.forget_process();
                 let log = self.log.as_mut().expect("checked above");
@@ -462,21 +476,27 @@ impl Supervisor {
         }
     }
 
-    /// Whether the kernel killed a process of the command's run for want of
+    /// Whether the kernel killed a process of the run of `which` for want of
     /// memory: if so, says so, and ends the rest of the run (v1 kills one
     /// process; v2's `memory.oom.group` already took the whole leaf).
-    fn check_memory(&mut self) {
-        if !self.cmd.limits.as_mut().is_some_and(|l| l.oom_killed()) || self.cmd.out_of_memory {
+    fn check_memory(&mut self, which: Which) {
+        let Some(proc) = (match which {
+            Which::Cmd => Some(&mut self.cmd),
+            Which::Log => self.log.as_mut(),
+        }) else {
+            return;
+        };
+        if !proc.limits.as_mut().is_some_and(|l| l.oom_killed()) || proc.out_of_memory {
             return;
         }
-        self.cmd.out_of_memory = true;
-        let pid = self.cmd.task.pid().unwrap_or(0);
-        tracing::warn!("cmd: out of memory (--memory-max): the kernel killed a process of the run; ending it");
-        if let Some(status) = self.status.as_mut() {
-            status.record(Record::Oom { process: "cmd", pid });
+        proc.out_of_memory = true;
+        let (name, pid) = (proc.name, proc.task.pid().unwrap_or(0));
+        tracing::warn!("{name}: out of memory (--memory-max): the kernel killed a process of the run; ending it");
+        if let Err(e) = proc.tree.kill() {
+            tracing::warn!("{name}: kill after the OOM failed: {}", crate::io_reason(&e));
         }
-        if let Err(e) = self.cmd.tree.kill() {
-            tracing::warn!("cmd: kill after the OOM failed: {}", crate::io_reason(&e));
+        if let Some(status) = self.status.as_mut() {
+            status.record(Record::Oom { process: name, pid });
         }
     }
 

@@ -10,8 +10,9 @@
 //!   every process that was in the leaf. `io.stat`, `pids.peak` and
 //!   `memory.peak` only exist where the io, pids and memory controllers are
 //!   enabled for the leaf; without them the fields are left out, never 0. Where
-//!   a limit put the run in a v1 memory or pids leaf (made fresh for each run),
-//!   its `memory.max_usage_in_bytes` and `pids.peak` give the peaks;
+//!   the run is in a v1 memory or pids leaf (made fresh for each run, for its
+//!   limits or, where v2 has no such controller, for its peaks alone), its
+//!   `memory.max_usage_in_bytes` and `pids.peak` give the peaks;
 //! - otherwise (signals, and the v1 freezer, whose leaf has no cpuacct
 //!   controller): the rusage of what dmon reaped for the run, from `wait4`. The
 //!   leader's includes every descendant it waited for, and orphans come back
@@ -143,8 +144,8 @@ fn duration(t: libc::timeval) -> Duration {
 
 impl Meter {
     /// Begins a run about to start in the cgroup `leaf` (None: no cgroup).
-    /// `limits`: the run's v1 leaves of the limits' controllers, fresh for the
-    /// run, whose peaks count where the v2 leaf has none. `frozen`: it starts
+    /// `limits`: the run's v1 memory and pids leaves (and any other of its
+    /// limits), fresh for the run, whose peaks count where the v2 leaf has none. `frozen`: it starts
     /// paused.
     pub fn start(leaf: Option<&Path>, limits: &[&Path], frozen: bool, now: Instant) -> Meter {
         let peak = |names: [&str; 2]| {

@@ -166,6 +166,50 @@ fn an_oom_in_a_grandchild_ends_the_whole_run_and_the_next_starts() {
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
 
+/// The log command's first run allocates 400 MiB before it reads anything; the
+/// runs after it copy the pipe into `out`.
+const LOG_HOG: &str = r#"
+[ -e logfirst ] || { touch logfirst; /usr/bin/python3 -c 'b = b"x" * (400 << 20)'; echo survived >> runs; }
+exec cat >> out
+"#;
+
+#[test]
+fn the_log_command_is_held_at_the_commands_memory_max_and_restarted_after_an_oom() {
+    if !can_limit() {
+        return;
+    }
+    let dir = Dir::new("log-oom");
+    let cmd = "echo one; while [ ! -e go ]; do sleep 0.05; done; echo two; exec sleep 300";
+    let pid_file = dir.s("pid");
+    let out = dmon(&dir, &["-p", &pid_file, "--memory-max", "32m", "sh", "-c", cmd, "--", "sh", "-c", LOG_HOG])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", said(&dir));
+    let pid: i32 = common::read(&dir.path("pid")).trim().parse().unwrap();
+    let _stop = Stopper::new(pid);
+    let oom = wait_line(&dir, "log oom ");
+    let run = oom.strip_prefix("log oom ").unwrap();
+    let usage = wait_line(&dir, &format!("log usage {run} "));
+    assert!(usage.contains(" reason=oom "), "{usage}");
+    assert!(field(&usage, "memory_peak_bytes").is_some_and(|p| p <= 33 << 20), "held at 32 MiB: {usage}");
+    // The log command starts again and reads what the pipe kept: no line is lost.
+    assert!(wait_until(WAIT, || common::started(&dir.path("status"), "log").len() == 2), "{}", said(&dir));
+    fs::write(dir.path("go"), "").unwrap();
+    assert!(
+        wait_until(WAIT, || common::read(&dir.path("out")) == "one\ntwo\n"),
+        "out: {:?}; {}",
+        common::read(&dir.path("out")),
+        said(&dir)
+    );
+    assert!(!dir.path("runs").exists(), "a process of the log command's run outlived its OOM kill");
+    // The command's run goes on: the log command's OOM is its own.
+    assert_eq!(common::started(&dir.path("status"), "cmd").len(), 1, "{}", said(&dir));
+    assert!(!common::read(&dir.path("status")).contains("cmd oom"), "{}", said(&dir));
+    common::signal(pid, libc::SIGTERM);
+    assert!(wait_until(WAIT, || !common::alive(pid)), "{}", said(&dir));
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
 #[test]
 fn an_oom_with_no_respawn_left_ends_dmon_with_137() {
     if !can_limit() {
@@ -336,7 +380,7 @@ fn the_usage_record_has_the_memory_and_tasks_peaks() {
     let dir = Dir::new("peaks");
     let mut args = vec!["-n", "-1", "--status-format", "json"];
     if !pure_v2() {
-        // v1 counts only where a limit puts the run in a memory and a pids leaf.
+        // The v1 leaves that hold limits count the peaks too.
         args.extend(["--memory-max", "1g", "--pids-max", "100"]);
     }
     let measured = dir.s("measured");
@@ -421,7 +465,7 @@ fn a_pause_stops_and_a_timeout_kills_the_whole_busy_tree() {
     let _ = child.try_wait();
     // A timeout kills all of them.
     let dir2 = Dir::new("timeout");
-    let child = dmon(&dir2, &["-n", "-m", "0", "-t", "1", "sh", "-c", BUSY_TREE]).spawn().unwrap();
+    let child = dmon(&dir2, &["-n", "-m", "0", "-t", "3", "sh", "-c", BUSY_TREE]).spawn().unwrap();
     let _stop = Stopper::of(&child);
     let pids = tree_pids(&dir2);
     common::finish(child, WAIT);

@@ -3,10 +3,14 @@
 //! the host offers: cgroup v2 (the hybrid layout's unified tree), the v1 freezer
 //! and signals, each forced with `--tree` as tests/tree/support.rs `Layout`
 //! does for ForcedFreezer and ForcedSignals.
+//!
+//! The peak checks (every test named `..._peaks_...`) run twice: on the host,
+//! where the peaks come from v1 memory and pids leaves, and in a pure-v2 guest
+//! whose kernel has every controller (`in_a_pure_v2_guest`, tests/common/vm.rs).
 
 mod common;
 
-use common::{Dir, wait_until};
+use common::{Dir, vm, wait_until};
 
 use std::fs;
 use std::path::Path;
@@ -43,7 +47,11 @@ fn available(backend: &str) -> bool {
         common::skip("the cgroup backends need root");
         return false;
     }
-    let mount = if backend == "cgroup2" { "/sys/fs/cgroup/unified" } else { "/sys/fs/cgroup/freezer" };
+    let mount = match backend {
+        "cgroup2" if pure_v2() => "/sys/fs/cgroup",
+        "cgroup2" => "/sys/fs/cgroup/unified",
+        _ => "/sys/fs/cgroup/freezer",
+    };
     if !Path::new(mount).join("cgroup.procs").exists() {
         common::skip(&format!("this host has no {mount}"));
         return false;
@@ -238,9 +246,11 @@ fn paused_time_is_reported() {
         // What the layout cannot give is absent, never 0.
         for (key, has) in leaf_has {
             let from_rusage = backend != "cgroup2" && key.starts_with("io_") && Path::new("/proc/self/io").exists();
-            assert_eq!(usage.get(key).is_some(), has || from_rusage, "{backend}: {key} in {usage}");
+            let from_v1 = backend != "signals" && v1_peak(key);
+            assert_eq!(usage.get(key).is_some(), has || from_rusage || from_v1, "{backend}: {key} in {usage}");
         }
-        if backend == "cgroup2" && !leaf.as_ref().unwrap().join("memory.peak").exists() {
+        if backend == "cgroup2" && !leaf.as_ref().unwrap().join("memory.peak").exists() && !v1_peak("memory_peak_bytes")
+        {
             assert!(usage.get("memory_peak_bytes").is_none(), "{usage}");
         }
     }
@@ -266,5 +276,163 @@ fn the_record_of_a_run_with_leftovers_counts_the_whole_tree() {
         assert!(ms(usage, "wall_ms") >= 1000.0, "{backend}: {usage}");
         let cpu = ms(usage, "cpu_user_ms") + ms(usage, "cpu_system_ms");
         assert!(cpu >= 200.0, "{backend}: the leftover's CPU is missing: {usage}");
+    }
+}
+
+/// Runs this binary's peak checks in the pure-v2 guest, booted once for all.
+#[test]
+fn in_a_pure_v2_guest() {
+    let exe = std::env::current_exe().unwrap();
+    let argv = [exe.to_str().unwrap(), "--test-threads=1", "--skip", "in_a_pure_v2_guest", "_peaks_"];
+    let out = match vm::run(&argv, &[], Duration::from_secs(600)) {
+        Err(why) => return common::skip(&why),
+        Ok(out) => out,
+    };
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("in the guest:\n{report}");
+    assert!(out.status.success(), "the peak tests failed in the pure-v2 guest:\n{report}");
+    assert!(report.contains("test result: ok.") && !report.contains("running 0 tests"), "{report}");
+}
+
+/// Whether `/sys/fs/cgroup` is a cgroup2 mount (pure v2), as in the guest.
+fn pure_v2() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+/// dmon's own cgroup (that of this test process) in the v1 hierarchy of
+/// `controller`, where one is mounted.
+fn v1_own(controller: &str) -> Option<std::path::PathBuf> {
+    let mount = Path::new("/sys/fs/cgroup").join(controller);
+    let cgroup = common::read(Path::new("/proc/self/cgroup"));
+    let own = cgroup.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, names, path) = (f.next()?, f.next()?, f.next()?);
+        names.split(',').any(|n| n == controller).then(|| path.trim_start_matches('/').to_string())
+    })?;
+    mount.join("cgroup.procs").exists().then(|| mount.join(own))
+}
+
+/// Whether the peak behind a usage field comes from a v1 leaf on this host.
+fn v1_peak(key: &str) -> bool {
+    match key {
+        "tasks_peak" => v1_own("pids").is_some(),
+        "memory_peak_bytes" => v1_own("memory").is_some(),
+        _ => false,
+    }
+}
+
+/// Forks `argv[1] - 1` sleepers, then touches 50 MiB, then ends the sleepers:
+/// a tree of that many processes at its peak, and 50 MiB more than python.
+const TREE_OF_N: &str = r#"
+import os, sys, time
+kids = []
+for i in range(int(sys.argv[1]) - 1):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(120)
+        os._exit(0)
+    kids.append(pid)
+b = b"x" * (50 << 20)
+for pid in kids:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+"#;
+
+/// How many processes the tree of [`TREE_OF_N`] has at its peak.
+const N: u64 = 6;
+
+/// The `usage` of the first `cmd` exit of a run of the tree, without limits.
+fn peaks_of_a_run(dir: &Dir, command: &mut Command) -> Value {
+    let n = N.to_string();
+    let status = command.args(["-1", "--status-format", "json", common::python(), "-c", TREE_OF_N, &n]).status();
+    assert!(status.unwrap().success(), "{}", read(dir, "dmon.err"));
+    let exit = wait_record(dir, "cmd", "exit", 1);
+    assert_eq!(exit["reason"], "exit", "{exit}");
+    exit["usage"].clone()
+}
+
+/// The peaks of a run: exactly N tasks, and 50 MiB plus what python itself
+/// takes (some MiB), within a wide margin.
+fn assert_peaks(usage: &Value, case: &str) {
+    assert_eq!(usage["tasks_peak"].as_u64(), Some(N), "{case}: tasks_peak of a tree of {N}: {usage}");
+    let memory = usage["memory_peak_bytes"].as_u64().unwrap_or_else(|| panic!("{case}: no memory_peak_bytes: {usage}"));
+    let mib = memory as f64 / (1 << 20) as f64;
+    assert!((50.0..=100.0).contains(&mib), "{case}: {mib:.1} MiB for a run that touched 50 MiB: {usage}");
+}
+
+/// dmon's own cgroups of `pid` under `dir` (none may be left).
+fn left_under(dir: &Path, pid: u32) -> Vec<String> {
+    let name = format!("dmon.{pid}");
+    let entries = fs::read_dir(dir).into_iter().flatten().flatten();
+    entries
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&name))
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+/// Without any limit, each cgroup backend gives both peaks: from the leaf's
+/// `memory.peak` and `pids.peak` in pure v2, from v1 memory and pids leaves
+/// made for each run in the hybrid and v1 layouts. Signals cannot.
+#[test]
+fn a_run_without_limits_has_its_peaks_in_each_cgroup_backend() {
+    for backend in BACKENDS.into_iter().filter(|b| available(b)) {
+        let dir = Dir::new("no-limit-peaks");
+        let mut command = dmon(&dir, backend, "json", &[]);
+        let usage = peaks_of_a_run(&dir, &mut command);
+        if backend == "signals" {
+            assert!(usage.get("tasks_peak").is_none() && usage.get("memory_peak_bytes").is_none(), "{usage}");
+            continue;
+        }
+        assert_peaks(&usage, backend);
+        let tree = &records(&dir)[0];
+        let pid = tree["cgroup"].as_str().and_then(|c| c.rsplit_once("/dmon.")).map(|(_, p)| p.to_string());
+        let pid: u32 = pid.and_then(|p| p.split('.').next()?.parse().ok()).unwrap_or_else(|| panic!("{tree}"));
+        for controller in ["memory", "pids"] {
+            if let Some(own) = v1_own(controller) {
+                assert_eq!(left_under(&own, pid), Vec::<String>::new(), "{backend}: left in v1 {controller}");
+            }
+        }
+    }
+}
+
+/// As a container's first process or a delegated service sees it: dmon's own
+/// cgroup is offered the memory and pids controllers but passes none on, and
+/// dmon is its only process. dmon moves into its `supervisor` leaf, enables
+/// them, and undoes that at exit.
+#[test]
+fn a_run_without_limits_has_its_peaks_in_a_delegated_cgroup_and_a_container() {
+    if !pure_v2() || !common::is_root() {
+        return; // only pure v2 has controllers to pass on; the guest runs this one
+    }
+    // A cgroup namespace rooted at the service, with cgroup2 mounted again in
+    // it: what a container's first process sees.
+    let in_namespace = "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec \"$@\"";
+    for container in [false, true] {
+        let case = if container { "container" } else { "delegated service" };
+        let service = Path::new("/sys/fs/cgroup").join(format!("peaks-service-{}", std::process::id()));
+        fs::create_dir(&service).unwrap();
+        assert_eq!(common::read(&service.join("cgroup.subtree_control")).trim(), "", "{case}");
+        let dir = Dir::new("delegated-peaks");
+        let join = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", service.display());
+        let command = dmon(&dir, "cgroup2", "json", &[]);
+        let dmon_argv: Vec<String> = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let mut shell = Command::new("sh");
+        shell.args(["-c", &join, "sh"]);
+        if container {
+            shell.args(["unshare", "--cgroup", "--mount", "--propagation", "private", "sh", "-c", in_namespace, "sh"]);
+        }
+        shell.args(&dmon_argv).env_remove("DMON_OPTIONS").stdin(Stdio::null()).stdout(Stdio::null());
+        shell.stderr(fs::File::create(dir.path("dmon.err")).unwrap());
+        let usage = peaks_of_a_run(&dir, &mut shell);
+        let control = common::read(&service.join("cgroup.subtree_control"));
+        let left: Vec<_> = fs::read_dir(&service).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+        let _ = fs::remove_dir(&service);
+        assert_peaks(&usage, case);
+        assert_eq!(control.trim(), "", "{case}: dmon left controllers enabled in its own cgroup");
+        assert!(left.is_empty(), "{case}: left in its own cgroup: {left:?}");
     }
 }

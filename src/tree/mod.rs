@@ -56,7 +56,7 @@ pub struct ChildSetup {
     /// The cgroup v2 directory to start the child in (clone3), which makes
     /// the write to `procs_fd` needless.
     pub cgroup_fd: Option<RawFd>,
-    /// The `cgroup.procs` of v1 leaves that hold the command's limits, to
+    /// The `cgroup.procs` of the run's v1 leaves (limits and peaks), to
     /// write "0" into as well (see [`resources`]).
     pub limit_fds: [Option<RawFd>; 3],
 }
@@ -150,8 +150,10 @@ pub struct Trees {
     pub choice: Choice,
     /// dmon's own cgroup directory, when a cgroup backend is used.
     pub home: Option<PathBuf>,
-    /// The limits of the command's tree, when any were asked for.
+    /// The limits and v1 peak leaves of the command's tree, where it has any.
     pub limits: Option<resources::Enforcer>,
+    /// The same for the log command's tree.
+    pub log_limits: Option<resources::Enforcer>,
 }
 
 /// Chooses the backend (see [`detect::choose`]) and makes the trees: for a cgroup
@@ -169,27 +171,31 @@ pub fn open(
     let layout = Layout::detect_here();
     let chosen = detect::choose(&layout, choice, parent, &Host::here(&layout))?;
     let (trees, home) = open_backend(&layout, chosen, choice, with_log)?;
-    if let (Backend::Cgroup2 { .. }, Some(home)) = (&trees.choice.backend, trees.home.as_deref()) {
-        resources::enable_accounting(home);
+    if let (Backend::Cgroup2 { .. }, Some(home)) = (&trees.choice.backend, home.as_deref()) {
+        resources::enable_accounting(home, parent.is_some());
     }
-    if limits.is_empty() {
-        return Ok(trees);
-    }
-    if trees.home.is_none() {
+    if !limits.is_empty() && trees.home.is_none() {
         return Err(format!(
             "{}: a limit needs a cgroup, and the tree is controlled with signals ({})",
             limits.options(),
             trees.choice.why
         ));
     }
-    let v2 = match (&trees.choice.backend, trees.cmd.dir(), home.as_deref()) {
-        (Backend::Cgroup2 { .. }, Some(leaf), Some(home)) => {
-            Some(resources::V2Place { home, leaf, pure: layout.kind == detect::Kind::PureV2 })
+    if trees.home.is_none() {
+        return Ok(trees);
+    }
+    let v2 = match (&trees.choice.backend, home.as_deref()) {
+        (Backend::Cgroup2 { .. }, Some(home)) => {
+            Some(resources::V2Place { home, pure: layout.kind == detect::Kind::PureV2 })
         }
         _ => None,
     };
-    let enforcer = resources::Enforcer::open(limits, v2, &resources::v1_hierarchies())?;
-    Ok(Trees { limits: Some(enforcer), ..trees })
+    let leaves: &[&'static str] = if with_log { &["cmd", "log"] } else { &["cmd"] };
+    let Some(mut enforcers) = resources::open(limits, v2, &resources::v1_hierarchies(), leaves)? else {
+        return Ok(trees);
+    };
+    let log_limits = if with_log { enforcers.pop() } else { None };
+    Ok(Trees { limits: enforcers.pop(), log_limits, ..trees })
 }
 
 fn open_backend(
@@ -210,7 +216,7 @@ fn open_backend(
     match made {
         Ok((cmd, log, home)) => {
             let dir = Some(home.dir().to_path_buf());
-            Ok((Trees { cmd, log, choice: chosen, home: dir, limits: None }, Some(home)))
+            Ok((Trees { cmd, log, choice: chosen, home: dir, limits: None, log_limits: None }, Some(home)))
         }
         Err(e) if choice == TreeChoice::Auto => {
             let why = format!(
@@ -231,6 +237,7 @@ fn signal_trees(choice: Choice, with_log: bool) -> Trees {
         choice,
         home: None,
         limits: None,
+        log_limits: None,
     }
 }
 

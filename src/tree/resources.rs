@@ -1,20 +1,30 @@
-//! Limits on the command's tree (`--memory-max`, `--memory-high`, `--pids-max`,
-//! `--cpu-quota`) and the out-of-memory event. Never on dmon's own leaf nor on
-//! the log command's: an OOM kill takes the command's run and nothing else.
+//! Limits on the trees (`--memory-max`, `--memory-high`, `--pids-max`,
+//! `--cpu-quota`), the out-of-memory event, and the leaves that count the
+//! peaks of every run. The command's limits bound the log command's tree too,
+//! each tree in a leaf of its own with the same values: an OOM kill takes the
+//! run of one of them and nothing else, and never dmon, whose `supervisor` leaf
+//! has no limit.
 //!
 //! Where a controller comes from, for each one a limit needs:
 //! - cgroup v2, when dmon's cgroup `dmon.PID` is offered it (its
 //!   `cgroup.controllers` lists it, because the parent enabled it in its own
 //!   `cgroup.subtree_control`): dmon enables it in `dmon.PID/cgroup.subtree_control`
 //!   (its own subtree, holding no process itself) and writes the limit into the
-//!   `cmd` leaf. A pure v2 host that does not offer it was not delegated the
+//!   `cmd` and `log` leaves. A pure v2 host that does not offer it was not delegated the
 //!   controller: that is an error naming it, never a silent run without the limit;
 //! - else a cgroup v1 hierarchy of that controller (the hybrid layout, where the
 //!   v2 tree has no controllers, and v1-only hosts): dmon makes `dmon.PID/cmd`
-//!   under its own cgroup of that hierarchy, fresh for every run (so its peaks
+//!   (and `log`) under its own cgroup of that hierarchy, fresh for every run (so its peaks
 //!   and OOM state are the run's), and the child joins it between fork and exec
 //!   through a `cgroup.procs` opened before the fork, as it joins its v2 leaf;
 //! - with signals, nothing can enforce a limit: dmon refuses to start.
+//!
+//! Without any limit the peaks are still wanted: where dmon's v2 cgroup is not
+//! offered the memory or pids controller, a v1 hierarchy of it gives per-run
+//! leaves as above, with nothing written into them (their
+//! `memory.max_usage_in_bytes` and `pids.peak` start at 0 in a fresh leaf), as
+//! long as dmon's own cgroup there is one it may write (detect::refusal); else
+//! the peaks are left out and nothing is said.
 //!
 //! Files (Documentation/admin-guide/cgroup-v2.rst, cgroup-v1/memory.rst,
 //! pids.rst, scheduler/sched-bwc.rst): v2 `memory.max`, `memory.high`,
@@ -29,6 +39,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::files;
 use super::home::Home;
@@ -112,23 +123,40 @@ impl Resources {
     }
 }
 
-/// The controllers dmon enables in its own v2 subtree whenever the parent offers
-/// them, limits or not: they only count (the peaks and the bytes of the usage
-/// record) until a limit is written. cpu is left out: its weights would share
-/// the CPU between the command, the log command and dmon by leaf rather than
-/// by thread.
+/// The controllers dmon enables in its own v2 subtree wherever it can, limits
+/// or not: they only count (the peaks and the bytes of the usage record) until
+/// a limit is written. cpu is left out: its weights would share the CPU
+/// between the command, the log command and dmon by leaf rather than by thread.
 const ACCOUNTING: [&str; 3] = ["memory", "pids", "io"];
 
-/// Enables [`ACCOUNTING`]'s controllers that `home` (dmon's v2 cgroup) is
-/// offered in its `cgroup.subtree_control`. A refusal only costs the peaks.
-pub fn enable_accounting(home: &Path) {
-    let offered = std::fs::read_to_string(home.join("cgroup.controllers")).unwrap_or_default();
+/// Enables [`ACCOUNTING`]'s controllers for the leaves of `home` (dmon's v2
+/// cgroup), in its `cgroup.subtree_control`. Those the parent has but does not
+/// pass on (a container's cgroup, a delegated service's) are first enabled in
+/// the parent, when it is dmon's to write: not the root (the kernel exempts it
+/// from "no internal processes", so a success there would not prove dmon
+/// alone), and under `--cgroup-parent` only when delegated. There the kernel
+/// refuses (EBUSY) while the parent holds any process but dmon's, which sits in
+/// its `supervisor` leaf by now. A refusal only costs the peaks.
+pub fn enable_accounting(home: &Home, explicit_parent: bool) {
+    let offered = controllers(home.dir());
+    if let Some(parent) = home.dir().parent() {
+        let has = controllers(parent);
+        let wanted: Vec<&str> =
+            ACCOUNTING.into_iter().filter(|c| !offered.iter().any(|o| o == c) && has.iter().any(|h| h == c)).collect();
+        let root = !parent.join("cgroup.events").exists();
+        let ours = !root && (!explicit_parent || super::detect::is_delegated(parent));
+        if !wanted.is_empty() && ours {
+            if let Err(e) = home.enable_in_parent(&wanted) {
+                tracing::debug!("no accounting controllers from {}: {}", parent.display(), crate::io_reason(&e));
+            }
+        }
+    }
     let enable: Vec<String> =
-        offered.split_whitespace().filter(|c| ACCOUNTING.contains(c)).map(|c| format!("+{c}")).collect();
+        controllers(home.dir()).iter().filter(|c| ACCOUNTING.contains(&c.as_str())).map(|c| format!("+{c}")).collect();
     if enable.is_empty() {
         return;
     }
-    if let Err(e) = files::write(&home.join("cgroup.subtree_control"), &enable.join(" ")) {
+    if let Err(e) = files::write(&home.dir().join("cgroup.subtree_control"), &enable.join(" ")) {
         tracing::debug!("no accounting controllers: {}", crate::io_reason(&e));
     }
 }
@@ -149,12 +177,10 @@ pub fn parse_cpu_quota(text: &str) -> Result<u64, String> {
     Ok((percent * (CPU_PERIOD_US as f64) / 100.0).round() as u64)
 }
 
-/// Where the command's cgroup v2 leaf lives, for [`Enforcer::open`].
+/// Where the trees' cgroup v2 leaves live, for [`open`].
 pub struct V2Place<'a> {
     /// dmon's cgroup (`.../dmon.PID`).
     pub home: &'a Home,
-    /// The command's leaf in it.
-    pub leaf: &'a Path,
     /// Whether the host is pure v2 (no v1 hierarchy to fall back on).
     pub pure: bool,
 }
@@ -164,6 +190,12 @@ pub struct V2Place<'a> {
 pub struct V1Hierarchy {
     pub controllers: Vec<String>,
     pub own: PathBuf,
+}
+
+impl V1Hierarchy {
+    fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
 }
 
 /// The v1 hierarchies of this process: from `/proc/self/mountinfo` and
@@ -193,12 +225,13 @@ fn above_v1_quota(e: io::Error, leaf: &Path, quota_us: u64) -> io::Error {
     }
 }
 
-/// A v1 leaf of one hierarchy, made afresh for every run.
+/// A tree's v1 leaf in one hierarchy, made afresh for every run.
 struct V1Leaf {
-    /// `dmon.PID` in that hierarchy, locked while dmon runs.
-    home: Home,
+    /// `dmon.PID` in that hierarchy, locked while dmon runs, shared by the
+    /// trees' leaves.
+    home: Arc<Home>,
     controllers: Vec<String>,
-    /// This run's `cmd` directory and its `cgroup.procs`.
+    /// This run's directory (`cmd` or `log`) and its `cgroup.procs`.
     run: Option<(PathBuf, File)>,
 }
 
@@ -210,76 +243,117 @@ enum Oom {
     V1 { eventfd: Option<OwnedFd> },
 }
 
-/// The limits of the command's tree, in place.
+/// The limits and peak leaves of one tree, in place.
 pub struct Enforcer {
     resources: Resources,
+    /// The leaf's name (`cmd`, `log`) in each v1 hierarchy.
+    name: &'static str,
     v1: Vec<V1Leaf>,
     oom: Option<Oom>,
-    /// The v1 leaves were made for the first run by [`Enforcer::open`] (so a
-    /// value the kernel refuses is an error at start) and not used yet.
+    /// The v1 leaves were made for the first run by [`open`] (so a value the
+    /// kernel refuses is an error at start) and not used yet.
     fresh: bool,
 }
 
-impl Enforcer {
-    /// Puts `resources` on the command's tree: in v2 where dmon's cgroup is
-    /// offered the controller, else in v1 hierarchies. An error is one line
-    /// naming what cannot be had; nothing was started yet.
-    pub fn open(resources: Resources, v2: Option<V2Place>, v1: &[V1Hierarchy]) -> Result<Enforcer, String> {
-        let (offered, refused) = match &v2 {
-            Some(place) => offer(place, &resources),
-            None => (Vec::new(), None),
-        };
-        let mut in_v2 = Vec::new();
-        let mut in_v1: Vec<&V1Hierarchy> = Vec::new();
-        let mut lacking = Vec::new();
-        for (controller, option) in resources.needs() {
-            if offered.iter().any(|c| c == controller) {
-                in_v2.push(controller);
-            } else if let Some(h) = v1.iter().find(|h| h.controllers.iter().any(|c| c == controller)) {
-                if controller == "memory" && resources.memory_high.is_some() {
-                    return Err("--memory-high: the memory controller here is cgroup v1, which has no memory.high \
-                                (use --memory-max)"
-                        .into());
-                }
-                if !in_v1.contains(&h) {
-                    in_v1.push(h);
-                }
-            } else {
-                lacking.push((controller, option));
+/// Puts `resources` on the trees named `leaves` (`cmd`, and `log` with a log
+/// command): in v2 where dmon's cgroup is offered the controller, else in v1
+/// hierarchies, and makes v1 leaves for the peaks of each run where v2 cannot
+/// count them. One [`Enforcer`] per leaf, in order, or none at all where there
+/// is neither a limit nor a v1 leaf to keep. An error is one line naming what
+/// cannot be had; nothing was started yet.
+pub fn open(
+    resources: Resources,
+    v2: Option<V2Place>,
+    v1: &[V1Hierarchy],
+    leaves: &[&'static str],
+) -> Result<Option<Vec<Enforcer>>, String> {
+    let (offered, refused) = match &v2 {
+        Some(place) => offer(place, &resources),
+        None => (Vec::new(), None),
+    };
+    let mut in_v2 = Vec::new();
+    let mut in_v1: Vec<&V1Hierarchy> = Vec::new();
+    let mut lacking = Vec::new();
+    for (controller, option) in resources.needs() {
+        if offered.iter().any(|c| c == controller) {
+            in_v2.push(controller);
+        } else if let Some(h) = v1.iter().find(|h| h.has(controller)) {
+            if controller == "memory" && resources.memory_high.is_some() {
+                return Err("--memory-high: the memory controller here is cgroup v1, which has no memory.high \
+                            (use --memory-max)"
+                    .into());
             }
+            if !in_v1.contains(&h) {
+                in_v1.push(h);
+            }
+        } else {
+            lacking.push((controller, option));
         }
-        if !lacking.is_empty() {
-            return Err(missing(&lacking, v2.as_ref(), &offered, refused.as_deref()));
+    }
+    if !lacking.is_empty() {
+        return Err(missing(&lacking, v2.as_ref(), &offered, refused.as_deref()));
+    }
+    let failed = |e: io::Error| format!("{}: {}", resources.options(), crate::io_reason(&e));
+    let mut homes: Vec<(&V1Hierarchy, Arc<Home>)> = Vec::new();
+    for h in in_v1 {
+        homes.push((h, Arc::new(Home::create_plain(&h.own).map_err(failed)?)));
+    }
+    // The peaks v2 cannot count, from v1 leaves that hold no limit; not where
+    // `DMON_USAGE=0` leaves out the usage record (to measure what it costs).
+    let counting = std::env::var_os("DMON_USAGE").is_none_or(|v| v != "0");
+    for controller in PEAKS.iter().filter(|c| counting && !offered.iter().any(|o| o == *c)) {
+        let Some(h) = v1.iter().find(|h| h.has(controller)) else { continue };
+        if homes.iter().any(|(made, _)| *made == h) {
+            continue;
         }
-        let failed = |e: io::Error| format!("{}: {}", resources.options(), crate::io_reason(&e));
-        let mut enforcer = Enforcer { resources, v1: Vec::new(), oom: None, fresh: false };
+        if let Some(no) = super::detect::refusal(&h.own, false, &super::detect::Host::here()) {
+            tracing::debug!("no v1 {controller} leaves for the peaks: {no}");
+            continue;
+        }
+        match Home::create_plain(&h.own) {
+            Ok(home) => homes.push((h, Arc::new(home))),
+            Err(e) => tracing::debug!("no v1 {controller} leaves for the peaks: {}", crate::io_reason(&e)),
+        }
+    }
+    if resources.is_empty() && homes.is_empty() {
+        return Ok(None);
+    }
+    let mut enforcers = Vec::new();
+    for name in leaves {
+        let mut enforcer = Enforcer { resources, name, v1: Vec::new(), oom: None, fresh: false };
         if let Some(place) = v2.as_ref().filter(|_| !in_v2.is_empty()) {
             enforcer.open_v2(place, &in_v2).map_err(failed)?;
         }
-        for h in in_v1 {
-            let home = Home::create_plain(&h.own).map_err(failed)?;
-            if h.controllers.iter().any(|c| c == "memory") {
+        for (h, home) in &homes {
+            if h.has("memory") && resources.memory_max.is_some() {
                 enforcer.oom = Some(Oom::V1 { eventfd: None });
             }
-            enforcer.v1.push(V1Leaf { home, controllers: h.controllers.clone(), run: None });
+            enforcer.v1.push(V1Leaf { home: home.clone(), controllers: h.controllers.clone(), run: None });
         }
         enforcer.prepare_run().map_err(failed)?;
         enforcer.fresh = true;
-        Ok(enforcer)
+        enforcers.push(enforcer);
     }
+    Ok(Some(enforcers))
+}
 
+/// The controllers whose v1 leaves give the peaks of the usage record.
+const PEAKS: [&str; 2] = ["memory", "pids"];
+
+impl Enforcer {
     /// Enables `controllers` in dmon's own subtree and writes the limits into
-    /// the command's leaf.
+    /// the tree's leaf.
     fn open_v2(&mut self, place: &V2Place, controllers: &[&str]) -> io::Result<()> {
         let enable: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
         files::write(&place.home.dir().join("cgroup.subtree_control"), &enable.join(" "))?;
+        let leaf = place.home.leaf(self.name);
         for (name, value) in self.resources.v2_files() {
             if controllers.contains(&name.split('.').next().unwrap_or("")) {
-                files::write(&place.leaf.join(name), &value)?;
+                files::write(&leaf.join(name), &value)?;
             }
         }
         if controllers.contains(&"memory") {
-            let path = place.leaf.join("memory.events");
+            let path = leaf.join("memory.events");
             let events = files::open(&path, true, false)?;
             let kills = files::keyed(&files::read_fd(&events)?, "oom_kill").unwrap_or(0);
             self.oom = Some(Oom::V2 { events, path, kills });
@@ -296,31 +370,19 @@ impl Enforcer {
         }
         let mut fds = Vec::new();
         for v1 in &mut self.v1 {
-            let dir = v1.home.leaf("cmd");
             // The last run's leaf: empty now that its tree is.
             v1.run = None;
-            if dir.exists() {
-                std::fs::remove_dir(&dir).map_err(|e| files::context(e, "rmdir", &dir, ""))?;
-            }
-            std::fs::create_dir(&dir).map_err(|e| files::context(e, "mkdir", &dir, ""))?;
-            for controller in &v1.controllers {
-                for (name, value) in self.resources.v1_files(controller) {
-                    files::write(&dir.join(name), &value).map_err(|e| match self.resources.cpu_quota_us {
-                        Some(quota) if name == "cpu.cfs_quota_us" && e.kind() == io::ErrorKind::InvalidInput => {
-                            above_v1_quota(e, &dir, quota)
-                        }
-                        _ => e,
-                    })?;
+            let dir = v1.home.leaf(self.name);
+            let limited = v1.controllers.iter().any(|c| !self.resources.v1_files(c).is_empty());
+            match make_v1_leaf(&dir, &v1.controllers, &self.resources, &mut self.oom) {
+                Ok(procs) => {
+                    fds.push(procs.as_raw_fd());
+                    v1.run = Some((dir, procs));
                 }
+                Err(e) if limited => return Err(e),
+                // A leaf that only counts: the run starts without its peaks.
+                Err(e) => tracing::debug!("no peaks from {}: {}", dir.display(), crate::io_reason(&e)),
             }
-            if v1.controllers.iter().any(|c| c == "memory") {
-                if let Some(Oom::V1 { eventfd }) = self.oom.as_mut() {
-                    *eventfd = Some(arm_v1_oom(&dir)?);
-                }
-            }
-            let procs = files::open(&dir.join("cgroup.procs"), false, true)?;
-            fds.push(procs.as_raw_fd());
-            v1.run = Some((dir, procs));
         }
         Ok(fds)
     }
@@ -360,6 +422,31 @@ impl Enforcer {
             _ => false,
         }
     }
+}
+
+/// Makes the v1 leaf `dir` afresh with the limits of `controllers` written and
+/// the OOM notification armed; returns its `cgroup.procs`.
+fn make_v1_leaf(dir: &Path, controllers: &[String], resources: &Resources, oom: &mut Option<Oom>) -> io::Result<File> {
+    if dir.exists() {
+        std::fs::remove_dir(dir).map_err(|e| files::context(e, "rmdir", dir, ""))?;
+    }
+    std::fs::create_dir(dir).map_err(|e| files::context(e, "mkdir", dir, ""))?;
+    for controller in controllers {
+        for (name, value) in resources.v1_files(controller) {
+            files::write(&dir.join(name), &value).map_err(|e| match resources.cpu_quota_us {
+                Some(quota) if name == "cpu.cfs_quota_us" && e.kind() == io::ErrorKind::InvalidInput => {
+                    above_v1_quota(e, dir, quota)
+                }
+                _ => e,
+            })?;
+        }
+    }
+    if controllers.iter().any(|c| c == "memory") {
+        if let Some(Oom::V1 { eventfd }) = oom.as_mut() {
+            *eventfd = Some(arm_v1_oom(dir)?);
+        }
+    }
+    files::open(&dir.join("cgroup.procs"), false, true)
 }
 
 /// Registers an eventfd for the OOM notification of the v1 memory leaf `dir`
