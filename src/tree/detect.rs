@@ -198,8 +198,10 @@ pub fn v1_hierarchies(fs_root: &Path, mountinfo: &str, proc_cgroup: &str) -> Vec
         let carries = |m: &&Mount| {
             m.fs_type == "cgroup" && controllers.iter().all(|c| m.super_options.split(',').any(|o| o == c))
         };
-        if let Some(own) = mounts.iter().rev().filter(carries).find_map(|m| own_dir(fs_root, m, path)) {
-            out.push(super::resources::V1Hierarchy { controllers, own });
+        let found = mounts.iter().rev().filter(carries).find_map(|m| Some((m, own_dir(fs_root, m, path)?)));
+        if let Some((m, own)) = found {
+            let mount = under(fs_root, &m.mount_point);
+            out.push(super::resources::V1Hierarchy { controllers, own, mount });
         }
     }
     out
@@ -538,6 +540,15 @@ fn check(place: &Place, host: &Host) -> Result<String, String> {
             unit.name
         )),
     }
+}
+
+/// Why dmon may not make cgroups under `dir` of the hierarchy mounted at
+/// `mount` on its own account (not named by the user, no backend named), or
+/// None when it may: the rules of auto detection.
+pub fn refusal(dir: &Path, mount: &Path) -> Option<String> {
+    let layout = Layout::detect_here();
+    let place = Place { dir, mount, explicit: false, named: false };
+    check(&place, &Host::here(&layout)).err()
 }
 
 /// Picks the backend: `--tree` first; with `auto`, cgroup2 wherever it is

@@ -189,7 +189,10 @@ pub struct V2Place<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V1Hierarchy {
     pub controllers: Vec<String>,
+    /// dmon's own cgroup in it.
     pub own: PathBuf,
+    /// The hierarchy's mount point.
+    pub mount: PathBuf,
 }
 
 impl V1Hierarchy {
@@ -306,7 +309,7 @@ pub fn open(
         if homes.iter().any(|(made, _)| *made == h) {
             continue;
         }
-        if let Some(no) = super::detect::refusal(&h.own, false, &super::detect::Host::here()) {
+        if let Some(no) = super::detect::refusal(&h.own, &h.mount) {
             tracing::debug!("no v1 {controller} leaves for the peaks: {no}");
             continue;
         }
