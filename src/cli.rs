@@ -40,9 +40,12 @@ some high on an idle machine; full means nothing could run for waiting on I/O).
 
 Status lines (-I): cmd|log start PID, exit PID STATUS, stop PID, signal PID SIG,
 timeout PID, pause PID, resume PID.
-Exit status: 0 after a clean stop; in -1/-m modes the command's last status
-(128+N when killed by signal N); 2 for bad options or files, before anything starts;
-1 when supervision itself fails.";
+Exit status: 0 after a clean stop by TERM or INT; with -1 or -m the command's last
+status (its exit code, or 128+N when killed by signal N, so usually 143 after a TERM),
+and 137 with -m when its last run was OOM-killed under --memory-max; 127 when the command
+or the log command is not found at its first start, 126 when it cannot be executed;
+2 for a bad option, value, user, file or directory, before anything starts; 1 when
+supervision itself fails. Without -n the detaching parent exits 0 once the command runs.";
 
 /// The options as clap parses them; `parse` makes them [`Options`].
 #[derive(Parser, Debug)]
