@@ -18,11 +18,11 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use crate::conf;
 use crate::creds::UserSpec;
 use crate::limits::Limit;
+use crate::marks::Marks;
 use crate::psi::Source;
 pub use crate::status::Format as StatusFormat;
 use crate::tree::resources::Resources;
 use crate::units;
-use crate::watch::Marks;
 
 const EXAMPLES: &str = "\
 Examples:

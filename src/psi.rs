@@ -26,7 +26,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::watch::{Level, Marks};
+use crate::marks::{Level, Marks};
 
 /// The trigger's window.
 pub const WINDOW: Duration = Duration::from_secs(2);

@@ -15,36 +15,9 @@ use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::marks::{Level, Marks};
 use crate::psi::PressureWatch;
 use crate::task::Event;
-
-/// Pause above `high`, resume below `low`: a load average, or a percentage of
-/// stalled time.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Marks {
-    pub high: f64,
-    pub low: f64,
-}
-
-impl Marks {
-    pub fn level(self, value: f64) -> Level {
-        if value > self.high {
-            Level::High
-        } else if value < self.low {
-            Level::Low
-        } else {
-            Level::Between
-        }
-    }
-}
-
-/// Where a source stands against its marks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    High,
-    Between,
-    Low,
-}
 
 /// Watches the load average for `-L`/`-l`.
 pub struct LoadWatch {
@@ -210,14 +183,6 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn marks_say_high_between_and_low() {
-        let marks = Marks { high: 2.0, low: 1.0 };
-        let levels: Vec<_> = [2.5, 2.0, 1.5, 1.0, 0.5].iter().map(|v| marks.level(*v)).collect();
-        use Level::*;
-        assert_eq!(levels, [High, Between, Between, Between, Low]);
-    }
 
     #[test]
     fn the_first_high_pauses_and_all_low_resume() {
