@@ -19,10 +19,11 @@ use crate::conf;
 use crate::creds::UserSpec;
 use crate::limits::Limit;
 use crate::marks::Marks;
-use crate::psi::Source;
+use crate::psi::{PressureDir, Source};
 pub use crate::status::Format as StatusFormat;
 use crate::tree::resources::Resources;
 use crate::units;
+use crate::watch::LoadFile;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -237,6 +238,11 @@ pub struct Options {
     pub cgroup_parent: Option<PathBuf>,
     /// `--pressure`: at most one per source.
     pub pressure: Vec<(Source, Marks)>,
+    /// What `-L` reads: `/proc/loadavg`, or for tests `DMON_LOADAVG_FILE`.
+    pub load_file: LoadFile,
+    /// Where `--pressure` watches: `/proc/pressure`, or for tests the cgroup
+    /// directory `DMON_PRESSURE_DIR`.
+    pub pressure_dir: PressureDir,
     /// `--memory-max`, `--memory-high`, `--pids-max`, `--cpu-quota`.
     pub resources: Resources,
     pub verbose: u8,
@@ -532,6 +538,10 @@ fn finish(a: Args, cli: &clap::Command) -> Result<Parsed, UsageError> {
         tree: a.tree,
         cgroup_parent: a.cgroup_parent,
         pressure: a.pressure,
+        load_file: std::env::var_os("DMON_LOADAVG_FILE")
+            .map_or_else(LoadFile::kernel, |f| LoadFile::stand_in(f.into())),
+        pressure_dir: std::env::var_os("DMON_PRESSURE_DIR")
+            .map_or_else(PressureDir::kernel, |dir| PressureDir::cgroup(dir.into())),
         resources: Resources {
             memory_max: a.memory_max,
             memory_high: a.memory_high,
