@@ -18,11 +18,12 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use crate::conf;
 use crate::creds::UserSpec;
 use crate::limits::Limit;
-use crate::psi::Source;
+use crate::marks::Marks;
+use crate::psi::{PressureDir, Source};
 pub use crate::status::Format as StatusFormat;
 use crate::tree::resources::Resources;
 use crate::units;
-use crate::watch::Marks;
+use crate::watch::LoadFile;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -40,9 +41,12 @@ some high on an idle machine; full means nothing could run for waiting on I/O).
 
 Status lines (-I): cmd|log start PID, exit PID STATUS, stop PID, signal PID SIG,
 timeout PID, pause PID, resume PID.
-Exit status: 0 after a clean stop; in -1/-m modes the command's last status
-(128+N when killed by signal N); 2 for bad options or files, before anything starts;
-1 when supervision itself fails.";
+Exit status: 0 after a clean stop by TERM or INT; with -1 or -m the command's last
+status (its exit code, or 128+N when killed by signal N, so usually 143 after a TERM),
+and 137 with -m when its last run was OOM-killed under --memory-max; 127 when the command
+or the log command is not found at its first start, 126 when it cannot be executed;
+2 for a bad option, value, user, file or directory, before anything starts; 1 when
+supervision itself fails. Without -n the detaching parent exits 0 once the command runs.";
 
 /// The options as clap parses them; `parse` makes them [`Options`].
 #[derive(Parser, Debug)]
@@ -236,6 +240,11 @@ pub struct Options {
     pub cgroup_parent: Option<PathBuf>,
     /// `--pressure`: at most one per source.
     pub pressure: Vec<(Source, Marks)>,
+    /// What `-L` reads: `/proc/loadavg`, or for tests `DMON_LOADAVG_FILE`.
+    pub load_file: LoadFile,
+    /// Where `--pressure` watches: `/proc/pressure`, or for tests the cgroup
+    /// directory `DMON_PRESSURE_DIR`.
+    pub pressure_dir: PressureDir,
     /// `--memory-max`, `--memory-high`, `--pids-max`, `--cpu-quota`.
     pub resources: Resources,
     pub verbose: u8,
@@ -531,6 +540,10 @@ fn finish(a: Args, cli: &clap::Command) -> Result<Parsed, UsageError> {
         tree: a.tree,
         cgroup_parent: a.cgroup_parent,
         pressure: a.pressure,
+        load_file: std::env::var_os("DMON_LOADAVG_FILE")
+            .map_or_else(LoadFile::kernel, |f| LoadFile::stand_in(f.into())),
+        pressure_dir: std::env::var_os("DMON_PRESSURE_DIR")
+            .map_or_else(PressureDir::kernel, |dir| PressureDir::cgroup(dir.into())),
         resources: Resources {
             memory_max: a.memory_max,
             memory_high: a.memory_high,

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod logging;
 pub mod logpipe;
 pub mod logtools;
+pub mod marks;
 pub mod notify;
 pub mod pidfile;
 pub mod planted;

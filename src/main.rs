@@ -100,10 +100,12 @@ fn prepare(opts: &Options) -> Result<Prepared, Failure> {
 
     // -L's watcher reads the load before the first start; each pressure
     // watcher arms its trigger here, so that a missing file is a usage error.
-    let mut watchers: Vec<Watcher> = opts.load.map(|marks| Watcher::Load(LoadWatch::new(marks))).into_iter().collect();
+    let load = |marks| Watcher::Load(LoadWatch::new(&opts.load_file, marks));
+    let mut watchers: Vec<Watcher> = opts.load.map(load).into_iter().collect();
     for &(source, marks) in &opts.pressure {
-        let watch = PressureWatch::open(source, marks).map_err(|e| {
-            usage(format!("--pressure: cannot watch {}: {}", source.path().display(), dmon::io_reason(&e)))
+        let watch = PressureWatch::open(&opts.pressure_dir, source, marks).map_err(|e| {
+            let file = opts.pressure_dir.file(source);
+            usage(format!("--pressure: cannot watch {}: {}", file.display(), dmon::io_reason(&e)))
         })?;
         watchers.push(Watcher::Pressure(watch));
     }

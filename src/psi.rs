@@ -15,7 +15,8 @@
 //! - The marks are percentages of wall time during which tasks stalled:
 //!   `--pressure 40` pauses when tasks stalled more than 0.8 s of a 2 s window.
 //! - Which line each source watches is [`Source::line`].
-//! - `DMON_PRESSURE_DIR=DIR` reads `DIR/cpu.pressure`, `DIR/memory.pressure` and
+//! - A [`PressureDir`] of a cgroup (`DMON_PRESSURE_DIR=DIR`, read by
+//!   [`crate::cli`]) watches `DIR/cpu.pressure`, `DIR/memory.pressure` and
 //!   `DIR/io.pressure` instead: a cgroup v2 directory has exactly these files,
 //!   with the same format and triggers, so tests measure one cgroup's pressure.
 
@@ -26,7 +27,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::watch::{Level, Marks};
+use crate::marks::{Level, Marks};
 
 /// The trigger's window.
 pub const WINDOW: Duration = Duration::from_secs(2);
@@ -74,13 +75,29 @@ impl Source {
             Source::Io => "full",
         }
     }
+}
 
-    /// `/proc/pressure/<name>`, or `<name>.pressure` under `DMON_PRESSURE_DIR`.
-    pub fn path(self) -> PathBuf {
-        match std::env::var_os("DMON_PRESSURE_DIR") {
-            Some(dir) => Path::new(&dir).join(format!("{}.pressure", self.name())),
-            None => Path::new("/proc/pressure").join(self.name()),
-        }
+/// Where the pressure files are: the kernel's `/proc/pressure`, whose files are
+/// named after their source, or a cgroup v2 directory (`DMON_PRESSURE_DIR`, for
+/// tests), whose files are `<source>.pressure`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PressureDir {
+    pub path: PathBuf,
+    pub cgroup: bool,
+}
+
+impl PressureDir {
+    pub fn kernel() -> PressureDir {
+        PressureDir { path: "/proc/pressure".into(), cgroup: false }
+    }
+
+    pub fn cgroup(path: PathBuf) -> PressureDir {
+        PressureDir { path, cgroup: true }
+    }
+
+    /// The pressure file of `source`.
+    pub fn file(&self, source: Source) -> PathBuf {
+        if self.cgroup { self.path.join(format!("{}.pressure", source.name())) } else { self.path.join(source.name()) }
     }
 }
 
@@ -126,9 +143,9 @@ pub struct PressureWatch {
 }
 
 impl PressureWatch {
-    /// Opens the pressure file of `source` ([`Source::path`]) and arms the trigger.
-    pub fn open(source: Source, marks: Marks) -> io::Result<PressureWatch> {
-        PressureWatch::open_at(&source.path(), source, marks)
+    /// Opens the pressure file of `source` in `dir` and arms the trigger.
+    pub fn open(dir: &PressureDir, source: Source, marks: Marks) -> io::Result<PressureWatch> {
+        PressureWatch::open_at(&dir.file(source), source, marks)
     }
 
     pub fn open_at(path: &Path, source: Source, marks: Marks) -> io::Result<PressureWatch> {
@@ -223,6 +240,8 @@ mod tests {
         assert_eq!(lines, [("cpu", "some"), ("memory", "some"), ("io", "full")]);
         assert_eq!(Source::from_name("memory"), Some(Source::Memory));
         assert_eq!(Source::from_name("disk"), None);
+        assert_eq!(PressureDir::kernel().file(Source::Io), Path::new("/proc/pressure/io"));
+        assert_eq!(PressureDir::cgroup("/c".into()).file(Source::Io), Path::new("/c/io.pressure"));
     }
 
     #[test]

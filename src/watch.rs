@@ -6,71 +6,55 @@
 //! low. A source between its marks keeps things as they are, as `-L`/`-l` always
 //! did.
 //!
-//! Two environment variables stand in for the kernel's files, for tests:
-//! `DMON_LOADAVG_FILE` (read instead of `/proc/loadavg`, every 100 ms) and
-//! `DMON_PRESSURE_DIR` (a cgroup v2 directory whose `*.pressure` files are
-//! watched instead of `/proc/pressure/*`).
+//! The watchers are given the files they read ([`LoadFile`],
+//! [`crate::psi::PressureDir`]): the kernel's, or the stand-ins that tests name
+//! with `DMON_LOADAVG_FILE` and `DMON_PRESSURE_DIR` (read once, by [`crate::cli`]).
 
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::marks::{Level, Marks};
 use crate::psi::PressureWatch;
 use crate::task::Event;
 
-/// Pause above `high`, resume below `low`: a load average, or a percentage of
-/// stalled time.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Marks {
-    pub high: f64,
-    pub low: f64,
+/// The file the load watcher reads, and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFile {
+    pub path: PathBuf,
+    pub period: Duration,
 }
 
-impl Marks {
-    pub fn level(self, value: f64) -> Level {
-        if value > self.high {
-            Level::High
-        } else if value < self.low {
-            Level::Low
-        } else {
-            Level::Between
-        }
+impl LoadFile {
+    /// The kernel updates /proc/loadavg every 5 seconds (LOAD_FREQ in
+    /// kernel/sched/loadavg.c); reading it more often re-reads the same value.
+    pub fn kernel() -> LoadFile {
+        LoadFile { path: "/proc/loadavg".into(), period: Duration::from_secs(5) }
     }
-}
 
-/// Where a source stands against its marks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    High,
-    Between,
-    Low,
+    /// A file read instead, for tests (`DMON_LOADAVG_FILE`): every 100 ms, so
+    /// that tests run quickly.
+    pub fn stand_in(path: PathBuf) -> LoadFile {
+        LoadFile { path, period: Duration::from_millis(100) }
+    }
 }
 
 /// Watches the load average for `-L`/`-l`.
 pub struct LoadWatch {
     marks: Marks,
-    source: PathBuf,
-    period: Duration,
+    file: LoadFile,
     next: Instant,
 }
 
 impl LoadWatch {
-    /// The kernel updates /proc/loadavg every 5 seconds (LOAD_FREQ in
-    /// kernel/sched/loadavg.c); reading it more often re-reads the same value.
-    /// `DMON_LOADAVG_FILE` names a file read instead, for tests, which is then
-    /// read every 100 ms so that tests run quickly.
-    pub fn new(marks: Marks) -> LoadWatch {
-        let (source, period) = match std::env::var_os("DMON_LOADAVG_FILE") {
-            Some(path) => (path.into(), Duration::from_millis(100)),
-            None => ("/proc/loadavg".into(), Duration::from_secs(5)),
-        };
-        LoadWatch { marks, source, period, next: Instant::now() }
+    pub fn new(file: &LoadFile, marks: Marks) -> LoadWatch {
+        LoadWatch { marks, file: file.clone(), next: Instant::now() }
     }
 
     /// Reads the 1-minute load average (nothing when it cannot be read).
     fn check(&mut self, now: Instant) -> Option<Level> {
-        self.next = now + self.period;
-        let text = std::fs::read_to_string(&self.source).ok()?;
+        self.next = now + self.file.period;
+        let text = std::fs::read_to_string(&self.file.path).ok()?;
         let load: f64 = text.split_whitespace().next()?.parse().ok()?;
         Some(self.marks.level(load))
     }
@@ -210,14 +194,6 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn marks_say_high_between_and_low() {
-        let marks = Marks { high: 2.0, low: 1.0 };
-        let levels: Vec<_> = [2.5, 2.0, 1.5, 1.0, 0.5].iter().map(|v| marks.level(*v)).collect();
-        use Level::*;
-        assert_eq!(levels, [High, Between, Between, Between, Low]);
-    }
 
     #[test]
     fn the_first_high_pauses_and_all_low_resume() {
