@@ -16,8 +16,12 @@
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::SFlag;
 
 use crate::clock::Civil;
 use crate::task::Status;
@@ -56,33 +60,38 @@ pub struct StatusFile {
 }
 
 impl StatusFile {
-    /// Opens (creating if needed) PATH for appending. Symlinks are not followed,
-    /// so a link planted in a shared directory cannot redirect root's writes,
-    /// except a trusted link to a terminal or other character device or to a
-    /// pipe: `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/dev/tty`.
+    /// Opens (creating if needed) PATH for appending, walked by the rule of
+    /// [`crate::planted`]: a symbolic link is followed only where nobody else
+    /// could have made it, so a link planted in a shared directory cannot
+    /// redirect root's writes. `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` and
+    /// `/proc/self/fd/N` are the descriptors they name ([`open_descriptor`]).
     pub fn open(path: &Path, format: Format) -> io::Result<StatusFile> {
-        let meta = std::fs::symlink_metadata(path);
-        if meta.as_ref().is_ok_and(|m| m.file_type().is_char_device()) || stream_behind_link(path) {
-            let file = OpenOptions::new().append(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-            let kind = file.metadata()?.file_type();
-            if !kind.is_char_device() && !kind.is_fifo() {
-                return Err(io::Error::other("it is no longer a device or a pipe (replaced while being opened)"));
+        if let Some(fd) = crate::planted::descriptor(path) {
+            return Ok(StatusFile { file: open_descriptor(fd)?, format, warned: false });
+        }
+        let walk = crate::planted::walk(path, "dmon")?;
+        let kind = walk.kind;
+        if kind == Some(SFlag::S_IFCHR) {
+            // A terminal or another device of /dev: written as it is.
+            let file = walk.open(OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_NONBLOCK, 0)?;
+            if !file.metadata()?.file_type().is_char_device() {
+                return Err(io::Error::other("it is no longer a device (replaced while being opened)"));
             }
             return Ok(StatusFile { file, format, warned: false });
         }
-        let is_fifo = meta.is_ok_and(|m| m.file_type().is_fifo());
-        let mut options = OpenOptions::new();
-        if is_fifo {
-            options.read(true).write(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+        let is_fifo = kind == Some(SFlag::S_IFIFO);
+        // O_NONBLOCK: a FIFO planted after the look fails (ENXIO) instead of
+        // blocking; a FIFO asked for is opened read-write, so it needs no reader.
+        let flags = if is_fifo {
+            OFlag::O_RDWR | OFlag::O_NONBLOCK
         } else {
-            // O_NONBLOCK: a FIFO planted after the check fails (ENXIO) instead of blocking.
-            options.append(true).create(true).mode(0o644).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-        }
-        let file = options.open(path).map_err(|e| crate::planted::open_error(path, e))?;
+            OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NONBLOCK
+        };
+        let file = walk.open(flags, 0o644)?;
         // What was opened, not what was there before: a regular file with no
         // other link, or the FIFO that was seen; not someone else's in a shared
         // directory.
-        crate::planted::check_opened(&file, path, is_fifo)?;
+        crate::planted::check(&file.metadata()?, Some(walk.dir_meta()), "dmon", is_fifo)?;
         Ok(StatusFile { file, format, warned: false })
     }
 
@@ -145,20 +154,37 @@ impl StatusFile {
     }
 }
 
-/// Whether PATH is a symbolic link to a character device or a pipe (FIFO) that
-/// nobody else can have planted: it belongs to dmon's user or to its directory's
-/// owner, or its directory is writable by nobody else (`/dev/stdout`, `/dev/fd/1`).
-/// A link to anything else is never followed.
-fn stream_behind_link(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(link), Ok(target)) = (std::fs::symlink_metadata(path), std::fs::metadata(path)) else { return false };
-    if !link.file_type().is_symlink() || !(target.file_type().is_char_device() || target.file_type().is_fifo()) {
-        return false;
+/// The status stream on this process's descriptor `fd`. A regular file is
+/// shared as it is (`dup`), so the records and the command's own output that
+/// go to the same file keep one offset and never overwrite each other. A pipe,
+/// FIFO or terminal is opened anew through /proc/self/fd, non-blocking, so a
+/// stalled reader drops records rather than stalling dmon, without making the
+/// descriptor the command inherits non-blocking too. Where that open is not
+/// possible (a socket, no /proc), the descriptor is shared as it is.
+pub fn open_descriptor(fd: RawFd) -> io::Result<File> {
+    // SAFETY: F_GETFL only reads the descriptor's flags; -1 when it is closed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::other(format!("descriptor {fd} is not open")));
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    std::fs::metadata(dir).is_ok_and(|dir| link.uid() == me || link.uid() == dir.uid() || dir.mode() & 0o022 == 0)
+    if flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return Err(io::Error::other(format!("descriptor {fd} is open for reading only")));
+    }
+    // SAFETY: fd was just seen open; borrowed for this call only.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let shared = || borrowed.try_clone_to_owned().map(File::from);
+    let kind = File::from(shared()?).metadata()?.file_type();
+    if kind.is_file() {
+        return shared();
+    }
+    let again = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{fd}"));
+    match again {
+        Ok(file) if !file.metadata()?.file_type().is_file() => Ok(file),
+        _ => shared(),
+    }
 }
 
 /// The line for one event of the process named `who` (`cmd` or `log`), in DMon's
