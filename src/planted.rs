@@ -446,6 +446,16 @@ impl Dir {
         self.sync()
     }
 
+    /// What `name` in this directory is, not following a link; `None` when missing.
+    pub fn stat(&self, name: impl AsRef<OsStr>) -> Option<nix::sys::stat::FileStat> {
+        nix::sys::stat::fstatat(&self.file, name.as_ref(), AtFlags::AT_SYMLINK_NOFOLLOW).ok()
+    }
+
+    /// Removes `name` from this directory (a link itself, never its target).
+    pub fn remove(&self, name: impl AsRef<OsStr>) -> io::Result<()> {
+        Ok(nix::unistd::unlinkat(&self.file, name.as_ref(), UnlinkatFlags::NoRemoveDir)?)
+    }
+
     /// Renames `from` to `to` in this directory; with `keep`, never over an
     /// existing `to` (AlreadyExists then).
     pub fn rename(&self, from: impl AsRef<OsStr>, to: impl AsRef<OsStr>, keep: bool) -> io::Result<()> {
