@@ -11,7 +11,10 @@
 //! Names sort by time and never collide: when a name for the current second is
 //! taken (or the clock went back), the next one after the newest rotated name is
 //! used, with a six-digit suffix (`log-2024-05-01-12:00:00.000001`, `.000002`, …),
-//! which still sorts after it.
+//! which still sorts after it (suffixes compare as numbers). Only drlog's own
+//! rotated files count: regular files of its user under such a name. The user
+//! who may write the directory can plant `log-2099-01-01-00:00:00.999999`; it is
+//! neither counted against `-m`, nor pruned, nor taken as the newest name.
 //!
 //! The time `current` was started is kept in `DIR/.timestamp` (seconds since the
 //! epoch), as DMon did, so `-T` counts across restarts.
