@@ -295,7 +295,7 @@ pub fn read_trusted(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     let walk = walk(path, "dmon").map_err(reason)?;
     let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK;
     let file = walk.open(flags, 0).map_err(reason)?;
-    let meta = file.metadata().map_err(|e| reason(e))?;
+    let meta = file.metadata().map_err(reason)?;
     let owner = |m: &Metadata| format!("owner uid {}, mode {:04o}", m.uid(), m.mode() & 0o7777);
     let kind = meta.file_type();
     if kind.is_dir() {

@@ -173,7 +173,7 @@ pub fn open_descriptor(fd: RawFd) -> io::Result<File> {
     // SAFETY: fd was just seen open; borrowed for this call only.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let shared = || borrowed.try_clone_to_owned().map(File::from);
-    let kind = File::from(shared()?).metadata()?.file_type();
+    let kind = shared()?.metadata()?.file_type();
     if kind.is_file() {
         return shared();
     }

@@ -275,6 +275,9 @@ fn another_users_lock_on_the_pid_file_does_not_stop_dmon() {
     let second = run(dmon().args(["-n", "-1", "-p"]).arg(&pid).arg("true"));
     assert_eq!(second.status.code(), Some(2), "{}", stderr_of(&second));
     assert!(stderr_of(&second).contains(&format!("locked by a running dmon (pid {})", child.id())));
+    signal(child.id() as i32, libc::SIGTERM);
+    assert!(finish(child, Duration::from_secs(30)).success());
+    assert!(!pid.exists() && !dir.path("x.pid.lock").exists(), "the pid file or its lock was left");
 }
 
 // ---- -C: who may have written the options ----
