@@ -55,6 +55,10 @@ pub enum Record<'a> {
 
 pub struct StatusFile {
     file: File,
+    /// A socket shared with others (`-I /dev/stderr` under a service manager):
+    /// written with `send(MSG_DONTWAIT)`, which does not wait without making
+    /// the shared descriptor non-blocking.
+    socket: bool,
     format: Format,
     warned: bool,
 }
@@ -67,7 +71,9 @@ impl StatusFile {
     /// `/proc/self/fd/N` are the descriptors they name ([`open_descriptor`]).
     pub fn open(path: &Path, format: Format) -> io::Result<StatusFile> {
         if let Some(fd) = crate::planted::descriptor(path) {
-            return Ok(StatusFile { file: open_descriptor(fd)?, format, warned: false });
+            let file = open_descriptor(fd)?;
+            let socket = file.metadata()?.file_type().is_socket();
+            return Ok(StatusFile { file, socket, format, warned: false });
         }
         let walk = crate::planted::walk(path, "dmon")?;
         let kind = walk.kind;
@@ -77,7 +83,7 @@ impl StatusFile {
             if !file.metadata()?.file_type().is_char_device() {
                 return Err(io::Error::other("it is no longer a device (replaced while being opened)"));
             }
-            return Ok(StatusFile { file, format, warned: false });
+            return Ok(StatusFile { file, socket: false, format, warned: false });
         }
         let is_fifo = kind == Some(SFlag::S_IFIFO);
         // O_NONBLOCK: a FIFO planted after the look fails (ENXIO) instead of
@@ -92,7 +98,7 @@ impl StatusFile {
         // other link, or the FIFO that was seen; not someone else's in a shared
         // directory.
         crate::planted::check(&file.metadata()?, Some(walk.dir_meta()), "dmon", is_fifo)?;
-        Ok(StatusFile { file, format, warned: false })
+        Ok(StatusFile { file, socket: false, format, warned: false })
     }
 
     /// Writes the record of one event, in the file's format.
@@ -114,13 +120,13 @@ impl StatusFile {
         let mut buffer = Vec::with_capacity(text.len() + 1);
         buffer.extend_from_slice(text.as_bytes());
         buffer.push(b'\n');
-        match self.file.write(&buffer) {
+        match self.write(&buffer) {
             Ok(n) if n == buffer.len() => self.warned = false,
             Ok(n) => {
                 // A full disk takes part of a line. Asking for the rest gets the
                 // reason; then the part is cut off again, so that every line in
                 // the file stays whole and the next one starts on its own line.
-                let e = match self.file.write(&buffer[n..]) {
+                let e = match self.write(&buffer[n..]) {
                     Ok(m) if n + m == buffer.len() => return self.warned = false,
                     Ok(m) => {
                         self.cut(n + m);
@@ -135,6 +141,16 @@ impl StatusFile {
             }
             Err(e) => self.warn(e),
         }
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !self.socket {
+            return self.file.write(data);
+        }
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.file);
+        // SAFETY: `data` is valid for reads of its length during the call.
+        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
     }
 
     /// Removes the last `written` bytes of a regular file (a cut-off line).
@@ -160,7 +176,8 @@ impl StatusFile {
 /// FIFO or terminal is opened anew through /proc/self/fd, non-blocking, so a
 /// stalled reader drops records rather than stalling dmon, without making the
 /// descriptor the command inherits non-blocking too. Where that open is not
-/// possible (a socket, no /proc), the descriptor is shared as it is.
+/// possible (a socket, no /proc), the descriptor is shared as it is; a socket
+/// is then written with `send(MSG_DONTWAIT)` ([`StatusFile`]).
 pub fn open_descriptor(fd: RawFd) -> io::Result<File> {
     // SAFETY: F_GETFL only reads the descriptor's flags; -1 when it is closed.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };

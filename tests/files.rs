@@ -85,7 +85,7 @@ fn has_records(text: &str) -> bool {
 }
 
 /// `-I /dev/stdout` and `-I /dev/stderr` write the records to that stream, be it
-/// a file, a pipe, a FIFO or a terminal.
+/// a file, a pipe, a FIFO, a socket or a terminal.
 #[test]
 fn status_to_every_kind_of_standard_stream() {
     let dir = Dir::new("streams");
@@ -120,6 +120,16 @@ fn status_to_every_kind_of_standard_stream() {
         let status = status_run(path, out, err);
         let text = reader.join().unwrap();
         assert!(status.success() && has_records(&text), "{path} to a FIFO: {status:?}: {text:?}");
+
+        // A socket, as a service manager gives its services.
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let theirs = std::os::fd::OwnedFd::from(theirs);
+        let (out, err) =
+            if fd == 1 { (Stdio::from(theirs), Stdio::null()) } else { (Stdio::null(), Stdio::from(theirs)) };
+        let status = status_run(path, out, err);
+        let mut text = String::new();
+        ours.read_to_string(&mut text).unwrap();
+        assert!(status.success() && has_records(&text), "{path} to a socket: {status:?}: {text:?}");
     }
 }
 
