@@ -125,7 +125,7 @@ pub struct Step {
 /// A path walked up to its last component, which is left to the caller to
 /// open (through [`Walk::open`], never through a link).
 pub struct Walk {
-    /// The directory that holds the last component, open.
+    /// The directory that holds the last component, open as O_PATH.
     pub dir: File,
     /// The last component; `.` when the path names a directory by `/` or `..`.
     pub name: OsString,
@@ -148,8 +148,14 @@ fn components(path: &Path) -> Vec<OsString> {
     out
 }
 
-fn open_dir(at: Option<BorrowedFd>, name: &OsStr) -> Result<File, Errno> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+/// Opens the directory `name` (in `at`, or from the root) without following a
+/// link. With `path`, as O_PATH: search permission is all a walk needs (a home
+/// directory of mode 0711 is walked through), and such a descriptor serves
+/// `openat`, `fstatat`, `readlinkat` and `unlinkat`; `fsync` and listing need a
+/// readable one.
+fn open_dir(at: Option<BorrowedFd>, name: &OsStr, path: bool) -> Result<File, Errno> {
+    let access = if path { OFlag::O_PATH } else { OFlag::O_RDONLY };
+    let flags = access | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd = match at {
         Some(at) => nix::fcntl::openat(at, name, flags, Mode::empty())?,
         None => nix::fcntl::open(name, flags, Mode::empty())?,
@@ -168,7 +174,7 @@ pub fn walk(path: &Path, who: &str) -> io::Result<Walk> {
         return Err(io::Error::from(io::ErrorKind::NotFound));
     }
     let absolute = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
-    let root = open_dir(None, OsStr::new("/"))?;
+    let root = open_dir(None, OsStr::new("/"), true)?;
     let root_step = Step { path: PathBuf::from("/"), meta: root.metadata()? };
     let mut stack: Vec<(File, Step)> = vec![(root, root_step)];
     let mut todo: Vec<OsString> = components(&absolute);
@@ -223,10 +229,16 @@ pub fn walk(path: &Path, who: &str) -> io::Result<Walk> {
         if last {
             return finish(stack, name, Some(kind));
         }
-        let file = match open_dir(Some(dir.as_fd()), &name) {
+        let file = match open_dir(Some(dir.as_fd()), &name, true) {
             Ok(file) => file,
-            // Swapped for a link since the fstatat.
-            Err(Errno::ELOOP) => return Err(link_error(who)),
+            // Swapped for a link since the fstatat (O_PATH|O_DIRECTORY then
+            // says ENOTDIR rather than ELOOP).
+            Err(Errno::ELOOP | Errno::ENOTDIR)
+                if nix::sys::stat::fstatat(dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK) =>
+            {
+                return Err(link_error(who));
+            }
             Err(e) => return Err(e.into()),
         };
         let next = Step { path: step.path.join(&name), meta: file.metadata()? };
@@ -356,17 +368,20 @@ impl Dir {
     /// way, the last component included, only where nobody else could have made it.
     pub fn open(path: &Path, who: &str) -> io::Result<Dir> {
         let walk = walk(path, who)?;
-        let file = match open_dir(Some(walk.dir.as_fd()), &walk.name) {
+        let file = match open_dir(Some(walk.dir.as_fd()), &walk.name, false) {
             Ok(file) => file,
-            Err(Errno::ELOOP) => return Err(link_error(who)),
+            Err(Errno::ELOOP | Errno::ENOTDIR) if walk.kind == Some(nix::sys::stat::SFlag::S_IFLNK) => {
+                return Err(link_error(who));
+            }
             Err(e) => return Err(e.into()),
         };
         Ok(Dir { file, path: path.to_path_buf(), who: who.to_string() })
     }
 
     /// The directory that holds the last component of `walk`; `path` names it in messages.
-    pub fn of_walk(walk: Walk, path: &Path) -> Dir {
-        Dir { file: walk.dir, path: path.to_path_buf(), who: walk.who }
+    pub fn of_walk(walk: &Walk, path: &Path) -> io::Result<Dir> {
+        let file = open_dir(Some(walk.dir.as_fd()), OsStr::new("."), false)?;
+        Ok(Dir { file, path: path.to_path_buf(), who: walk.who.clone() })
     }
 
     /// The directory's path, as given.

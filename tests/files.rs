@@ -367,3 +367,29 @@ fn config_files_others_could_write_are_refused() {
     std::os::unix::fs::symlink(&conf, &link).unwrap();
     refused(&link, false, &["symbolic link"]);
 }
+
+/// A directory that may be searched but not read (a home of mode 0711) is
+/// walked through: a walk needs only search permission, as the kernel's own.
+#[test]
+fn paths_through_a_directory_that_cannot_be_read() {
+    if !root_only("paths_through_a_directory_that_cannot_be_read") {
+        return;
+    }
+    let dir = Dir::new("search-only");
+    let home = dir.path("home");
+    fs::create_dir(&home).unwrap();
+    chmod(&home, 0o711);
+    let sub = home.join("sub");
+    fs::create_dir(&sub).unwrap();
+    chown_nobody(&sub);
+    let status = sub.join("status");
+    let out = bounded(as_nobody(DMON).env_remove("DMON_OPTIONS").args(["-n", "-1", "-I"]).arg(&status).arg("true"));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(has_records(&read(&status)), "{:?}", read(&status));
+    let log = sub.join("log");
+    let mut dlog = as_nobody(support::bin("dlog"));
+    dlog.env_remove("DLOG_OPTIONS").arg(&log).stdin(Stdio::null());
+    let out = bounded(&mut dlog);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(log.exists());
+}

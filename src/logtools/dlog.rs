@@ -67,8 +67,7 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     if walk.name == "." {
         return Err(std::io::Error::other("not the name of a file"));
     }
-    let name = walk.name.clone();
-    let file = Dir::of_walk(walk, path).open_append(name, MODE)?;
+    let file = Dir::of_walk(&walk, path)?.open_append(&walk.name, MODE)?;
     pump::end_torn_line(&file)?;
     Ok(file)
 }
