@@ -487,3 +487,33 @@ impl Dir {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_by_name() {
+        for (path, fd) in [("/dev/stdout", Some(1)), ("/dev/stderr", Some(2)), ("/dev/fd/7", Some(7))] {
+            assert_eq!(descriptor(Path::new(path)), fd, "{path}");
+        }
+        assert_eq!(descriptor(Path::new("/proc/self/fd/12")), Some(12));
+        for path in ["/dev/fd/", "/dev/fd/1x", "/dev/stdout2", "dev/stdout", "/proc/1/fd/1"] {
+            assert_eq!(descriptor(Path::new(path)), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn walks_to_the_last_component() {
+        let walk = walk(Path::new("/dev/null"), "test").unwrap();
+        assert_eq!(walk.name, "null");
+        assert_eq!(walk.chain.iter().map(|s| s.path.clone()).collect::<Vec<_>>(), [Path::new("/"), Path::new("/dev")]);
+        assert_eq!(walk.kind, Some(nix::sys::stat::SFlag::S_IFCHR));
+        let walk = walk_dots();
+        assert_eq!((walk.name.as_os_str(), walk.chain.len()), (OsStr::new("."), 1));
+    }
+
+    fn walk_dots() -> Walk {
+        walk(Path::new("/dev/../.."), "test").unwrap()
+    }
+}

@@ -410,6 +410,11 @@ mod tests {
         assert_eq!(next_name(a, Some("log-2024-05-01-12:00:00.000009")), "log-2024-05-01-12:00:00.000010");
         // The clock went back: still after the newest.
         assert_eq!(next_name("log-2024-04-01-00:00:00", Some(a)), "log-2024-05-01-12:00:00.000001");
+        // Past six digits the suffix grows, and still sorts as a number.
+        let last = "log-2024-05-01-12:00:00.999999";
+        assert_eq!(next_name(a, Some(last)), "log-2024-05-01-12:00:00.1000000");
+        assert!(is_rotated_name("log-2024-05-01-12:00:00.1000000"));
+        assert!(rotated_key("log-2024-05-01-12:00:00.1000000") > rotated_key(last));
         let mut names = vec![a.to_string()];
         for _ in 0..20 {
             let next = next_name(a, names.last().map(String::as_str));

@@ -541,4 +541,27 @@ mod tests {
         assert_eq!(lines, [&b"one"[..], b"", b"two", b"three"]);
         assert_eq!(Batch::new(&[], &[]).lines().count(), 0);
     }
+
+    #[test]
+    fn long_lines_go_in_marked_pieces() {
+        let mut line = Line::new(4);
+        line.push(b"ab\nabcd\nabcdefghij");
+        assert_eq!(line.out, b"ab\nabcd\nabcd\n+ efgh\n");
+        assert_eq!(line.carry, b"ij");
+        line.out.clear();
+        line.push(b"k\nz");
+        assert_eq!(line.out, b"+ ijk\n");
+        assert!(line.in_hand());
+        line.out.clear();
+        line.end();
+        assert_eq!(line.out, b"z\n");
+        assert!(!line.in_hand());
+        // Byte by byte, as at a TERM, the same pieces.
+        let mut line = Line::new(3);
+        for &b in b"abcdefg\n" {
+            line.push(&[b]);
+        }
+        assert_eq!(line.out, b"abc\n+ def\n+ g\n");
+        assert!(lines_fit(b"abc\n\nab\n", 3) && !lines_fit(b"abcd\n", 3));
+    }
 }
