@@ -4,8 +4,9 @@
 //! users can write to (a pid file in /run or /tmp, a log directory that belongs to
 //! the service's user). Whoever can write to the directory can put a symbolic
 //! link or a hard link there, pointing at a file of value, and wait for root to
-//! append to it or cut it. So the last component of such a path is never followed
-//! (O_NOFOLLOW), and what was opened is checked afterwards with `fstat`, so nothing
+//! append to it or cut it. So the last component of such a path is opened with
+//! O_NOFOLLOW (a link there is followed only by the rule of [`walk`] below), and
+//! what was opened is checked afterwards with `fstat`, so nothing
 //! can be swapped in between: it must be a regular file (or the FIFO asked for)
 //! with no other hard link, and in a directory others can write to, it must
 //! belong to the opener's user or to the directory's owner (the rule of the
@@ -21,8 +22,9 @@
 //! symbolic link on the way is followed only where nobody else could have made
 //! it: the link and every directory above it belong to root or to this process's
 //! user, and none of those directories can be written by anyone else (the rule
-//! sudo applies to its files). So `/var/run` (root's link to `/run`) is followed,
-//! and a link in /tmp or in a directory of another user is not. The standard
+//! sudo applies to its files; a sticky bit does not help: anyone may add a link
+//! to /tmp). So `/var/run` (root's link to `/run`) is followed, and a link in
+//! /tmp or in a directory of another user is not. The standard
 //! streams, named as `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` or
 //! `/proc/self/fd/N`, are not walked at all: [`descriptor`] takes them as the
 //! descriptors they name.
@@ -85,21 +87,6 @@ pub fn check(file: &Metadata, dir: Option<&Metadata>, who: &str, fifo: bool) -> 
         )));
     }
     Ok(())
-}
-
-/// An error of dmon's opening PATH (its pid file, its status file) without
-/// following links, for a message after "cannot open 'PATH': ". A symbolic link
-/// is named as such: O_NOFOLLOW reports it as "Too many levels of symbolic links".
-pub fn open_error(path: &Path, e: io::Error) -> io::Error {
-    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    if e.raw_os_error() == Some(libc::ELOOP) && is_link { link_error("dmon") } else { e }
-}
-
-/// Checks what dmon's open of PATH (without following links) found, by the rule
-/// of [`check`], against the directory PATH is in.
-pub fn check_opened(file: &File, path: &Path, fifo: bool) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    check(&file.metadata()?, std::fs::metadata(dir).ok().as_ref(), "dmon", fifo)
 }
 
 /// Whether `uid` is root's or this process's own.
