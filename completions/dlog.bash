@@ -23,7 +23,7 @@ _dlog() {
 
     case "${cmd}" in
         dlog)
-            opts="-i -b -t -R -p -e -h -V --input-fd --buffered --timestamp --rfc3339 --prefix --skip-empty --help --version"
+            opts="-i -b -t -R -p -e -h -V --input-fd --buffered --max-line --timestamp --rfc3339 --prefix --skip-empty --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -34,6 +34,10 @@ _dlog() {
                     return 0
                     ;;
                 -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-line)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

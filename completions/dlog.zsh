@@ -17,6 +17,7 @@ _dlog() {
     _arguments "${_arguments_options[@]}" : \
 '-i+[Read from descriptor FD instead of standard input]:FD:_default' \
 '--input-fd=[Read from descriptor FD instead of standard input]:FD:_default' \
+'--max-line=[Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "]:SIZE:_default' \
 '-p+[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
 '--prefix=[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
 '-b[Buffered\: do not sync to disk after each batch]' \

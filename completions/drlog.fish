@@ -2,6 +2,7 @@ complete -c drlog -s m -l max-files -d 'Keep at most N rotated files (0: keep al
 complete -c drlog -s T -l max-time -d 'Rotate once current has been in use for TIME (0: never by age)' -r
 complete -c drlog -s s -l max-size -d 'Rotate before current would grow over SIZE (0: never by size)' -r
 complete -c drlog -s i -l input-fd -d 'Read from descriptor FD instead of standard input' -r
+complete -c drlog -l max-line -d 'Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "' -r
 complete -c drlog -s p -l prefix -d 'Put PREFIX and a space in front of each line (after the timestamp)' -r
 complete -c drlog -s b -l buffered -d 'Buffered: do not sync to disk after each batch (rotation still syncs)'
 complete -c drlog -s t -l timestamp -d 'Put a UTC timestamp YYYY-mm-dd/HH:MM:SS in front of each line'

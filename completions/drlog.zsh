@@ -23,6 +23,7 @@ _drlog() {
 '--max-size=[Rotate before current would grow over SIZE (0\: never by size)]:SIZE:_default' \
 '-i+[Read from descriptor FD instead of standard input]:FD:_default' \
 '--input-fd=[Read from descriptor FD instead of standard input]:FD:_default' \
+'--max-line=[Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "]:SIZE:_default' \
 '-p+[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
 '--prefix=[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
 '-b[Buffered\: do not sync to disk after each batch (rotation still syncs)]' \

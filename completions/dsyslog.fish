@@ -4,6 +4,7 @@ complete -c dsyslog -s i -l input-fd -d 'Read from descriptor FD instead of stan
 complete -c dsyslog -l socket -d 'The system log socket' -r -F
 complete -c dsyslog -l console-device -d 'The console device for -c' -r -F
 complete -c dsyslog -l max-message -d 'Send a longer line as consecutive messages of at most SIZE bytes' -r
+complete -c dsyslog -l max-line -d 'Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "' -r
 complete -c dsyslog -s c -l console -d 'Write to the console when the system log cannot be reached'
 complete -c dsyslog -s e -l skip-empty -d 'Skip empty lines'
 complete -c dsyslog -s h -l help -d 'Print help'

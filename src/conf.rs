@@ -85,9 +85,10 @@ pub fn option<'a>(command: &'a Command, word: &str) -> Option<&'a Arg> {
 /// (its value `env`), then those of a `-C FILE` that starts `args` (for a command
 /// with a `config` option), then the rest of `args`.
 ///
-/// For a command whose last positional takes the rest of the line (dmon's command),
-/// a word of the environment must be an option or an option's value: anything else
-/// would start the command there and take the command line with it.
+/// A word of the environment must be an option or an option's value: anything
+/// else would be a positional, which the environment does not give. For dmon it
+/// would start the command there and take the command line with it; for a
+/// logger it would name the file root writes to (`DLOG_OPTIONS=/etc/passwd`).
 pub fn arguments(
     command: &Command,
     var: &str,
@@ -97,11 +98,17 @@ pub fn arguments(
     let mut out: Vec<OsString> = Vec::new();
     if let Some(text) = env {
         let words = words(text.as_encoded_bytes()).map_err(|e| format!("{var}: column {}: {}", e.column, e.message))?;
-        let options_only = command.get_positionals().any(Arg::is_trailing_var_arg_set);
+        // What a positional names goes on the command line: dmon's command, a
+        // logger's FILE, DIR or NAME.
+        let place = match command.get_positionals().next() {
+            Some(arg) if arg.is_trailing_var_arg_set() => "the command".to_string(),
+            Some(arg) => arg.get_value_names().and_then(|n| n.first()).map_or("it".into(), |n| n.to_string()),
+            None => "it".into(),
+        };
         for word in words {
             let value = out.last().and_then(|prev| option(command, &prev.to_string_lossy()));
-            if options_only && !word.text.starts_with('-') && !value.is_some_and(|a| a.get_action().takes_values()) {
-                return Err(format!("{var}: '{}' is not an option (the command goes on the command line)", word.text));
+            if !word.text.starts_with('-') && !value.is_some_and(|a| a.get_action().takes_values()) {
+                return Err(format!("{var}: '{}' is not an option ({place} goes on the command line)", word.text));
             }
             out.push(word.text.into());
         }
@@ -139,11 +146,18 @@ fn config_file(config: &Arg, args: &[OsString]) -> Result<Option<(PathBuf, usize
     Ok(None)
 }
 
+/// The largest `-C` file read: far more than any set of options needs, and a
+/// bound on what a mistaken path (a log, a device) can cost.
+pub const CONFIG_LIMIT: u64 = 1 << 20;
+
 /// Reads a `-C` file and turns it into command-line words (`--name value`).
+/// The file's options set the environment, the user and the capabilities of
+/// the commands dmon runs, often as root, so it is read only when nobody but
+/// root or dmon's user can have written it ([`crate::planted::read_trusted`]).
 fn config_words(command: &Command, config: &Arg, path: &std::path::Path) -> Result<Vec<OsString>, String> {
     let shown = path.display();
-    let text = std::fs::read(path)
-        .map_err(|e| format!("{}: cannot read '{shown}': {}", flag(config), crate::io_reason(&e)))?;
+    let text = crate::planted::read_trusted(path, CONFIG_LIMIT)
+        .map_err(|why| format!("{}: cannot read '{shown}': {why}", flag(config)))?;
     let words = words(&text).map_err(|e| format!("{shown}:{}:{}: {}", e.line, e.column, e.message))?;
     let mut out = Vec::new();
     let mut words = words.into_iter();
@@ -375,11 +389,13 @@ mod tests {
         }
         std::fs::remove_file(&path).unwrap();
         assert_eq!(arguments(&dmon, "DMON_OPTIONS", None, &os(&["-C"])).unwrap_err(), "-C/--config needs a FILE");
-        // A word that is no option would start dmon's command; dlog's FILE may be given.
+        // A word that is no option would start dmon's command, or name dlog's FILE.
         let e = arguments(&dmon, "DMON_OPTIONS", Some(OsStr::new("-n -t 5 sleep")), &[]).unwrap_err();
         assert_eq!(e, "DMON_OPTIONS: 'sleep' is not an option (the command goes on the command line)");
         let dlog = crate::logtools::dlog::Args::command();
-        assert_eq!(arguments(&dlog, "DLOG_OPTIONS", Some(OsStr::new("-e \"a b\"")), &[]).unwrap(), os(&["-e", "a b"]));
+        assert_eq!(arguments(&dlog, "DLOG_OPTIONS", Some(OsStr::new("-p \"a b\"")), &[]).unwrap(), os(&["-p", "a b"]));
+        let e = arguments(&dlog, "DLOG_OPTIONS", Some(OsStr::new("-e /etc/passwd")), &[]).unwrap_err();
+        assert_eq!(e, "DLOG_OPTIONS: '/etc/passwd' is not an option (FILE goes on the command line)");
     }
 
     #[test]

@@ -90,7 +90,11 @@ fn prepare(opts: &Options) -> Result<Prepared, Failure> {
             return Err(usage(format!("--cgroup-parent: '{}' is not a directory", dir.display())));
         }
     }
-    let pid_file = opts.pid_file.as_deref().map(PidFile::lock).transpose().map_err(usage)?;
+    let users: Vec<(&str, &dmon::creds::Ids)> = [("-u/--cmd-user", &cmd_creds), ("-U/--log-user", &log_creds)]
+        .into_iter()
+        .filter_map(|(option, creds)| Some((option, creds.as_ref()?.ids.as_ref()?)))
+        .collect();
+    let pid_file = opts.pid_file.as_deref().map(|path| PidFile::lock(path, &users)).transpose().map_err(usage)?;
     let status = match &opts.status_file {
         Some(path) => Some(StatusFile::open(path, opts.status_format).map_err(|e| {
             usage(format!("-I/--write-info: cannot open '{}': {}", path.display(), dmon::io_reason(&e)))

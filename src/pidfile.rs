@@ -1,57 +1,108 @@
-//! The pid file (`-p`): held open and locked for dmon's whole life.
+//! The pid file (`-p`): written once dmon runs, removed when it ends, with a
+//! lock beside it held for dmon's whole life.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag};
+use nix::unistd::UnlinkatFlags;
 
-use crate::planted::{check_opened, open_error};
+use crate::creds::Ids;
+use crate::planted::{Walk, check};
 
-/// The pid file, held open and locked (flock) for dmon's whole life: a second
-/// dmon given the same file finds the lock taken and refuses to start, instead of
+/// The pid file, and the lock that says a dmon runs with it: a second dmon
+/// given the same file finds the lock taken and refuses to start, instead of
 /// guessing from the pid written in it.
 ///
-/// Pid files often live in shared directories, and root writes them, so the open
-/// follows the rule of [`crate::planted`]: never through a symbolic link, and only
-/// a regular file with no other hard link that belongs to dmon's user or the
-/// directory's owner. Otherwise dmon refuses, in one line, rather than write
-/// through a link planted by someone else.
+/// The lock is not taken on the pid file itself but on `PATH.lock`, a file of
+/// mode 0600 beside it: `flock(2)` needs only a descriptor, and anyone who may
+/// read the pid file could open it and hold a shared lock after an unclean
+/// exit, so that the next dmon would refuse to start for a lock no dmon holds.
+/// Only dmon's user can open the lock file. After taking the lock, dmon checks
+/// that PATH.lock still names the file it locked: the dmon before it removes
+/// it on its way out, and a lock on a removed file locks nothing.
 ///
-/// Why not create a temporary file and rename it over PATH, which also never
-/// follows a link: the lock must stay on the one inode that PATH names. A rename
-/// replaces the inode a running dmon holds locked, so a second dmon would lock
-/// its own new file and both would run. Opening in place and checking what was
-/// opened (fstat, after the open, so nothing can be swapped in between) keeps the
-/// lock meaningful and gives the same protection.
+/// Pid files often live in shared directories, and root writes them, so the
+/// path is walked by the rule of [`crate::planted`] (a link on the way only
+/// where nobody else could have made it) and both files are opened without
+/// following a link, and checked once open: a regular file with no other hard
+/// link that belongs to dmon's user or the directory's owner. A directory on
+/// the way that the command's or the log command's user can write to (and that
+/// is not sticky) is refused: that user could put another pid in the file, and
+/// the documented `kill $(cat PIDFILE)` would kill a stranger.
+///
+/// The pid file is written in place rather than renamed over PATH: a rename
+/// would replace whatever PATH names, a file of another dmon's included.
 pub struct PidFile {
-    file: Flock<File>,
-    path: PathBuf,
+    dir: File,
+    name: OsString,
+    lock_name: OsString,
+    file: File,
+    lock: Flock<File>,
+}
+
+/// Whether the user `ids` may write to a directory with `meta` (by its mode;
+/// ACLs are not read).
+fn writable_by(meta: &Metadata, ids: &Ids) -> bool {
+    let mode = meta.mode();
+    if meta.uid() == ids.uid {
+        mode & 0o200 != 0
+    } else if meta.gid() == ids.gid || ids.groups.contains(&meta.gid()) {
+        mode & 0o020 != 0
+    } else {
+        mode & 0o002 != 0
+    }
+}
+
+fn same(a: &Metadata, b: &nix::sys::stat::FileStat) -> bool {
+    a.dev() == b.st_dev && a.ino() == b.st_ino
 }
 
 impl PidFile {
-    /// Opens and locks PATH.
-    pub fn lock(path: &Path) -> Result<PidFile, String> {
+    /// Opens PATH and locks PATH.lock. `users` are the users dmon's commands
+    /// run as (`-u`, `-U`), each with the option that named it.
+    pub fn lock(path: &Path, users: &[(&str, &Ids)]) -> Result<PidFile, String> {
         let shown = path.display();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .and_then(|file| check_opened(&file, path, false).map(|()| file))
-            .map_err(|e| format!("-p/--pid-file: cannot open '{shown}': {}", crate::io_reason(&open_error(path, e))))?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            // Absolute, for the removal after a daemon's change to `/`.
-            Ok(file) => Ok(PidFile { file, path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()) }),
-            Err((mut file, _)) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                Err(format!("-p/--pid-file: '{shown}' is locked by a running dmon (pid {})", text.trim()))
+        let fail = |e: io::Error| format!("-p/--pid-file: cannot open '{shown}': {}", crate::io_reason(&e));
+        let walk = crate::planted::walk(path, "dmon").map_err(fail)?;
+        let me = nix::unistd::geteuid().as_raw();
+        for (option, ids) in users.iter().filter(|(_, ids)| ids.uid != 0 && ids.uid != me) {
+            let sticky = |m: &Metadata| m.mode() & libc::S_ISVTX != 0;
+            if let Some(step) = walk.chain.iter().find(|s| writable_by(&s.meta, ids) && !sticky(&s.meta)) {
+                return Err(format!(
+                    "-p/--pid-file: '{}' can be written by the user of {option} (uid {}), who could put another pid in '{shown}'",
+                    step.path.display(),
+                    ids.uid
+                ));
             }
         }
+        let file = open_checked(&walk, &walk.name, 0o644, false).map_err(fail)?;
+        let mut lock_name = walk.name.clone();
+        lock_name.push(".lock");
+        let lock_shown = walk.shown().with_file_name(&lock_name);
+        let lock_fail =
+            |e: io::Error| format!("-p/--pid-file: cannot open '{}': {}", lock_shown.display(), crate::io_reason(&e));
+        let lock = loop {
+            let lock = open_checked(&walk, &lock_name, 0o600, true).map_err(lock_fail)?;
+            let meta = lock.metadata().map_err(lock_fail)?;
+            let lock = match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((_, _)) => {
+                    let mut text = String::new();
+                    let _ = (&file).read_to_string(&mut text);
+                    return Err(format!("-p/--pid-file: '{shown}' is locked by a running dmon (pid {})", text.trim()));
+                }
+            };
+            // The dmon that held it removed it on its way out: lock the new one.
+            match nix::sys::stat::fstatat(&walk.dir, lock_name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(now) if same(&meta, &now) => break lock,
+                _ => continue,
+            }
+        };
+        Ok(PidFile { dir: walk.dir, name: walk.name, lock_name, file, lock })
     }
 
     /// Replaces the content with `pid`. The new content is written over the old
@@ -67,18 +118,50 @@ impl PidFile {
     pub fn remove(self) {
         drop(self);
     }
+
+    /// Removes `name` if it still names `file`.
+    fn unlink_if_ours(&self, name: &OsStr, file: &File) {
+        let (Ok(at_path), Ok(ours)) =
+            (nix::sys::stat::fstatat(&self.dir, name, AtFlags::AT_SYMLINK_NOFOLLOW), file.metadata())
+        else {
+            return;
+        };
+        if same(&ours, &at_path) {
+            let _ = nix::unistd::unlinkat(&self.dir, name, UnlinkatFlags::NoRemoveDir);
+        }
+    }
+}
+
+/// Opens `name` of `walk` for reading and writing, creating it with `mode`,
+/// and checks it by the rule of [`crate::planted::check`]; a lock file must
+/// also be dmon's user's own and open to nobody else.
+fn open_checked(walk: &Walk, name: &OsStr, mode: libc::mode_t, lock: bool) -> io::Result<File> {
+    // O_NONBLOCK: a FIFO planted there is opened at once, and refused.
+    let file = walk.open_name(name, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NONBLOCK, mode)?;
+    let meta = file.metadata()?;
+    check(&meta, Some(walk.dir_meta()), "dmon", false)?;
+    if lock {
+        let me = nix::unistd::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(io::Error::other(format!(
+                "it belongs to uid {}, and dmon locks only a file of its own",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o077 != 0 {
+            nix::sys::stat::fchmod(&file, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+        }
+    }
+    Ok(file)
 }
 
 impl Drop for PidFile {
     /// A pid file exists while its dmon runs: it is removed on every way out that
-    /// runs destructors, but only while PATH still names the file dmon locked.
+    /// runs destructors, but only while PATH still names the file dmon wrote,
+    /// and the lock file after it, while still locked.
     fn drop(&mut self) {
-        let ours = match (std::fs::symlink_metadata(&self.path), self.file.metadata()) {
-            (Ok(at_path), Ok(locked)) => at_path.dev() == locked.dev() && at_path.ino() == locked.ino(),
-            _ => false,
-        };
-        if ours {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        self.unlink_if_ours(&self.name.clone(), &self.file);
+        let lock_name = self.lock_name.clone();
+        self.unlink_if_ours(&lock_name, &self.lock);
     }
 }

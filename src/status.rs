@@ -16,8 +16,12 @@
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::SFlag;
 
 use crate::clock::Civil;
 use crate::task::Status;
@@ -53,39 +57,50 @@ pub enum Record<'a> {
 
 pub struct StatusFile {
     file: File,
+    /// A socket shared with others (`-I /dev/stderr` under a service manager):
+    /// written with `send(MSG_DONTWAIT)`, which does not wait without making
+    /// the shared descriptor non-blocking.
+    socket: bool,
     format: Format,
     warned: bool,
 }
 
 impl StatusFile {
-    /// Opens (creating if needed) PATH for appending. Symlinks are not followed,
-    /// so a link planted in a shared directory cannot redirect root's writes,
-    /// except a trusted link to a terminal or other character device or to a
-    /// pipe: `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/dev/tty`.
+    /// Opens (creating if needed) PATH for appending, walked by the rule of
+    /// [`crate::planted`]: a symbolic link is followed only where nobody else
+    /// could have made it, so a link planted in a shared directory cannot
+    /// redirect root's writes. `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` and
+    /// `/proc/self/fd/N` are the descriptors they name ([`open_descriptor`]).
     pub fn open(path: &Path, format: Format) -> io::Result<StatusFile> {
-        let meta = std::fs::symlink_metadata(path);
-        if meta.as_ref().is_ok_and(|m| m.file_type().is_char_device()) || stream_behind_link(path) {
-            let file = OpenOptions::new().append(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-            let kind = file.metadata()?.file_type();
-            if !kind.is_char_device() && !kind.is_fifo() {
-                return Err(io::Error::other("it is no longer a device or a pipe (replaced while being opened)"));
+        if let Some(fd) = crate::planted::descriptor(path) {
+            let file = open_descriptor(fd)?;
+            let socket = file.metadata()?.file_type().is_socket();
+            return Ok(StatusFile { file, socket, format, warned: false });
+        }
+        let walk = crate::planted::walk(path, "dmon")?;
+        let kind = walk.kind;
+        if kind == Some(SFlag::S_IFCHR) {
+            // A terminal or another device of /dev: written as it is.
+            let file = walk.open(OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_NONBLOCK, 0)?;
+            if !file.metadata()?.file_type().is_char_device() {
+                return Err(io::Error::other("it is no longer a device (replaced while being opened)"));
             }
-            return Ok(StatusFile { file, format, warned: false });
+            return Ok(StatusFile { file, socket: false, format, warned: false });
         }
-        let is_fifo = meta.is_ok_and(|m| m.file_type().is_fifo());
-        let mut options = OpenOptions::new();
-        if is_fifo {
-            options.read(true).write(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+        let is_fifo = kind == Some(SFlag::S_IFIFO);
+        // O_NONBLOCK: a FIFO planted after the look fails (ENXIO) instead of
+        // blocking; a FIFO asked for is opened read-write, so it needs no reader.
+        let flags = if is_fifo {
+            OFlag::O_RDWR | OFlag::O_NONBLOCK
         } else {
-            // O_NONBLOCK: a FIFO planted after the check fails (ENXIO) instead of blocking.
-            options.append(true).create(true).mode(0o644).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-        }
-        let file = options.open(path).map_err(|e| crate::planted::open_error(path, e))?;
+            OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NONBLOCK
+        };
+        let file = walk.open(flags, 0o644)?;
         // What was opened, not what was there before: a regular file with no
         // other link, or the FIFO that was seen; not someone else's in a shared
         // directory.
-        crate::planted::check_opened(&file, path, is_fifo)?;
-        Ok(StatusFile { file, format, warned: false })
+        crate::planted::check(&file.metadata()?, Some(walk.dir_meta()), "dmon", is_fifo)?;
+        Ok(StatusFile { file, socket: false, format, warned: false })
     }
 
     /// Writes the record of one event, in the file's format.
@@ -107,13 +122,13 @@ impl StatusFile {
         let mut buffer = Vec::with_capacity(text.len() + 1);
         buffer.extend_from_slice(text.as_bytes());
         buffer.push(b'\n');
-        match self.file.write(&buffer) {
+        match self.write(&buffer) {
             Ok(n) if n == buffer.len() => self.warned = false,
             Ok(n) => {
                 // A full disk takes part of a line. Asking for the rest gets the
                 // reason; then the part is cut off again, so that every line in
                 // the file stays whole and the next one starts on its own line.
-                let e = match self.file.write(&buffer[n..]) {
+                let e = match self.write(&buffer[n..]) {
                     Ok(m) if n + m == buffer.len() => return self.warned = false,
                     Ok(m) => {
                         self.cut(n + m);
@@ -128,6 +143,16 @@ impl StatusFile {
             }
             Err(e) => self.warn(e),
         }
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !self.socket {
+            return self.file.write(data);
+        }
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.file);
+        // SAFETY: `data` is valid for reads of its length during the call.
+        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
     }
 
     /// Removes the last `written` bytes of a regular file (a cut-off line).
@@ -147,20 +172,38 @@ impl StatusFile {
     }
 }
 
-/// Whether PATH is a symbolic link to a character device or a pipe (FIFO) that
-/// nobody else can have planted: it belongs to dmon's user or to its directory's
-/// owner, or its directory is writable by nobody else (`/dev/stdout`, `/dev/fd/1`).
-/// A link to anything else is never followed.
-fn stream_behind_link(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(link), Ok(target)) = (std::fs::symlink_metadata(path), std::fs::metadata(path)) else { return false };
-    if !link.file_type().is_symlink() || !(target.file_type().is_char_device() || target.file_type().is_fifo()) {
-        return false;
+/// The status stream on this process's descriptor `fd`. A regular file is
+/// shared as it is (`dup`), so the records and the command's own output that
+/// go to the same file keep one offset and never overwrite each other. A pipe,
+/// FIFO or terminal is opened anew through /proc/self/fd, non-blocking, so a
+/// stalled reader drops records rather than stalling dmon, without making the
+/// descriptor the command inherits non-blocking too. Where that open is not
+/// possible (a socket, no /proc), the descriptor is shared as it is; a socket
+/// is then written with `send(MSG_DONTWAIT)` ([`StatusFile`]).
+pub fn open_descriptor(fd: RawFd) -> io::Result<File> {
+    // SAFETY: F_GETFL only reads the descriptor's flags; -1 when it is closed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::other(format!("descriptor {fd} is not open")));
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    std::fs::metadata(dir).is_ok_and(|dir| link.uid() == me || link.uid() == dir.uid() || dir.mode() & 0o022 == 0)
+    if flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return Err(io::Error::other(format!("descriptor {fd} is open for reading only")));
+    }
+    // SAFETY: fd was just seen open; borrowed for this call only.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let shared = || borrowed.try_clone_to_owned().map(File::from);
+    let kind = shared()?.metadata()?.file_type();
+    if kind.is_file() {
+        return shared();
+    }
+    let again = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{fd}"));
+    match again {
+        Ok(file) if !file.metadata()?.file_type().is_file() => Ok(file),
+        _ => shared(),
+    }
 }
 
 /// A task's event without the task's name: `start 4711`, `exit 4711 256`.

@@ -408,11 +408,16 @@ fn status_lines_go_to_dmons_own_stdout_or_stderr_and_to_character_devices() {
     }
     let out = run(dmon().args(["-n", "-1", "-I", "/dev/null", "true"]));
     assert!(out.status.success(), "-I /dev/null: {}", stderr_of(&out));
-    // A link of one's own to a character device is followed too.
-    let dir = Dir::new("device-link");
-    std::os::unix::fs::symlink("/dev/null", dir.path("null")).unwrap();
-    let out = run(dmon().args(["-n", "-1", "-I", &dir.s("null"), "true"]));
+    // A link of one's own to a character device is followed too, where nobody
+    // else could have made it (not below /tmp, which everyone can write to).
+    let own = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("device-link-{}", std::process::id()));
+    fs::create_dir_all(&own).unwrap();
+    let _ = fs::remove_file(own.join("null"));
+    std::os::unix::fs::symlink("/dev/null", own.join("null")).unwrap();
+    let out = run(dmon().args(["-n", "-1", "-I"]).arg(own.join("null")).arg("true"));
+    let _ = fs::remove_dir_all(&own);
     assert!(out.status.success(), "-I a link to /dev/null: {}", stderr_of(&out));
+    let dir = Dir::new("device-link");
     // One that someone else planted in a directory others can write to is not.
     let shared = dir.path("shared");
     fs::create_dir(&shared).unwrap();

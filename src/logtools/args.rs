@@ -51,3 +51,11 @@ pub fn parse_fd(text: &str) -> Result<i32, String> {
     let n = crate::units::parse_count(text)?;
     i32::try_from(n).map_err(|_| format!("'{text}' is not a file descriptor number"))
 }
+
+/// clap value parser for `--max-line SIZE`: at least one byte.
+pub fn parse_max_line(text: &str) -> Result<usize, String> {
+    match crate::units::parse_size(text)? {
+        0 => Err(format!("'{text}' is too small (at least 1 byte)")),
+        n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+    }
+}

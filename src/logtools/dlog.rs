@@ -34,6 +34,9 @@ pub struct Args {
     /// Buffered: do not sync to disk after each batch
     #[arg(short = 'b', long)]
     pub buffered: bool,
+    /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
+    #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = args::parse_max_line)]
+    pub max_line: usize,
     #[command(flatten)]
     pub format: FormatArgs,
     /// The file to append to (created when missing, never through a link); standard output without it
@@ -41,13 +44,30 @@ pub struct Args {
     pub file: Option<PathBuf>,
 }
 
-/// Opens FILE for appending, by name in its directory: never through a link, and
-/// only a regular file of dlog's user or the directory's owner (see
-/// [`crate::planted`]). A line that a KILL left torn at its end is ended first.
+/// The mode of a new FILE (less the umask): logs often hold what only the
+/// service's user and group should read.
+pub const MODE: libc::mode_t = 0o640;
+
+/// Opens FILE for appending, by name in its directory, walked by the rule of
+/// [`crate::planted`]: through a link only where nobody else could have made it,
+/// and only a regular file of dlog's user or the directory's owner.
+/// `/dev/stdout`, `/dev/stderr` and `/dev/fd/N` are the descriptors they name.
+/// A line that a KILL left torn at its end is ended first.
 fn open_append(path: &Path) -> std::io::Result<File> {
-    let name = path.file_name().ok_or_else(|| std::io::Error::other("not the name of a file"))?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file = Dir::open(dir, pump::program())?.open_append(name, 0o666)?;
+    if let Some(fd) = crate::planted::descriptor(path) {
+        // SAFETY: F_GETFD only asks whether the descriptor is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: just seen open; borrowed for the duplication only.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        return Ok(File::from(fd.try_clone_to_owned()?));
+    }
+    let walk = crate::planted::walk(path, pump::program())?;
+    if walk.name == "." {
+        return Err(std::io::Error::other("not the name of a file"));
+    }
+    let file = Dir::of_walk(&walk, path)?.open_append(&walk.name, MODE)?;
     pump::end_torn_line(&file)?;
     Ok(file)
 }
@@ -129,6 +149,7 @@ pub fn run(args: Args) -> i32 {
             return 1;
         }
     };
+    control.max_line = args.max_line;
     let syncable = sys::is_regular_file(std::os::fd::AsRawFd::as_raw_fd(&file));
     let mut sink = FileSink {
         file,

@@ -11,7 +11,10 @@
 //! Names sort by time and never collide: when a name for the current second is
 //! taken (or the clock went back), the next one after the newest rotated name is
 //! used, with a six-digit suffix (`log-2024-05-01-12:00:00.000001`, `.000002`, …),
-//! which still sorts after it.
+//! which still sorts after it (suffixes compare as numbers). Only drlog's own
+//! rotated files count: regular files of its user under such a name. The user
+//! who may write the directory can plant `log-2099-01-01-00:00:00.999999`; it is
+//! neither counted against `-m`, nor pruned, nor taken as the newest name.
 //!
 //! The time `current` was started is kept in `DIR/.timestamp` (seconds since the
 //! epoch), as DMon did, so `-T` counts across restarts.
@@ -23,7 +26,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
@@ -62,6 +65,9 @@ pub struct Args {
     /// Buffered: do not sync to disk after each batch (rotation still syncs)
     #[arg(short = 'b', long)]
     pub buffered: bool,
+    /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
+    #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = args::parse_max_line)]
+    pub max_line: usize,
     #[command(flatten)]
     pub format: FormatArgs,
     /// The log directory; it must exist
@@ -74,7 +80,7 @@ const STARTED: &str = ".timestamp";
 const PREFIX: &str = "log-";
 
 /// Whether `name` is a rotated file's name: `log-YYYY-mm-dd-HH:MM:SS` with an
-/// optional `.NNNNNN`.
+/// optional `.NNNNNN` (six digits or more).
 pub fn is_rotated_name(name: &str) -> bool {
     let Some(stamp) = name.strip_prefix(PREFIX) else { return false };
     let (stamp, suffix) = match stamp.split_once('.') {
@@ -84,13 +90,24 @@ pub fn is_rotated_name(name: &str) -> bool {
     let pattern = b"dddd-dd-dd-dd:dd:dd";
     let stamp_ok = stamp.len() == pattern.len()
         && stamp.bytes().zip(pattern).all(|(c, &p)| if p == b'd' { c.is_ascii_digit() } else { c == p });
-    stamp_ok && suffix.is_none_or(|n| n.len() == 6 && n.bytes().all(|c| c.is_ascii_digit()))
+    stamp_ok && suffix.is_none_or(|n| n.len() >= 6 && n.len() <= 18 && n.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// The order of rotated names: by time, then by suffix as a number (`.1000000`
+/// after `.999999`).
+fn rotated_key(name: &str) -> (&str, u64) {
+    match name.split_once('.') {
+        Some((base, n)) => (base, n.parse().unwrap_or(u64::MAX)),
+        None => (name, 0),
+    }
 }
 
 /// The name for a file rotated now: `candidate` unless it does not sort after
 /// `newest`, else the one right after `newest`.
 pub fn next_name(candidate: &str, newest: Option<&str>) -> String {
-    let Some(newest) = newest.filter(|n| candidate <= *n) else { return candidate.to_string() };
+    let Some(newest) = newest.filter(|n| rotated_key(candidate) <= rotated_key(n)) else {
+        return candidate.to_string();
+    };
     match newest.split_once('.') {
         Some((base, n)) => {
             let next = n.parse::<u64>().unwrap_or(0) + 1;
@@ -126,7 +143,7 @@ impl RotatingSink {
 
     /// Opens `current`, never through a link (see [`crate::planted`]).
     fn open_current(dir: &Dir) -> io::Result<(File, u64)> {
-        let file = dir.open_append(CURRENT, 0o640)?;
+        let file = dir.open_append(CURRENT, super::dlog::MODE)?;
         pump::end_torn_line(&file)?;
         let size = file.metadata()?.len();
         Ok((file, size))
@@ -147,12 +164,19 @@ impl RotatingSink {
         Ok(io::Read::read_to_string(&mut file, &mut text).ok().and_then(|_| text.trim().parse().ok()))
     }
 
-    fn rotated_names(dir: &Path) -> io::Result<Vec<String>> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)?
+    /// The rotated files drlog made, oldest first: named so, regular files, and
+    /// drlog's user's own. A file named so by the user who may write the log
+    /// directory is not counted, not pruned and not taken as the newest, so it
+    /// can neither make drlog keep more than `-m` files nor push the names of
+    /// the next ones out of the pattern.
+    fn rotated_names(dir: &Dir) -> io::Result<Vec<String>> {
+        let me = nix::unistd::geteuid().as_raw();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| is_rotated_name(n))
+            .filter(|n| dir.stat(n).is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_uid == me))
             .collect();
-        names.sort();
+        names.sort_by(|a, b| rotated_key(a).cmp(&rotated_key(b)));
         Ok(names)
     }
 
@@ -192,7 +216,7 @@ impl RotatingSink {
         if self.max_files == 0 {
             return;
         }
-        let names = match Self::rotated_names(self.dir.path()) {
+        let names = match Self::rotated_names(&self.dir) {
             Ok(n) => n,
             Err(e) => {
                 eprintln!("{}: listing {}: {e}", pump::program(), self.dir.path().display());
@@ -201,7 +225,7 @@ impl RotatingSink {
         };
         let excess = names.len().saturating_sub(self.max_files as usize);
         for name in &names[..excess] {
-            if let Err(e) = std::fs::remove_file(self.path(name)) {
+            if let Err(e) = self.dir.remove(name) {
                 eprintln!("{}: removing {}: {e}", pump::program(), self.path(name).display());
             }
         }
@@ -309,7 +333,7 @@ pub fn run(args: Args) -> i32 {
         Ok(d) => d,
         Err(e) => return fail(format!("opening {}: {}", dir.display(), crate::io_reason(&e))),
     };
-    let newest = match RotatingSink::rotated_names(dir.path()) {
+    let newest = match RotatingSink::rotated_names(&dir) {
         Ok(names) => names.last().cloned(),
         Err(e) => return fail(format!("listing {}: {e}", dir.path().display())),
     };
@@ -328,6 +352,7 @@ pub fn run(args: Args) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(format!("signalfd: {e}")),
     };
+    control.max_line = args.max_line;
     let mut sink = RotatingSink {
         dir,
         current,
@@ -385,6 +410,11 @@ mod tests {
         assert_eq!(next_name(a, Some("log-2024-05-01-12:00:00.000009")), "log-2024-05-01-12:00:00.000010");
         // The clock went back: still after the newest.
         assert_eq!(next_name("log-2024-04-01-00:00:00", Some(a)), "log-2024-05-01-12:00:00.000001");
+        // Past six digits the suffix grows, and still sorts as a number.
+        let last = "log-2024-05-01-12:00:00.999999";
+        assert_eq!(next_name(a, Some(last)), "log-2024-05-01-12:00:00.1000000");
+        assert!(is_rotated_name("log-2024-05-01-12:00:00.1000000"));
+        assert!(rotated_key("log-2024-05-01-12:00:00.1000000") > rotated_key(last));
         let mut names = vec![a.to_string()];
         for _ in 0..20 {
             let next = next_name(a, names.last().map(String::as_str));

@@ -55,6 +55,9 @@ pub struct Args {
     /// Send a longer line as consecutive messages of at most SIZE bytes
     #[arg(long = "max-message", value_name = "SIZE", default_value = "8k", value_parser = parse_piece)]
     pub max_message: u64,
+    /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
+    #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = args::parse_max_line)]
+    pub max_line: usize,
     /// The name messages are logged under
     #[arg(value_name = "NAME")]
     pub name: OsString,
@@ -235,6 +238,7 @@ pub fn run(args: Args) -> i32 {
             return 1;
         }
     };
+    control.max_line = args.max_line;
     let mut sink = SyslogSink {
         socket: args.socket,
         conn: None,

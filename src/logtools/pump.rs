@@ -19,8 +19,16 @@
 //! means that a KILL can lose the part of a line that waited that long.
 //!
 //! Any other input (a file, a terminal) is read with `read(2)`, which takes what
-//! it returns: an unfinished tail then waits in memory for the rest of its bytes,
-//! however long the line gets.
+//! it returns: an unfinished tail then waits in memory for the rest of its bytes.
+//!
+//! A line is held in memory up to `--max-line` bytes ([`MAX_LINE`] by default),
+//! never more: a longer one is stored as pieces of that many bytes, each a line
+//! of its own, and every piece after the first starts with [`CONTINUED`] (`+ `).
+//! Taking the mark and the newline before it out of each continued piece gives
+//! back the line. So the memory a logger needs is bounded whatever its input,
+//! and no byte of a long line is lost. (A line that starts with `+ ` of itself
+//! is not marked; only a piece that follows one of exactly `--max-line` bytes
+//! can be a continuation.)
 //!
 //! On INT or TERM the pump stops looking. If it holds part of a line in memory, it
 //! reads the rest of that line one byte at a time (so it cannot take a byte past
@@ -48,6 +56,13 @@ pub const CHUNK: usize = 1 << 20;
 /// How long the start of a line may wait in the input pipe for its newline before
 /// the pump takes it into memory.
 pub const LINE_WAIT: Duration = Duration::from_millis(250);
+
+/// The default `--max-line`: a line longer than this is stored in pieces.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// What starts each piece of a long line after its first, after the line's
+/// timestamp and prefix.
+pub const CONTINUED: &[u8] = b"+ ";
 
 /// The pause between two attempts of an operation that failed (a write on a full
 /// disk, a reopen of a removed directory, a syslog socket with nobody behind it).
@@ -118,6 +133,8 @@ pub struct Control {
     signals: SignalFd,
     stop: u32,
     hangup: bool,
+    /// `--max-line`: the longest line stored whole; see [`Line`].
+    pub max_line: usize,
 }
 
 static PROGRAM: OnceLock<String> = OnceLock::new();
@@ -133,7 +150,7 @@ pub fn program() -> &'static str {
 
 impl Control {
     pub fn new() -> io::Result<Control> {
-        Ok(Control { signals: SignalFd::new()?, stop: 0, hangup: false })
+        Ok(Control { signals: SignalFd::new()?, stop: 0, hangup: false, max_line: MAX_LINE })
     }
 
     /// Whether INT or TERM has arrived.
@@ -307,7 +324,7 @@ pub fn run(input: RawFd, sink: &mut impl Sink, control: &mut Control) -> Result<
     sys::grow_pipe(input, CHUNK);
     let input = Input::new(input);
     let mut buf = vec![0u8; CHUNK];
-    let mut carry: Vec<u8> = Vec::new();
+    let mut line = Line::new(control.max_line);
     // Since when the start of the pipe has held part of a line and nothing else.
     let mut waiting: Option<Instant> = None;
     let result = loop {
@@ -317,7 +334,7 @@ pub fn run(input: RawFd, sink: &mut impl Sink, control: &mut Control) -> Result<
             sink.reopen(control);
         }
         if control.stopping() {
-            finish_line(input.fd, &mut carry, sink, control);
+            finish_line(input.fd, &mut line, sink, control);
             break Ok(());
         }
         let deadline = sink.deadline();
@@ -344,16 +361,16 @@ pub fn run(input: RawFd, sink: &mut impl Sink, control: &mut Control) -> Result<
             Ok(n) => n,
             Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => continue,
             Err(e) => {
-                finish_line(input.fd, &mut carry, sink, control);
+                finish_line(input.fd, &mut line, sink, control);
                 break Err(PumpError(format!("reading input: {e}")));
             }
         };
         if n == 0 {
-            finish_line(input.fd, &mut carry, sink, control);
+            finish_line(input.fd, &mut line, sink, control);
             break Ok(());
         }
         let waited = waiting.is_some_and(|since| since.elapsed() >= LINE_WAIT);
-        match take(&input, &mut buf, n, waited, &mut carry, sink, control) {
+        match take(&input, &mut buf, n, waited, &mut line, sink, control) {
             Ok(true) => waiting = waiting.or_else(|| Some(Instant::now())),
             Ok(false) => waiting = None,
             Err(e) => break Err(PumpError(format!("reading input: {e}"))),
@@ -363,55 +380,130 @@ pub fn run(input: RawFd, sink: &mut impl Sink, control: &mut Control) -> Result<
     result
 }
 
+/// The line in hand, cut to `--max-line`: the start of a line whose newline has
+/// not been seen (`carry`, at most `max` bytes), whether pieces of it were
+/// already stored (`continued`), and the pieces and lines ready to go (`out`).
+pub struct Line {
+    carry: Vec<u8>,
+    continued: bool,
+    out: Vec<u8>,
+    max: usize,
+}
+
+impl Line {
+    pub fn new(max: usize) -> Line {
+        Line { carry: Vec::new(), continued: false, out: Vec::new(), max: max.max(1) }
+    }
+
+    /// Whether a line is in hand (part of it held, or pieces of it stored).
+    fn in_hand(&self) -> bool {
+        !self.carry.is_empty() || self.continued
+    }
+
+    /// Appends `data` to the line in hand: each line it completes, and each
+    /// piece of `max` bytes, goes to `out` with its newline (and its mark); an
+    /// unfinished rest stays in `carry`.
+    fn push(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = self.max - self.carry.len();
+            let window = &data[..data.len().min(room + 1)];
+            let (part, next, ended) = match sys::memchr(b'\n', window) {
+                Some(end) => (&data[..end], end + 1, true),
+                None if data.len() > room => (&data[..room], room, false),
+                None => {
+                    self.carry.extend_from_slice(data);
+                    return;
+                }
+            };
+            if self.continued {
+                self.out.extend_from_slice(CONTINUED);
+            }
+            self.out.extend_from_slice(&self.carry);
+            self.out.extend_from_slice(part);
+            self.out.push(b'\n');
+            self.carry.clear();
+            self.continued = !ended;
+            data = &data[next..];
+        }
+    }
+
+    /// Ends the line in hand where it is (end of input, a second TERM).
+    fn end(&mut self) {
+        if !self.carry.is_empty() {
+            self.push(b"\n");
+        }
+        self.continued = false;
+    }
+
+    /// Hands what is ready to the sink.
+    fn flush(&mut self, sink: &mut impl Sink, control: &mut Control) {
+        if !self.out.is_empty() {
+            sink.write(&Batch::new(&self.out, &[]), control);
+            self.out.clear();
+            if self.out.capacity() > 4 * CHUNK {
+                self.out.shrink_to(CHUNK);
+            }
+        }
+    }
+}
+
+/// Whether every line of `run` (whole lines) is at most `max` bytes long.
+fn lines_fit(mut run: &[u8], max: usize) -> bool {
+    while let Some(end) = sys::memchr(b'\n', run) {
+        if end > max {
+            return false;
+        }
+        run = &run[end + 1..];
+    }
+    true
+}
+
 /// Hands the complete lines among the `n` bytes [`Input::look`] put in `buf`
-/// (after the line `carry` had started) to the sink, then consumes exactly them.
-/// The unfinished tail stays in the pipe, or goes to `carry` when the input is no
-/// pipe, when `carry` already holds the start of its line, or when it has `waited`
+/// (after the line `line` had started) to the sink, then consumes exactly them.
+/// The unfinished tail stays in the pipe, or goes to `line` when the input is no
+/// pipe, when `line` already holds the start of its line, or when it has `waited`
 /// [`LINE_WAIT`] or the pipe has no writer left. Returns whether it stayed in the
-/// pipe with nothing before it (the pump then waits for it to grow).
+/// pipe with nothing before it (the pump then waits for it to grow). Lines over
+/// `--max-line` go in pieces ([`Line`]).
 fn take(
     input: &Input,
     buf: &mut [u8],
     n: usize,
     waited: bool,
-    carry: &mut Vec<u8>,
+    line: &mut Line,
     sink: &mut impl Sink,
     control: &mut Control,
 ) -> io::Result<bool> {
     let chunk = &buf[..n];
-    let Some(last) = sys::memrchr(b'\n', chunk) else {
-        if input.copy.is_some() && carry.is_empty() && !waited && !sys::hung_up(input.fd) {
-            return Ok(true);
-        }
-        carry.extend_from_slice(chunk);
-        input.consume(buf, n)?;
-        return Ok(false);
-    };
-    let whole = last + 1;
-    if carry.is_empty() {
+    let last = sys::memrchr(b'\n', chunk);
+    if last.is_none() && input.copy.is_some() && !line.in_hand() && !waited && !sys::hung_up(input.fd) {
+        return Ok(true);
+    }
+    let whole = last.map_or(0, |l| l + 1);
+    // A pipe keeps the tail after the last newline; anything else gives it now.
+    let taken = if last.is_none() || input.copy.is_none() { n } else { whole };
+    let tail = &chunk[whole..taken];
+    if !line.in_hand() && whole > 0 && tail.len() <= line.max && lines_fit(&chunk[..whole], line.max) {
+        // The common case, without a copy: whole lines, each short enough.
         sink.write(&Batch::new(&[], &chunk[..whole]), control);
+        line.carry.extend_from_slice(tail);
     } else {
-        let first = sys::memchr(b'\n', chunk).map_or(whole, |i| i + 1);
-        carry.extend_from_slice(&chunk[..first]);
-        sink.write(&Batch::new(carry, &chunk[first..whole]), control);
-        carry.clear();
+        line.push(&chunk[..taken]);
+        line.flush(sink, control);
     }
-    if input.copy.is_none() {
-        carry.extend_from_slice(&buf[whole..n]);
-    }
-    input.consume(buf, whole)?;
+    input.consume(buf, taken)?;
     Ok(false)
 }
 
 /// Completes the line in hand, if any, without reading past its newline, and
 /// hands it over. See the module documentation for a second INT or TERM.
-fn finish_line(input: RawFd, carry: &mut Vec<u8>, sink: &mut impl Sink, control: &mut Control) {
-    if carry.is_empty() {
+fn finish_line(input: RawFd, line: &mut Line, sink: &mut impl Sink, control: &mut Control) {
+    if !line.in_hand() {
         return;
     }
     let stops = control.stop;
     let mut byte = [0u8; 1];
-    while !carry.ends_with(b"\n") {
+    while line.in_hand() {
         // Poll first: the signals are blocked, so a read waiting for the writer
         // could not be interrupted by a second TERM.
         let ready = sys::poll(control.signals.raw(), Some(input), None).unwrap_or_default();
@@ -424,16 +516,18 @@ fn finish_line(input: RawFd, carry: &mut Vec<u8>, sink: &mut impl Sink, control:
         }
         match sys::read(input, &mut byte) {
             Ok(0) => break,
-            Ok(_) => carry.push(byte[0]),
+            Ok(_) => {
+                line.push(&byte);
+                if line.out.len() >= CHUNK {
+                    line.flush(sink, control);
+                }
+            }
             Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => {}
             Err(_) => break,
         }
     }
-    if !carry.ends_with(b"\n") {
-        carry.push(b'\n');
-    }
-    sink.write(&Batch::new(carry, &[]), control);
-    carry.clear();
+    line.end();
+    line.flush(sink, control);
 }
 
 #[cfg(test)]
@@ -446,5 +540,28 @@ mod tests {
         let lines: Vec<&[u8]> = batch.lines().collect();
         assert_eq!(lines, [&b"one"[..], b"", b"two", b"three"]);
         assert_eq!(Batch::new(&[], &[]).lines().count(), 0);
+    }
+
+    #[test]
+    fn long_lines_go_in_marked_pieces() {
+        let mut line = Line::new(4);
+        line.push(b"ab\nabcd\nabcdefghij");
+        assert_eq!(line.out, b"ab\nabcd\nabcd\n+ efgh\n");
+        assert_eq!(line.carry, b"ij");
+        line.out.clear();
+        line.push(b"k\nz");
+        assert_eq!(line.out, b"+ ijk\n");
+        assert!(line.in_hand());
+        line.out.clear();
+        line.end();
+        assert_eq!(line.out, b"z\n");
+        assert!(!line.in_hand());
+        // Byte by byte, as at a TERM, the same pieces.
+        let mut line = Line::new(3);
+        for &b in b"abcdefg\n" {
+            line.push(&[b]);
+        }
+        assert_eq!(line.out, b"abc\n+ def\n+ g\n");
+        assert!(lines_fit(b"abc\n\nab\n", 3) && !lines_fit(b"abcd\n", 3));
     }
 }

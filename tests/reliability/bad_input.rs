@@ -213,7 +213,8 @@ fn bad_config_files_get_one_clear_line_and_exit_2() {
         let touch = cases.touch();
         cases.check(&format!("-C {value:?}"), dmon().args(["-C", value, "-n"]).args(touch), expected);
     }
-    let ten_mb = "a".repeat(10 << 20);
+    // Just under the 1 MiB that a -C file may hold, with the option's name.
+    let huge = "a".repeat((1 << 20) - 100);
     let files: [(&str, &[u8], &str); 13] = [
         ("unterminated quote", b"pid-file \"/tmp/x\n", ":1:10: unterminated quoted string"),
         ("quote at the end", b"no-daemon \"", ":1:11: unterminated quoted string"),
@@ -232,9 +233,9 @@ fn bad_config_files_get_one_clear_line_and_exit_2() {
     for (what, text, expected) in files {
         cases.config(what, text, expected);
     }
-    cases.config("10 MB word", ten_mb.as_bytes(), ":1:1: unknown option 'aaaa");
-    cases.config("10 MB quoted", format!("environ \"{ten_mb}").as_bytes(), ":1:9: unterminated quoted string");
-    cases.config("10 MB value", format!("timeout {ten_mb}").as_bytes(), "-t/--timeout: ");
+    cases.config("1 MB word", huge.as_bytes(), ":1:1: unknown option 'aaaa");
+    cases.config("1 MB quoted", format!("environ \"{huge}").as_bytes(), ":1:9: unterminated quoted string");
+    cases.config("1 MB value", format!("timeout {huge}").as_bytes(), "-t/--timeout: ");
     let mut junk = Vec::new();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..100_000 {
