@@ -6,9 +6,45 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
+use crate::creds::Ids;
+
 /// Builds the pipe between the command and the log command.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+/// Makes the pipe usable by name for the users the command (`writer`) and the
+/// log command (`reader`) run as, when those are not dmon's own.
+///
+/// A pipe belongs to whoever made it, with mode 0600. The descriptors a child
+/// inherits work whatever the mode, but opening the pipe again by name
+/// (`/dev/stdout`, `/dev/stderr`, `/proc/self/fd/N`: nginx's
+/// `access_log /dev/stdout;`) checks the mode against the opener like any open,
+/// and a dropped child was refused with EACCES. The pipe is dmon's own, so it is
+/// given to the one user that reopens it: owner that uid, group its gid. With
+/// two other users the command's user owns it and the log command's group may
+/// read and write it (0660); nothing else of the child's is changed, and a
+/// process of a third user cannot reach the pipe anyway, since opening another
+/// process's /proc/PID/fd needs the right to trace it.
+pub fn share(pipe: &OwnedFd, writer: Option<&Ids>, reader: Option<&Ids>) -> io::Result<()> {
+    let own = nix::unistd::geteuid().as_raw();
+    let other = |ids: Option<&Ids>| ids.filter(|ids| ids.uid != own).map(|ids| (ids.uid, ids.gid));
+    let (uid, gid, shared) = match (other(writer), other(reader)) {
+        (None, None) => return Ok(()),
+        (Some((uid, gid)), None) | (None, Some((uid, gid))) => (uid, gid, false),
+        (Some((uid, gid)), Some((log_uid, _))) if uid == log_uid => (uid, gid, false),
+        (Some((uid, _)), Some((_, log_gid))) => (uid, log_gid, true),
+    };
+    // SAFETY: fchown and fchmod take integers; both ends share the one inode.
+    unsafe {
+        if libc::fchown(pipe.as_raw_fd(), uid, gid) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if shared && libc::fchmod(pipe.as_raw_fd(), 0o660) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Bytes waiting in a pipe (FIONREAD).

@@ -149,6 +149,9 @@ impl Supervisor {
         let (pipe_read, pipe_write) = match log {
             Some(_) => {
                 let (r, w) = crate::logpipe::pipe()?;
+                crate::logpipe::share(&r, ids_of(Some(&cmd)), ids_of(log.as_ref())).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot give the log pipe to the command's users: {e}"))
+                })?;
                 (Some(r), Some(w))
             }
             None => (None, None),
@@ -684,6 +687,11 @@ impl Supervisor {
             let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
         }
     }
+}
+
+/// The ids a process is changed to, if any.
+fn ids_of(proc: Option<&Proc>) -> Option<&crate::creds::Ids> {
+    proc.and_then(|p| p.creds.as_ref()).and_then(|c| c.ids.as_ref())
 }
 
 /// A signalfd for the signals dmon handles, which are blocked for the thread
