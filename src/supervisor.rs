@@ -11,7 +11,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -31,6 +31,7 @@ use crate::watch::{Ready, Watch};
 const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 mod idle;
+mod relay;
 
 /// The signals forwarded with `-s` / `-S` (ignored without).
 pub const FORWARDED: [Signal; 6] =
@@ -75,6 +76,9 @@ pub struct Proc {
     pub limits: Option<crate::tree::resources::Enforcer>,
     /// The kernel killed a process of the current run for want of memory.
     out_of_memory: bool,
+    /// The pty that stands in for dmon's terminal when the process runs as
+    /// another user ([`relay`]).
+    pty: Option<relay::Pty>,
 }
 
 impl Proc {
@@ -98,6 +102,7 @@ impl Proc {
             ever_started: false,
             limits: None,
             out_of_memory: false,
+            pty: None,
         }
     }
 }
@@ -135,6 +140,19 @@ pub struct Supervisor {
     child_nice: Option<i32>,
     /// When to unmap what a pause or resume faulted in ([`Supervisor::release_after_control`]).
     release_at: Option<Instant>,
+    /// The real terminal in raw mode while what is typed goes to the
+    /// command's pty ([`relay`]), and whether the terminal still gives input.
+    raw_input: Option<relay::RawInput>,
+    typing: bool,
+}
+
+/// Which relay descriptors the last poll found ready.
+#[derive(Default)]
+struct RelayReady {
+    cmd_out: bool,
+    log_out: bool,
+    typed: bool,
+    cmd_in: bool,
 }
 
 impl Supervisor {
@@ -174,6 +192,8 @@ impl Supervisor {
             notify: crate::notify::Notifier::from_env(),
             child_nice: None,
             release_at: None,
+            raw_input: None,
+            typing: false,
             usage: std::env::var_os("DMON_USAGE").is_none_or(|v| v != "0"),
         })
     }
@@ -211,7 +231,8 @@ impl Supervisor {
             libc::malloc_trim(0)
         };
         while !self.finished() {
-            let (triggered, oom) = self.wait(&signals)?;
+            let (triggered, oom, relay) = self.wait(&signals)?;
+            self.relay(relay);
             if oom {
                 self.check_memory();
             }
@@ -246,7 +267,7 @@ impl Supervisor {
     /// Waits for a signal, a tree's event, a watcher's trigger or the next
     /// deadline. Returns which watchers fired; signals and trees are looked at
     /// after every wake-up.
-    fn wait(&self, signals: &SignalFd) -> io::Result<(Vec<(usize, Ready)>, bool)> {
+    fn wait(&self, signals: &SignalFd) -> io::Result<(Vec<(usize, Ready)>, bool, RelayReady)> {
         let timeout = match self.deadline() {
             None => PollTimeout::NONE,
             Some(at) => {
@@ -270,6 +291,27 @@ impl Supervisor {
         if let Some((fd, pri)) = oom {
             fds.push(PollFd::new(fd, if pri { PollFlags::POLLPRI } else { PollFlags::POLLIN }));
         }
+        // Then the ptys of children that run as another user, and the real
+        // terminal while what is typed goes to the command's pty.
+        let oom_slot = fds.len().checked_sub(1).filter(|_| oom.is_some());
+        let cmd_pty = self.cmd.pty.as_ref();
+        let log_pty = self.log.as_ref().and_then(|l| l.pty.as_ref());
+        let mut relay_slots = [None; 3];
+        if let Some(pty) = cmd_pty {
+            let events = if pty.pending() { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
+            fds.push(PollFd::new(pty.master(), events));
+            relay_slots[0] = Some(fds.len() - 1);
+        }
+        if let Some(pty) = log_pty {
+            fds.push(PollFd::new(pty.master(), PollFlags::POLLIN));
+            relay_slots[1] = Some(fds.len() - 1);
+        }
+        if self.typing && cmd_pty.is_some_and(|p| !p.pending()) {
+            // SAFETY: dmon's standard input, open for its whole life.
+            let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+            relay_slots[2] = Some(fds.len() - 1);
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
@@ -279,9 +321,19 @@ impl Supervisor {
             Some(r) if r.contains(PollFlags::POLLPRI) => Some(Ready::Fired),
             _ => None,
         };
-        let oom_woke = oom.is_some() && fds.last().and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
+        let oom_woke = oom_slot.and_then(|i| fds[i].revents()).is_some_and(|r| !r.is_empty());
         let fired = watch_fds.iter().zip(&fds[watch_slots]).filter_map(|((i, _), fd)| Some((*i, ready(fd)?))).collect();
-        Ok((fired, oom_woke))
+        let has = |i: usize, flags: PollFlags| {
+            relay_slots[i].and_then(|slot| fds[slot].revents()).is_some_and(|r| r.intersects(flags))
+        };
+        let gone = PollFlags::POLLHUP | PollFlags::POLLERR;
+        let relay = RelayReady {
+            cmd_out: has(0, PollFlags::POLLIN | gone),
+            log_out: has(1, PollFlags::POLLIN | gone),
+            cmd_in: has(0, PollFlags::POLLOUT),
+            typed: has(2, PollFlags::POLLIN | gone),
+        };
+        Ok((fired, oom_woke, relay))
     }
 
     /// After a wake-up: reap, let the trees take their next steps, then feed
@@ -309,11 +361,40 @@ impl Supervisor {
         self.maybe_drain(now);
     }
 
+    /// Copies between the ptys and the real terminal what the last poll
+    /// found ready ([`relay`]).
+    fn relay(&mut self, ready: RelayReady) {
+        if ready.cmd_out {
+            if let Some(pty) = self.cmd.pty.as_mut() {
+                pty.copy_out();
+            }
+        }
+        if ready.log_out {
+            if let Some(pty) = self.log.as_mut().and_then(|l| l.pty.as_mut()) {
+                pty.copy_out();
+            }
+        }
+        if let Some(pty) = self.cmd.pty.as_mut() {
+            if ready.cmd_in {
+                pty.flush_in();
+            }
+            if ready.typed && !pty.copy_in(0) {
+                self.typing = false;
+            }
+        }
+    }
+
     /// Everything is stopped: say what was left unlogged, give the terminal
     /// back and remove the trees.
     fn finish(&mut self) {
         if let Some(notify) = self.notify.as_mut() {
             notify.stopping();
+        }
+        // The last output of a child on a pty, before the terminal is given back.
+        for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {
+            if let Some(pty) = proc.pty.as_mut() {
+                pty.copy_out();
+            }
         }
         self.restore_terminal();
         let unlogged = self.pipe_read.as_ref().map_or(0, crate::logpipe::bytes_in);
@@ -375,6 +456,14 @@ impl Supervisor {
     fn on_signal(&mut self, signal: Signal) {
         match signal {
             Signal::SIGCHLD | Signal::SIGTTOU | Signal::SIGTTIN | Signal::SIGPIPE => {}
+            // The real terminal's window changed: so does the command's pty,
+            // and the kernel tells the command (a child on dmon's own terminal
+            // hears of it from the terminal itself).
+            Signal::SIGWINCH => {
+                if let (Some(pty), Some(tty)) = (self.cmd.pty.as_ref(), relay::terminal_of_dmon()) {
+                    pty.resize(tty);
+                }
+            }
             Signal::SIGTERM | Signal::SIGINT => self.shutdown(),
             // The terminal dmon shares in -n mode hung up: end, as a foreground
             // program does, unless HUP is to be forwarded.
@@ -595,10 +684,17 @@ impl Supervisor {
     /// Starts the command or the log command into its tree.
     fn spawn(&mut self, which: Which, frozen: bool) -> Event {
         let foreground = if which == Which::Log { None } else { self.tty };
-        let stdio = match self.stdio(which) {
+        let mut stdio = match self.stdio(which) {
             Ok(stdio) => stdio,
             Err(e) => {
                 tracing::error!("cannot set up the standard streams: {}", crate::io_reason(&e));
+                return Event::SpawnFailed { status: 1 << 8, retry: true };
+            }
+        };
+        let (session, ctty) = match self.terminal_for(which, &mut stdio) {
+            Ok(terminal) => terminal,
+            Err(e) => {
+                tracing::error!("{}: cannot make its terminal: {}", which.name(), crate::io_reason(&e));
                 return Event::SpawnFailed { status: 1 << 8, retry: true };
             }
         };
@@ -633,6 +729,8 @@ impl Supervisor {
             creds: proc.creds.as_ref(),
             setup,
             tty: foreground,
+            session,
+            ctty,
             nice,
             limits: &limits,
         };
@@ -679,8 +777,42 @@ impl Supervisor {
         }
     }
 
+    /// A child that runs as another user gets a session of its own (no
+    /// controlling terminal of dmon's), and a pty of its own in place of each of
+    /// its standard streams that would have been dmon's terminal ([`relay`]).
+    /// Returns whether it gets its own session and the pty it takes as its
+    /// controlling terminal.
+    fn terminal_for(&mut self, which: Which, stdio: &mut [Option<OwnedFd>; 3]) -> io::Result<(bool, Option<RawFd>)> {
+        let own = nix::unistd::geteuid().as_raw();
+        let ids = ids_of(Some(self.proc(which))).filter(|ids| ids.uid != own).map(|ids| (ids.uid, ids.gid));
+        let Some(owner) = ids else { return Ok((false, None)) };
+        let on_terminal: Vec<usize> =
+            (0..3).filter(|&i| stdio[i].is_none() && relay::is_terminal(i as RawFd)).collect();
+        let Some(like) = relay::terminal_of_dmon().filter(|_| !on_terminal.is_empty()) else {
+            return Ok((true, None));
+        };
+        let typed = which == Which::Cmd && self.tty.is_some() && on_terminal.contains(&0);
+        let proc = self.proc(which);
+        if proc.pty.is_none() {
+            proc.pty = Some(relay::Pty::open(like, Some(owner))?);
+        }
+        let pty = proc.pty.as_ref().expect("opened above");
+        for i in on_terminal {
+            stdio[i] = Some(pty.slave().try_clone()?);
+        }
+        let ctty = pty.slave().as_raw_fd();
+        if typed && self.raw_input.is_none() {
+            self.raw_input = Some(relay::RawInput::enter(0)?);
+            self.typing = true;
+        }
+        Ok((true, Some(ctty)))
+    }
+
     /// Takes the terminal back for dmon's own process group.
     fn restore_terminal(&self) {
+        if let Some(raw) = self.raw_input.as_ref() {
+            raw.leave();
+        }
         // The terminal is dmon's standard input. SIGTTOU is blocked, so
         // tcsetpgrp from the background does not stop dmon.
         if self.tty.is_some() {
@@ -698,9 +830,17 @@ fn ids_of(proc: Option<&Proc>) -> Option<&crate::creds::Ids> {
 /// (and so, until the pre-exec hook unblocks them, for every child).
 fn signal_fd() -> io::Result<SignalFd> {
     let mut mask = SigSet::empty();
-    for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGTTOU, Signal::SIGTTIN, Signal::SIGPIPE]
-        .into_iter()
-        .chain(FORWARDED)
+    for signal in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGTTOU,
+        Signal::SIGTTIN,
+        Signal::SIGPIPE,
+        Signal::SIGWINCH,
+    ]
+    .into_iter()
+    .chain(FORWARDED)
     {
         mask.add(signal);
     }

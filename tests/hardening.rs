@@ -116,14 +116,15 @@ fn a_dropped_command_reopens_the_pipe_dmon_made() {
     let cmd = "echo one > /dev/stdout && echo two > /dev/stderr && echo three > /proc/self/fd/1";
     // Each log command writes a fresh file of its own user's.
     let log = format!("rm -f {out}; cat /dev/stdin > {out}");
-    let output = run(dmon().args(["-n", "-m", "0", "-u", "nobody", "-e", "-U", "nobody", "sh", "-c", cmd, "--", "sh"]).args([
-        "-c", &log,
-    ]));
+    let output = run(dmon()
+        .args(["-n", "-m", "0", "-u", "nobody", "-e", "-U", "nobody", "sh", "-c", cmd, "--", "sh"])
+        .args(["-c", &log]));
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(read(Path::new(&out)), "one\ntwo\nthree\n", "{}", stderr_of(&output));
     // Only the user the command runs as: the log command stays root. Without
     // -e the command's stderr is the test's own, which stays as it was.
-    let cmd = "echo one > /dev/stdout && echo three > /proc/self/fd/1 && exec 3>&2 2>/dev/null && ! echo 2 > /proc/self/fd/3";
+    let cmd =
+        "echo one > /dev/stdout && echo three > /proc/self/fd/1 && exec 3>&2 2>/dev/null && ! echo 2 > /proc/self/fd/3";
     let output = run(dmon().args(["-n", "-m", "0", "-u", "nobody", "sh", "-c", cmd, "--", "sh", "-c", &log]));
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(read(Path::new(&out)), "one\nthree\n", "{}", stderr_of(&output));
@@ -144,7 +145,8 @@ fn an_inherited_file_is_not_widened() {
     let file = fs::File::create(&path).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     let cmd = "echo direct; echo reopened > /dev/stdout || echo refused";
-    let output = run(dmon().args(["-n", "-m", "0", "-u", "nobody", "sh", "-c", cmd]).stdout(file).stderr(Stdio::null()));
+    let output =
+        run(dmon().args(["-n", "-m", "0", "-u", "nobody", "sh", "-c", cmd]).stdout(file).stderr(Stdio::null()));
     assert!(output.status.success());
     assert_eq!(read(&path), "direct\nrefused\n");
     let meta = fs::metadata(&path).unwrap();
@@ -280,4 +282,160 @@ fn nginx_as_www_data_logs_to_dev_stdout_with_n() {
 #[test]
 fn nginx_as_www_data_logs_to_dev_stdout_as_a_daemon() {
     nginx(true)
+}
+
+/// `dev.tty.legacy_tiocsti` set to 1 for the test, put back when dropped.
+struct LegacyTiocsti(Option<String>);
+
+const TIOCSTI_SYSCTL: &str = "/proc/sys/dev/tty/legacy_tiocsti";
+
+impl LegacyTiocsti {
+    fn enable() -> Result<LegacyTiocsti, String> {
+        let before = fs::read_to_string(TIOCSTI_SYSCTL)
+            .map_err(|e| format!("the kernel has no dev.tty.legacy_tiocsti ({e}): TIOCSTI cannot be tested"))?;
+        if before.trim() == "1" {
+            return Ok(LegacyTiocsti(None));
+        }
+        fs::write(TIOCSTI_SYSCTL, "1").map_err(|e| format!("cannot set dev.tty.legacy_tiocsti: {e}"))?;
+        Ok(LegacyTiocsti(Some(before)))
+    }
+}
+
+impl Drop for LegacyTiocsti {
+    fn drop(&mut self) {
+        if let Some(before) = &self.0 {
+            let _ = fs::write(TIOCSTI_SYSCTL, before.trim());
+        }
+    }
+}
+
+/// A root shell (bash) in a tmux session of its own, killed when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    fn start(name: &str) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            skip("tmux is not installed");
+            return None;
+        }
+        let session = format!("dmon-{name}-{}", std::process::id());
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &session, "-x", "80", "-y", "20", "bash", "--norc", "--noprofile", "-i"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tmux did not start");
+        Some(Tmux(session))
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        Command::new("tmux").args(["send-keys", "-t", &self.0]).args(keys).status().unwrap();
+    }
+
+    fn line(&self, text: &str) {
+        self.keys(&["-l", text]);
+        self.keys(&["Enter"]);
+    }
+
+    /// Runs `line` in the shell and waits until it has.
+    fn run(&self, dir: &Dir, line: &str) {
+        let marker = dir.path("ran");
+        let _ = fs::remove_file(&marker);
+        self.line(&format!("{line}; touch {}", marker.display()));
+        assert!(wait_until(Duration::from_secs(20), || marker.exists()), "the shell did not run: {line}");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).stderr(Stdio::null()).status();
+    }
+}
+
+/// A command dropped to nobody pushes a line into its terminal's input with
+/// TIOCSTI, byte by byte: the line never reaches root's shell, which would
+/// run it once dmon exits.
+#[test]
+fn a_dropped_command_cannot_type_into_roots_shell() {
+    need_root!();
+    let _sysctl = match LegacyTiocsti::enable() {
+        Ok(sysctl) => sysctl,
+        Err(why) => return skip(&why),
+    };
+    let Some(shell) = Tmux::start("tiocsti") else { return };
+    let dir = Dir::new("tiocsti");
+    let pwned = dir.path("pwned");
+    let helper = dir.path("inject.py");
+    fs::write(
+        &helper,
+        format!(
+            "import fcntl, termios\nfor b in b'id > {}\\n':\n    for fd in (0, 1, 2):\n        try:\n            \
+             fcntl.ioctl(fd, termios.TIOCSTI, bytes([b]))\n            break\n        except OSError:\n            \
+             pass\n",
+            pwned.display()
+        ),
+    )
+    .unwrap();
+    let done = dir.path("done");
+    let inject = format!("{} {}", python(), helper.display());
+    // The command, then the log command, whose output is the terminal.
+    for args in [format!("-u nobody {inject}"), format!("-U nobody true -- {inject}")] {
+        let _ = fs::remove_file(&done);
+        shell.line(&format!("{DMON} -n -m 0 {args}; echo $? > {}", done.display()));
+        assert!(wait_until(Duration::from_secs(20), || !read(&done).is_empty()), "dmon {args} did not end");
+        // Anything typed ahead would be read by now, before this line.
+        shell.run(&dir, "true");
+        assert!(!pwned.exists(), "root's shell ran the line that dmon {args} typed: {}", read(&pwned));
+    }
+}
+
+/// What the interactive helper writes: its terminal, a typed line, the window
+/// size after a SIGWINCH.
+const INTERACTIVE: &str = r#"
+import os, signal, struct, sys, fcntl, termios
+out = sys.argv[1]
+def put(name, text):
+    with open(out + "." + name + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(out + "." + name + ".tmp", out + "." + name)
+def size(*_):
+    rows, cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))[:2]
+    put("size", "%d %d\n" % (rows, cols))
+signal.signal(signal.SIGWINCH, size)
+put("tty", "%s %d\n" % (os.ttyname(0), os.tcgetpgrp(0) == os.getpgrp()))
+put("typed", sys.stdin.readline())
+while True:
+    signal.pause()
+"#;
+
+/// `-n -u nobody` on a terminal: the command has a terminal of its own, not
+/// the shell's, is its foreground job, reads a typed line, hears of a window
+/// change, and Ctrl-C ends dmon; the shell's terminal is as it was after.
+#[test]
+fn a_dropped_interactive_command_gets_a_terminal_of_its_own() {
+    need_root!();
+    let Some(shell) = Tmux::start("pty") else { return };
+    let dir = shared_dir("pty");
+    let helper = dir.path("interactive.py");
+    fs::write(&helper, INTERACTIVE).unwrap();
+    let out = dir.s("out");
+    let (shell_tty, stty_before, done) = (dir.path("shell-tty"), dir.path("stty-before"), dir.path("done"));
+    shell.run(&dir, &format!("tty > {}; stty -g > {}", shell_tty.display(), stty_before.display()));
+    shell.line(&format!("{DMON} -n -u nobody {} {} {out}; echo $? > {}", python(), helper.display(), done.display()));
+    let seen = |name: &str| read(Path::new(&format!("{out}.{name}")));
+    assert!(wait_until(Duration::from_secs(20), || !seen("tty").is_empty()), "the command did not start");
+    let (tty, foreground) = seen("tty").trim().rsplit_once(' ').map(|(a, b)| (a.to_string(), b == "1")).unwrap();
+    assert_ne!(tty, read(&shell_tty).trim(), "the command has the shell's terminal");
+    assert!(foreground, "the command is not its terminal's foreground job");
+    let owner = fs::metadata(&tty).unwrap().uid();
+    assert_eq!(owner, 65534, "{tty} is not nobody's");
+    shell.line("hello there");
+    assert!(wait_until(Duration::from_secs(10), || seen("typed") == "hello there\n"), "{:?}", seen("typed"));
+    Command::new("tmux").args(["resize-window", "-t", &shell.0, "-x", "100", "-y", "30"]).status().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || seen("size") == "30 100\n"), "window size: {:?}", seen("size"));
+    shell.keys(&["C-c"]);
+    assert!(wait_until(Duration::from_secs(20), || !read(&done).is_empty()), "dmon did not end on Ctrl-C");
+    let stty_after = dir.path("stty-after");
+    shell.run(&dir, &format!("stty -g > {}", stty_after.display()));
+    assert_eq!(read(&stty_after), read(&stty_before), "the shell's terminal settings changed");
 }
