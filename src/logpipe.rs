@@ -121,3 +121,34 @@ fn activity(pid: i32) -> Option<Activity> {
     let counted: u64 = io.lines().filter_map(|l| l.split_once(": ")?.1.trim().parse::<u64>().ok()).sum();
     Some(Activity::Counted(cpu.wrapping_add(counted)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(uid: u32, gid: u32) -> Ids {
+        Ids { uid, gid, groups: vec![gid] }
+    }
+
+    /// (owner, group, mode) of a fresh pipe after `share`.
+    fn shared(writer: Option<Ids>, reader: Option<Ids>) -> (u32, u32, u32) {
+        let (r, _w) = pipe().unwrap();
+        share(&r, writer.as_ref(), reader.as_ref()).unwrap();
+        let stat = nix::sys::stat::fstat(&r).unwrap();
+        (stat.st_uid, stat.st_gid, stat.st_mode & 0o777)
+    }
+
+    #[test]
+    fn the_pipe_goes_to_the_users_that_reopen_it() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to give a pipe away");
+            return;
+        }
+        assert_eq!(shared(None, None), (0, 0, 0o600));
+        assert_eq!(shared(Some(ids(0, 0)), None), (0, 0, 0o600));
+        assert_eq!(shared(Some(ids(4321, 4322)), None), (4321, 4322, 0o600));
+        assert_eq!(shared(None, Some(ids(4321, 4322))), (4321, 4322, 0o600));
+        assert_eq!(shared(Some(ids(4321, 4322)), Some(ids(4321, 4323))), (4321, 4322, 0o600));
+        assert_eq!(shared(Some(ids(4321, 4322)), Some(ids(5321, 5322))), (4321, 5322, 0o660));
+    }
+}

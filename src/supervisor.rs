@@ -146,6 +146,14 @@ pub struct Supervisor {
     typing: bool,
 }
 
+/// What a wake-up found: the watchers that fired, whether the out-of-memory
+/// notification came, and the relay's descriptors that are ready.
+struct Wake {
+    fired: Vec<(usize, Ready)>,
+    oom: bool,
+    relay: RelayReady,
+}
+
 /// Which relay descriptors the last poll found ready.
 #[derive(Default)]
 struct RelayReady {
@@ -231,7 +239,7 @@ impl Supervisor {
             libc::malloc_trim(0)
         };
         while !self.finished() {
-            let (triggered, oom, relay) = self.wait(&signals)?;
+            let Wake { fired: triggered, oom, relay } = self.wait(&signals)?;
             self.relay(relay);
             if oom {
                 self.check_memory();
@@ -267,7 +275,7 @@ impl Supervisor {
     /// Waits for a signal, a tree's event, a watcher's trigger or the next
     /// deadline. Returns which watchers fired; signals and trees are looked at
     /// after every wake-up.
-    fn wait(&self, signals: &SignalFd) -> io::Result<(Vec<(usize, Ready)>, bool, RelayReady)> {
+    fn wait(&self, signals: &SignalFd) -> io::Result<Wake> {
         let timeout = match self.deadline() {
             None => PollTimeout::NONE,
             Some(at) => {
@@ -333,7 +341,7 @@ impl Supervisor {
             cmd_in: has(0, PollFlags::POLLOUT),
             typed: has(2, PollFlags::POLLIN | gone),
         };
-        Ok((fired, oom_woke, relay))
+        Ok(Wake { fired, oom: oom_woke, relay })
     }
 
     /// After a wake-up: reap, let the trees take their next steps, then feed
@@ -393,7 +401,7 @@ impl Supervisor {
         // The last output of a child on a pty, before the terminal is given back.
         for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {
             if let Some(pty) = proc.pty.as_mut() {
-                pty.copy_out();
+                pty.drain();
             }
         }
         self.restore_terminal();

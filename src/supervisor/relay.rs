@@ -27,6 +27,10 @@ use nix::sys::termios::{self, InputFlags, LocalFlags, SetArg, SpecialCharacterIn
 /// How much is read from either side at a time.
 const CHUNK: usize = 4096;
 
+/// At most this many chunks of output are copied per wake-up, so that a
+/// command that writes without a pause cannot keep dmon's loop from the rest.
+const CHUNKS_PER_WAKE: usize = 16;
+
 /// One pseudo-terminal: dmon keeps both sides open for its whole life (a
 /// master whose every slave is closed polls as hung up, again and again), so
 /// each run of the child gets the same terminal, as it would get dmon's.
@@ -80,11 +84,19 @@ impl Pty {
     /// error there drops the output, as a hung-up terminal does.
     pub fn copy_out(&mut self) {
         let mut buf = [0u8; CHUNK];
-        loop {
+        for _ in 0..CHUNKS_PER_WAKE {
             match nix::unistd::read(&self.master, &mut buf) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => write_all(self.out, &buf[..n]),
             }
+        }
+    }
+
+    /// Everything the child wrote, for the last time (dmon ends).
+    pub fn drain(&mut self) {
+        let mut buf = [0u8; CHUNK];
+        while let Ok(n @ 1..) = nix::unistd::read(&self.master, &mut buf) {
+            write_all(self.out, &buf[..n]);
         }
     }
 
@@ -158,6 +170,14 @@ impl RawInput {
         // SAFETY: as in `enter`.
         let fd = unsafe { BorrowedFd::borrow_raw(self.tty) };
         let _ = termios::tcsetattr(fd, SetArg::TCSADRAIN, &self.saved);
+    }
+}
+
+/// Also when the loop ends with an error, before `finish`: the shell gets its
+/// terminal back as it was.
+impl Drop for RawInput {
+    fn drop(&mut self) {
+        self.leave();
     }
 }
 
