@@ -402,7 +402,7 @@ def size(*_):
     rows, cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))[:2]
     put("size", "%d %d\n" % (rows, cols))
 signal.signal(signal.SIGWINCH, size)
-put("tty", "%s %d\n" % (os.ttyname(0), os.tcgetpgrp(0) == os.getpgrp()))
+put("tty", "%s %d %d\n" % (os.ttyname(0), os.tcgetpgrp(0) == os.getpgrp(), os.getpid()))
 put("typed", sys.stdin.readline())
 while True:
     signal.pause()
@@ -424,17 +424,24 @@ fn a_dropped_interactive_command_gets_a_terminal_of_its_own() {
     shell.line(&format!("{DMON} -n -u nobody {} {} {out}; echo $? > {}", python(), helper.display(), done.display()));
     let seen = |name: &str| read(Path::new(&format!("{out}.{name}")));
     assert!(wait_until(Duration::from_secs(20), || !seen("tty").is_empty()), "the command did not start");
-    let (tty, foreground) = seen("tty").trim().rsplit_once(' ').map(|(a, b)| (a.to_string(), b == "1")).unwrap();
+    let fields: Vec<String> = seen("tty").split_whitespace().map(str::to_string).collect();
+    let (tty, foreground, pid) = (&fields[0], fields[1] == "1", fields[2].parse::<i32>().unwrap());
     assert_ne!(tty, read(&shell_tty).trim(), "the command has the shell's terminal");
     assert!(foreground, "the command is not its terminal's foreground job");
-    let owner = fs::metadata(&tty).unwrap().uid();
+    let owner = fs::metadata(tty).unwrap().uid();
     assert_eq!(owner, 65534, "{tty} is not nobody's");
     shell.line("hello there");
     assert!(wait_until(Duration::from_secs(10), || seen("typed") == "hello there\n"), "{:?}", seen("typed"));
     Command::new("tmux").args(["resize-window", "-t", &shell.0, "-x", "100", "-y", "30"]).status().unwrap();
     assert!(wait_until(Duration::from_secs(10), || seen("size") == "30 100\n"), "window size: {:?}", seen("size"));
+    // Ctrl-Z stops the command, as on dmon's own terminal; CONT goes on.
+    shell.keys(&["C-z"]);
+    assert!(wait_until(Duration::from_secs(10), || state(pid) == Some('T')), "Ctrl-Z: {:?}", state(pid));
+    signal(pid, libc::SIGCONT);
+    assert!(wait_until(Duration::from_secs(10), || state(pid) == Some('S')), "CONT: {:?}", state(pid));
     shell.keys(&["C-c"]);
     assert!(wait_until(Duration::from_secs(20), || !read(&done).is_empty()), "dmon did not end on Ctrl-C");
+    assert!(!alive(pid), "the command outlived dmon");
     let stty_after = dir.path("stty-after");
     shell.run(&dir, &format!("stty -g > {}", stty_after.display()));
     assert_eq!(read(&stty_after), read(&stty_before), "the shell's terminal settings changed");

@@ -108,12 +108,40 @@ impl Pty {
         let tty = unsafe { BorrowedFd::borrow_raw(tty) };
         match nix::unistd::read(tty, &mut buf) {
             Ok(0) => return false,
-            Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                self.suspend_on(&buf[..n]);
+                self.pending.extend_from_slice(&buf[..n]);
+            }
             Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
             Err(_) => return false,
         }
         self.flush_in();
         true
+    }
+
+    /// Ctrl-Z for a command that leads its own session: the kernel discards a
+    /// stop signal of default action sent to an orphaned process group (POSIX;
+    /// `get_signal` in kernel/signal.c), and the command's group is one, its
+    /// parent dmon being in another session. So when the pty would send
+    /// SIGTSTP (its ISIG on, its VSUSP character typed) to a foreground group
+    /// that does not catch it, dmon stops that group with SIGSTOP, which is
+    /// never discarded; a group that catches SIGTSTP gets it from the pty.
+    fn suspend_on(&self, typed: &[u8]) {
+        let Ok(settings) = termios::tcgetattr(&self.master) else { return };
+        let suspend = settings.control_chars[SpecialCharacterIndices::VSUSP as usize];
+        if !settings.local_flags.contains(LocalFlags::ISIG) || suspend == 0 || !typed.contains(&suspend) {
+            return;
+        }
+        let Ok(group) = nix::unistd::tcgetpgrp(&self.master) else { return };
+        let status = std::fs::read_to_string(format!("/proc/{group}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (libc::SIGTSTP - 1)) != 0);
+        if !caught {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGSTOP);
+        }
     }
 
     /// Writes what the pty takes of the typed bytes; the rest waits.
