@@ -26,6 +26,12 @@ pub struct Child<'a> {
     pub setup: ChildSetup,
     /// The terminal whose foreground process group the child becomes.
     pub tty: Option<RawFd>,
+    /// A session of its own instead of a process group in dmon's: no
+    /// controlling terminal of dmon's, or `ctty`'s.
+    pub session: bool,
+    /// The terminal (dmon's copy of a pty slave) the child's new session takes
+    /// as its controlling terminal.
+    pub ctty: Option<RawFd>,
     /// The nice value to go back to: dmon's own before it raised its priority.
     pub nice: Option<i32>,
     pub limits: &'a [Limit],
@@ -82,8 +88,10 @@ impl Child<'_> {
         let clean = self.creds.is_some_and(|creds| creds.clean_env);
         let exec = spawn::Exec::new(self.argv, &spawn::environment(clean, changes))
             .map_err(|_| StartError::Exec(program.clone(), io::Error::from(io::ErrorKind::InvalidInput)))?;
-        let (setup, tty, nice, limits, creds) = (self.setup, self.tty, self.nice, self.limits, self.creds);
-        let hook = |joined| child_hook(setup, joined, tty, nice, limits, creds).map_err(|(step, e)| (step as u8, e));
+        let (setup, nice, limits, creds) = (self.setup, self.nice, self.limits, self.creds);
+        let terminal = Terminal { tty: self.tty, session: self.session, ctty: self.ctty };
+        let hook =
+            |joined| child_hook(setup, joined, terminal, nice, limits, creds).map_err(|(step, e)| (step as u8, e));
         match spawn::spawn(&exec, &self.stdio, setup.cgroup_fd, hook) {
             Ok(pid) => Ok(pid),
             Err(spawn::Failure::Prepare(e)) => Err(StartError::Prepare(e)),
@@ -104,12 +112,22 @@ pub enum Step {
     Streams = b's',
     Cgroup = b'c',
     ProcessGroup = b'p',
+    Session = b'n',
+    Terminal = b't',
     Limit = b'r',
     Credentials = b'u',
 }
 
 impl Step {
-    const ALL: [Step; 5] = [Step::Streams, Step::Cgroup, Step::ProcessGroup, Step::Limit, Step::Credentials];
+    const ALL: [Step; 7] = [
+        Step::Streams,
+        Step::Cgroup,
+        Step::ProcessGroup,
+        Step::Session,
+        Step::Terminal,
+        Step::Limit,
+        Step::Credentials,
+    ];
 }
 
 impl std::fmt::Display for Step {
@@ -118,6 +136,8 @@ impl std::fmt::Display for Step {
             Step::Streams => "setting up its standard streams",
             Step::Cgroup => "joining its cgroup",
             Step::ProcessGroup => "making its process group",
+            Step::Session => "making its session",
+            Step::Terminal => "taking its terminal",
             Step::Limit => "applying a -r limit",
             Step::Credentials => "changing to its user and groups",
         })
@@ -135,10 +155,19 @@ impl std::fmt::Display for Step {
 /// make itself the terminal's foreground group (a background tcsetpgrp stops the
 /// caller with SIGTTOU unless SIGTTOU is blocked), and what must be undone
 /// afterwards, or TERM and Ctrl-C would never reach the command.
+/// How the child stands to terminals: see [`Child::tty`], [`Child::session`]
+/// and [`Child::ctty`].
+#[derive(Clone, Copy)]
+struct Terminal {
+    tty: Option<RawFd>,
+    session: bool,
+    ctty: Option<RawFd>,
+}
+
 fn child_hook(
     setup: ChildSetup,
     joined: bool,
-    tty: Option<RawFd>,
+    terminal: Terminal,
     nice: Option<i32>,
     limits: &[Limit],
     creds: Option<&Credentials>,
@@ -157,9 +186,25 @@ fn child_hook(
             return Err((Step::Cgroup, Errno::last()));
         }
     }
-    let own = nix::unistd::Pid::from_raw(0);
-    nix::unistd::setpgid(own, own).map_err(|e| (Step::ProcessGroup, e))?;
-    if let Some(tty) = tty {
+    if terminal.session {
+        // A new session has no controlling terminal: none of dmon's terminals
+        // is the child's, so TIOCSTI on any of them is refused (EPERM) and no
+        // keyboard signal of them reaches it. Its group's id is its pid, as
+        // with setpgid below.
+        nix::unistd::setsid().map_err(|e| (Step::Session, e))?;
+        if let Some(ctty) = terminal.ctty {
+            // SAFETY: TIOCSCTTY takes an integer; `ctty` is dmon's copy of the
+            // pty slave, open in the child. The pty is dmon's own and no
+            // session has it since the last run's leader exited.
+            if unsafe { libc::ioctl(ctty, libc::TIOCSCTTY, 0) } != 0 {
+                return Err((Step::Terminal, Errno::last()));
+            }
+        }
+    } else {
+        let own = nix::unistd::Pid::from_raw(0);
+        nix::unistd::setpgid(own, own).map_err(|e| (Step::ProcessGroup, e))?;
+    }
+    if let Some(tty) = terminal.tty.filter(|_| !terminal.session) {
         // SAFETY: tcsetpgrp takes integers; `tty` is dmon's standard input, open
         // for dmon's whole life. SIGTTOU is still blocked, so it cannot stop us.
         unsafe { libc::tcsetpgrp(tty, libc::getpid()) };
@@ -224,6 +269,8 @@ mod tests {
             creds: None,
             setup,
             tty: None,
+            session: false,
+            ctty: None,
             nice: None,
             limits,
         };

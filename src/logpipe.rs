@@ -6,9 +6,45 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
+use crate::creds::Ids;
+
 /// Builds the pipe between the command and the log command.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+/// Makes the pipe usable by name for the users the command (`writer`) and the
+/// log command (`reader`) run as, when those are not dmon's own.
+///
+/// A pipe belongs to whoever made it, with mode 0600. The descriptors a child
+/// inherits work whatever the mode, but opening the pipe again by name
+/// (`/dev/stdout`, `/dev/stderr`, `/proc/self/fd/N`: nginx's
+/// `access_log /dev/stdout;`) checks the mode against the opener like any open,
+/// and a dropped child was refused with EACCES. The pipe is dmon's own, so it is
+/// given to the one user that reopens it: owner that uid, group its gid. With
+/// two other users the command's user owns it and the log command's group may
+/// read and write it (0660); nothing else of the child's is changed, and a
+/// process of a third user cannot reach the pipe anyway, since opening another
+/// process's /proc/PID/fd needs the right to trace it.
+pub fn share(pipe: &OwnedFd, writer: Option<&Ids>, reader: Option<&Ids>) -> io::Result<()> {
+    let own = nix::unistd::geteuid().as_raw();
+    let other = |ids: Option<&Ids>| ids.filter(|ids| ids.uid != own).map(|ids| (ids.uid, ids.gid));
+    let (uid, gid, shared) = match (other(writer), other(reader)) {
+        (None, None) => return Ok(()),
+        (Some((uid, gid)), None) | (None, Some((uid, gid))) => (uid, gid, false),
+        (Some((uid, gid)), Some((log_uid, _))) if uid == log_uid => (uid, gid, false),
+        (Some((uid, _)), Some((_, log_gid))) => (uid, log_gid, true),
+    };
+    // SAFETY: fchown and fchmod take integers; both ends share the one inode.
+    unsafe {
+        if libc::fchown(pipe.as_raw_fd(), uid, gid) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if shared && libc::fchmod(pipe.as_raw_fd(), 0o660) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Bytes waiting in a pipe (FIONREAD).
@@ -84,4 +120,35 @@ fn activity(pid: i32) -> Option<Activity> {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
     let counted: u64 = io.lines().filter_map(|l| l.split_once(": ")?.1.trim().parse::<u64>().ok()).sum();
     Some(Activity::Counted(cpu.wrapping_add(counted)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(uid: u32, gid: u32) -> Ids {
+        Ids { uid, gid, groups: vec![gid] }
+    }
+
+    /// (owner, group, mode) of a fresh pipe after `share`.
+    fn shared(writer: Option<Ids>, reader: Option<Ids>) -> (u32, u32, u32) {
+        let (r, _w) = pipe().unwrap();
+        share(&r, writer.as_ref(), reader.as_ref()).unwrap();
+        let stat = nix::sys::stat::fstat(&r).unwrap();
+        (stat.st_uid, stat.st_gid, stat.st_mode & 0o777)
+    }
+
+    #[test]
+    fn the_pipe_goes_to_the_users_that_reopen_it() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to give a pipe away");
+            return;
+        }
+        assert_eq!(shared(None, None), (0, 0, 0o600));
+        assert_eq!(shared(Some(ids(0, 0)), None), (0, 0, 0o600));
+        assert_eq!(shared(Some(ids(4321, 4322)), None), (4321, 4322, 0o600));
+        assert_eq!(shared(None, Some(ids(4321, 4322))), (4321, 4322, 0o600));
+        assert_eq!(shared(Some(ids(4321, 4322)), Some(ids(4321, 4323))), (4321, 4322, 0o600));
+        assert_eq!(shared(Some(ids(4321, 4322)), Some(ids(5321, 5322))), (4321, 5322, 0o660));
+    }
 }

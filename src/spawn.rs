@@ -179,6 +179,12 @@ impl Ready<'_> {
         if let Err((code, errno)) = hook(joined) {
             self.fail(code, errno);
         }
+        // Only 0, 1 and 2 go on to the command: whatever dmon inherited without
+        // close-on-exec (`exec 7<file` in the caller's script) would reach it,
+        // under another user too. The hook is done with the prepared descriptors
+        // (cgroup.procs), so everything from 3 up is closed now except the
+        // report pipe, which is close-on-exec and must outlive a failed exec.
+        close_from(3, self.report);
         let (mut denied, mut last) = (false, Errno::ENOENT);
         for path in self.candidates {
             // SAFETY: NUL-terminated strings and NULL-terminated arrays built
@@ -199,6 +205,30 @@ impl Ready<'_> {
         }
         // As execvp: a file found but not executable says so, not "not found".
         self.fail(0, if denied && matches!(last, Errno::ENOENT | Errno::ENOTDIR) { Errno::EACCES } else { last })
+    }
+}
+
+/// Closes every descriptor from `first` up except `keep`. close_range(2)
+/// (Linux 5.9) does it in two calls whatever the descriptor limit; an older
+/// kernel gets a close per number up to the limit.
+fn close_from(first: RawFd, keep: RawFd) {
+    let ranges = [(first, keep - 1), (keep + 1, RawFd::MAX)];
+    for (low, high) in ranges.into_iter().filter(|(low, high)| low <= high) {
+        // SAFETY: close_range takes integers; nothing in the child uses these
+        // descriptors any more.
+        let closed = unsafe { libc::syscall(libc::SYS_close_range, low as libc::c_uint, high as libc::c_uint, 0) };
+        if closed == 0 {
+            continue;
+        }
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit fills the struct given; close takes an integer.
+        unsafe {
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            let top = (limit.rlim_cur.min(1 << 20) as RawFd).min(high.saturating_add(1));
+            for fd in low..top {
+                libc::close(fd);
+            }
+        }
     }
 }
 

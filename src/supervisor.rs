@@ -11,7 +11,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -31,6 +31,7 @@ use crate::watch::{Ready, Watch};
 const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 mod idle;
+mod relay;
 
 /// The signals forwarded with `-s` / `-S` (ignored without).
 pub const FORWARDED: [Signal; 6] =
@@ -38,8 +39,6 @@ pub const FORWARDED: [Signal; 6] =
 
 /// What woke [`Supervisor::wait`]: the watchers that fired, and the trees whose
 /// out-of-memory descriptor is readable.
-type Woken = (Vec<(usize, Ready)>, Vec<Which>);
-
 /// Which of the two supervised processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
@@ -79,6 +78,9 @@ pub struct Proc {
     pub limits: Option<crate::tree::resources::Enforcer>,
     /// The kernel killed a process of the current run for want of memory.
     out_of_memory: bool,
+    /// The pty that stands in for dmon's terminal when the process runs as
+    /// another user ([`relay`]).
+    pty: Option<relay::Pty>,
 }
 
 impl Proc {
@@ -102,6 +104,7 @@ impl Proc {
             ever_started: false,
             limits: None,
             out_of_memory: false,
+            pty: None,
         }
     }
 }
@@ -139,6 +142,28 @@ pub struct Supervisor {
     child_nice: Option<i32>,
     /// When to unmap what a pause or resume faulted in ([`Supervisor::release_after_control`]).
     release_at: Option<Instant>,
+    /// The real terminal in raw mode while what is typed goes to the
+    /// command's pty ([`relay`]), and whether the terminal still gives input.
+    raw_input: Option<relay::RawInput>,
+    typing: bool,
+}
+
+/// What a wake-up found: the watchers that fired, whether the out-of-memory
+/// notification came, and the relay's descriptors that are ready.
+struct Wake {
+    fired: Vec<(usize, Ready)>,
+    /// The trees whose OOM descriptor woke.
+    oom: Vec<Which>,
+    relay: RelayReady,
+}
+
+/// Which relay descriptors the last poll found ready.
+#[derive(Default)]
+struct RelayReady {
+    cmd_out: bool,
+    log_out: bool,
+    typed: bool,
+    cmd_in: bool,
 }
 
 impl Supervisor {
@@ -152,6 +177,9 @@ impl Supervisor {
         let (pipe_read, pipe_write) = match log {
             Some(_) => {
                 let (r, w) = crate::logpipe::pipe()?;
+                crate::logpipe::share(&r, ids_of(Some(&cmd)), ids_of(log.as_ref())).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot give the log pipe to the command's users: {e}"))
+                })?;
                 (Some(r), Some(w))
             }
             None => (None, None),
@@ -174,6 +202,8 @@ impl Supervisor {
             notify: crate::notify::Notifier::from_env(),
             child_nice: None,
             release_at: None,
+            raw_input: None,
+            typing: false,
             usage: std::env::var_os("DMON_USAGE").is_none_or(|v| v != "0"),
         })
     }
@@ -211,7 +241,8 @@ impl Supervisor {
             libc::malloc_trim(0)
         };
         while !self.finished() {
-            let (triggered, oom) = self.wait(&signals)?;
+            let Wake { fired: triggered, oom, relay } = self.wait(&signals)?;
+            self.relay(relay);
             for which in oom {
                 self.check_memory(which);
             }
@@ -244,9 +275,10 @@ impl Supervisor {
     }
 
     /// Waits for a signal, a tree's event, a watcher's trigger or the next
-    /// deadline. Returns which watchers fired and whose OOM descriptor woke;
-    /// signals and trees are looked at after every wake-up.
-    fn wait(&self, signals: &SignalFd) -> io::Result<Woken> {
+    /// deadline. Returns which watchers fired, whose OOM descriptor woke and
+    /// which relay descriptors are ready; signals and trees are looked at after
+    /// every wake-up.
+    fn wait(&self, signals: &SignalFd) -> io::Result<Wake> {
         let timeout = match self.deadline() {
             None => PollTimeout::NONE,
             Some(at) => {
@@ -274,6 +306,26 @@ impl Supervisor {
         for (_, (fd, pri)) in &oom {
             fds.push(PollFd::new(*fd, if *pri { PollFlags::POLLPRI } else { PollFlags::POLLIN }));
         }
+        // Then the ptys of children that run as another user, and the real
+        // terminal while what is typed goes to the command's pty.
+        let cmd_pty = self.cmd.pty.as_ref();
+        let log_pty = self.log.as_ref().and_then(|l| l.pty.as_ref());
+        let mut relay_slots = [None; 3];
+        if let Some(pty) = cmd_pty {
+            let events = if pty.pending() { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
+            fds.push(PollFd::new(pty.master(), events));
+            relay_slots[0] = Some(fds.len() - 1);
+        }
+        if let Some(pty) = log_pty {
+            fds.push(PollFd::new(pty.master(), PollFlags::POLLIN));
+            relay_slots[1] = Some(fds.len() - 1);
+        }
+        if self.typing && cmd_pty.is_some_and(|p| !p.pending()) {
+            // SAFETY: dmon's standard input, open for its whole life.
+            let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+            relay_slots[2] = Some(fds.len() - 1);
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
@@ -290,7 +342,17 @@ impl Supervisor {
             .map(|((which, _), _)| *which)
             .collect();
         let fired = watch_fds.iter().zip(&fds[watch_slots]).filter_map(|((i, _), fd)| Some((*i, ready(fd)?))).collect();
-        Ok((fired, oom_woke))
+        let has = |i: usize, flags: PollFlags| {
+            relay_slots[i].and_then(|slot| fds[slot].revents()).is_some_and(|r| r.intersects(flags))
+        };
+        let gone = PollFlags::POLLHUP | PollFlags::POLLERR;
+        let relay = RelayReady {
+            cmd_out: has(0, PollFlags::POLLIN | gone),
+            log_out: has(1, PollFlags::POLLIN | gone),
+            cmd_in: has(0, PollFlags::POLLOUT),
+            typed: has(2, PollFlags::POLLIN | gone),
+        };
+        Ok(Wake { fired, oom: oom_woke, relay })
     }
 
     /// After a wake-up: reap, let the trees take their next steps, then feed
@@ -318,11 +380,40 @@ impl Supervisor {
         self.maybe_drain(now);
     }
 
+    /// Copies between the ptys and the real terminal what the last poll
+    /// found ready ([`relay`]).
+    fn relay(&mut self, ready: RelayReady) {
+        if ready.cmd_out {
+            if let Some(pty) = self.cmd.pty.as_mut() {
+                pty.copy_out();
+            }
+        }
+        if ready.log_out {
+            if let Some(pty) = self.log.as_mut().and_then(|l| l.pty.as_mut()) {
+                pty.copy_out();
+            }
+        }
+        if let Some(pty) = self.cmd.pty.as_mut() {
+            if ready.cmd_in {
+                pty.flush_in();
+            }
+            if ready.typed && !pty.copy_in(0) {
+                self.typing = false;
+            }
+        }
+    }
+
     /// Everything is stopped: say what was left unlogged, give the terminal
     /// back and remove the trees.
     fn finish(&mut self) {
         if let Some(notify) = self.notify.as_mut() {
             notify.stopping();
+        }
+        // The last output of a child on a pty, before the terminal is given back.
+        for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {
+            if let Some(pty) = proc.pty.as_mut() {
+                pty.drain();
+            }
         }
         self.restore_terminal();
         let unlogged = self.pipe_read.as_ref().map_or(0, crate::logpipe::bytes_in);
@@ -384,6 +475,14 @@ impl Supervisor {
     fn on_signal(&mut self, signal: Signal) {
         match signal {
             Signal::SIGCHLD | Signal::SIGTTOU | Signal::SIGTTIN | Signal::SIGPIPE => {}
+            // The real terminal's window changed: so does the command's pty,
+            // and the kernel tells the command (a child on dmon's own terminal
+            // hears of it from the terminal itself).
+            Signal::SIGWINCH => {
+                if let (Some(pty), Some(tty)) = (self.cmd.pty.as_ref(), relay::terminal_of_dmon()) {
+                    pty.resize(tty);
+                }
+            }
             Signal::SIGTERM | Signal::SIGINT => self.shutdown(),
             // The terminal dmon shares in -n mode hung up: end, as a foreground
             // program does, unless HUP is to be forwarded.
@@ -611,10 +710,17 @@ impl Supervisor {
     /// Starts the command or the log command into its tree.
     fn spawn(&mut self, which: Which, frozen: bool) -> Event {
         let foreground = if which == Which::Log { None } else { self.tty };
-        let stdio = match self.stdio(which) {
+        let mut stdio = match self.stdio(which) {
             Ok(stdio) => stdio,
             Err(e) => {
                 tracing::error!("cannot set up the standard streams: {}", crate::io_reason(&e));
+                return Event::SpawnFailed { status: 1 << 8, retry: true };
+            }
+        };
+        let (session, ctty) = match self.terminal_for(which, &mut stdio) {
+            Ok(terminal) => terminal,
+            Err(e) => {
+                tracing::error!("{}: cannot make its terminal: {}", which.name(), crate::io_reason(&e));
                 return Event::SpawnFailed { status: 1 << 8, retry: true };
             }
         };
@@ -649,6 +755,8 @@ impl Supervisor {
             creds: proc.creds.as_ref(),
             setup,
             tty: foreground,
+            session,
+            ctty,
             nice,
             limits: &limits,
         };
@@ -695,8 +803,42 @@ impl Supervisor {
         }
     }
 
+    /// A child that runs as another user gets a session of its own (no
+    /// controlling terminal of dmon's), and a pty of its own in place of each of
+    /// its standard streams that would have been dmon's terminal ([`relay`]).
+    /// Returns whether it gets its own session and the pty it takes as its
+    /// controlling terminal.
+    fn terminal_for(&mut self, which: Which, stdio: &mut [Option<OwnedFd>; 3]) -> io::Result<(bool, Option<RawFd>)> {
+        let own = nix::unistd::geteuid().as_raw();
+        let ids = ids_of(Some(self.proc(which))).filter(|ids| ids.uid != own).map(|ids| (ids.uid, ids.gid));
+        let Some(owner) = ids else { return Ok((false, None)) };
+        let on_terminal: Vec<usize> =
+            (0..3).filter(|&i| stdio[i].is_none() && relay::is_terminal(i as RawFd)).collect();
+        let Some(like) = relay::terminal_of_dmon().filter(|_| !on_terminal.is_empty()) else {
+            return Ok((true, None));
+        };
+        let typed = which == Which::Cmd && self.tty.is_some() && on_terminal.contains(&0);
+        let proc = self.proc(which);
+        if proc.pty.is_none() {
+            proc.pty = Some(relay::Pty::open(like, Some(owner))?);
+        }
+        let pty = proc.pty.as_ref().expect("opened above");
+        for i in on_terminal {
+            stdio[i] = Some(pty.slave().try_clone()?);
+        }
+        let ctty = pty.slave().as_raw_fd();
+        if typed && self.raw_input.is_none() {
+            self.raw_input = Some(relay::RawInput::enter(0)?);
+            self.typing = true;
+        }
+        Ok((true, Some(ctty)))
+    }
+
     /// Takes the terminal back for dmon's own process group.
     fn restore_terminal(&self) {
+        if let Some(raw) = self.raw_input.as_ref() {
+            raw.leave();
+        }
         // The terminal is dmon's standard input. SIGTTOU is blocked, so
         // tcsetpgrp from the background does not stop dmon.
         if self.tty.is_some() {
@@ -705,13 +847,26 @@ impl Supervisor {
     }
 }
 
+/// The ids a process is changed to, if any.
+fn ids_of(proc: Option<&Proc>) -> Option<&crate::creds::Ids> {
+    proc.and_then(|p| p.creds.as_ref()).and_then(|c| c.ids.as_ref())
+}
+
 /// A signalfd for the signals dmon handles, which are blocked for the thread
 /// (and so, until the pre-exec hook unblocks them, for every child).
 fn signal_fd() -> io::Result<SignalFd> {
     let mut mask = SigSet::empty();
-    for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGTTOU, Signal::SIGTTIN, Signal::SIGPIPE]
-        .into_iter()
-        .chain(FORWARDED)
+    for signal in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGTTOU,
+        Signal::SIGTTIN,
+        Signal::SIGPIPE,
+        Signal::SIGWINCH,
+    ]
+    .into_iter()
+    .chain(FORWARDED)
     {
         mask.add(signal);
     }
