@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
 use crate::conf;
 use crate::creds::UserSpec;
@@ -193,18 +193,7 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
-/// Which mechanism controls the command tree (`--tree`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TreeChoice {
-    /// cgroup v2 where writable, else the v1 freezer, else signals
-    Auto,
-    /// A cgroup v2 leaf: freeze, thaw and cgroup.kill
-    Cgroup2,
-    /// A cgroup v1 freezer leaf
-    Freezer,
-    /// Process group, subreaper and a walk of the process tree
-    Signals,
-}
+pub use crate::tree::detect::TreeChoice;
 
 /// Validated options, ready to run with.
 #[derive(Debug, Clone)]

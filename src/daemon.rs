@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::logging::one_line;
 
@@ -48,7 +48,7 @@ pub fn detach() -> Result<(), String> {
                 .and_then(|()| nix::unistd::dup2_stdout(&null))
                 .and_then(|()| nix::unistd::dup2_stderr(&null));
             on_null.map_err(|e| format!("cannot put the standard streams on /dev/null: {}", e.desc()))?;
-            DETACHED.store(true, Ordering::Relaxed);
+            crate::logging::to_system_log();
             READY.store(write.into_raw_fd(), Ordering::Relaxed);
             Ok(())
         }
@@ -82,13 +82,6 @@ pub fn stay_as_init() -> bool {
     true
 }
 
-/// Whether dmon detached: its messages then go to the system log.
-pub fn detached() -> bool {
-    DETACHED.load(Ordering::Relaxed)
-}
-
-static DETACHED: AtomicBool = AtomicBool::new(false);
-
 /// The daemon's end of the pipe to the waiting parent, -1 once answered.
 static READY: AtomicI32 = AtomicI32::new(-1);
 
@@ -115,7 +108,7 @@ pub fn ready() {
 pub fn fail(code: u8, message: &str) {
     let message = one_line(message);
     if !answer_parent(&format!("{code} {message}")) {
-        if detached() {
+        if crate::logging::detached() {
             tracing::error!("{message}");
         } else {
             eprintln!("dmon: {message}");

@@ -2,6 +2,7 @@
 //! stderr, or the system log once dmon has detached.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::level_filters::LevelFilter;
 use tracing::{Level, Metadata};
@@ -98,7 +99,7 @@ impl Drop for Line {
         if message.is_empty() {
             return;
         }
-        if crate::daemon::detached() {
+        if detached() {
             let line = std::ffi::CString::new(format!("{} {message}", self.level)).unwrap_or_default();
             // SAFETY: a constant format string that takes one C string, and a C
             // string without NUL bytes inside (one_line escapes them).
@@ -114,6 +115,18 @@ impl Drop for Line {
         }
     }
 }
+
+/// dmon has detached: its messages go to the system log from now on.
+pub fn to_system_log() {
+    DETACHED.store(true, Ordering::Relaxed);
+}
+
+/// Whether dmon detached: its messages then go to the system log.
+pub fn detached() -> bool {
+    DETACHED.load(Ordering::Relaxed)
+}
+
+static DETACHED: AtomicBool = AtomicBool::new(false);
 
 #[cfg(test)]
 mod tests {

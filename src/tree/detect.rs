@@ -20,8 +20,6 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::cli::TreeChoice;
-
 /// One line of `/proc/self/mountinfo`, the fields dmon needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -181,10 +179,34 @@ impl Layout {
     }
 }
 
+/// A v1 hierarchy with controllers: which ones, and dmon's own cgroup in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1Hierarchy {
+    pub controllers: Vec<String>,
+    /// dmon's own cgroup in it.
+    pub own: PathBuf,
+    /// The hierarchy's mount point.
+    pub mount: PathBuf,
+}
+
+impl V1Hierarchy {
+    pub fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
+}
+
+/// The v1 hierarchies of this process: from `/proc/self/mountinfo` and
+/// `/proc/self/cgroup` .
+pub fn v1_hierarchies_here() -> Vec<V1Hierarchy> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    v1_hierarchies(Path::new("/"), &mountinfo, &cgroup)
+}
+
 /// The cgroup v1 hierarchies that carry controllers (not the named ones such as
 /// `name=systemd`), with dmon's own cgroup in each: for the limits of
 /// [`super::resources`] where the v2 tree lacks the controller.
-pub fn v1_hierarchies(fs_root: &Path, mountinfo: &str, proc_cgroup: &str) -> Vec<super::resources::V1Hierarchy> {
+pub fn v1_hierarchies(fs_root: &Path, mountinfo: &str, proc_cgroup: &str) -> Vec<V1Hierarchy> {
     let mounts = parse_mountinfo(mountinfo);
     let mut out = Vec::new();
     for line in proc_cgroup.lines() {
@@ -201,7 +223,7 @@ pub fn v1_hierarchies(fs_root: &Path, mountinfo: &str, proc_cgroup: &str) -> Vec
         let found = mounts.iter().rev().filter(carries).find_map(|m| Some((m, own_dir(fs_root, m, path)?)));
         if let Some((m, own)) = found {
             let mount = under(fs_root, &m.mount_point);
-            out.push(super::resources::V1Hierarchy { controllers, own, mount });
+            out.push(V1Hierarchy { controllers, own, mount });
         }
     }
     out
@@ -549,6 +571,19 @@ pub fn refusal(dir: &Path, mount: &Path) -> Option<String> {
     let layout = Layout::detect_here();
     let place = Place { dir, mount, explicit: false, named: false };
     check(&place, &Host::here(&layout)).err()
+}
+
+/// Which mechanism controls the command tree (`--tree`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TreeChoice {
+    /// cgroup v2 where writable, else the v1 freezer, else signals
+    Auto,
+    /// A cgroup v2 leaf: freeze, thaw and cgroup.kill
+    Cgroup2,
+    /// A cgroup v1 freezer leaf
+    Freezer,
+    /// Process group, subreaper and a walk of the process tree
+    Signals,
 }
 
 /// Picks the backend: `--tree` first; with `auto`, cgroup2 wherever it is

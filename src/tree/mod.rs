@@ -44,8 +44,7 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use crate::cli::TreeChoice;
-use detect::{Backend, Choice, Host, Layout};
+use detect::{Backend, Choice, Host, Layout, TreeChoice};
 
 /// What a new child does between fork and exec for its tree. Prepared before the
 /// fork: the child only makes raw system calls with it.
@@ -191,7 +190,7 @@ pub fn open(
         _ => None,
     };
     let leaves: &[&'static str] = if with_log { &["cmd", "log"] } else { &["cmd"] };
-    let Some(mut enforcers) = resources::open(limits, v2, &resources::v1_hierarchies(), leaves)? else {
+    let Some(mut enforcers) = resources::open(limits, v2, &detect::v1_hierarchies_here(), leaves)? else {
         return Ok(trees);
     };
     let log_limits = if with_log { enforcers.pop() } else { None };

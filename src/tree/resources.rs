@@ -41,6 +41,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::detect::V1Hierarchy;
 use super::files;
 use super::home::Home;
 
@@ -183,30 +184,6 @@ pub struct V2Place<'a> {
     pub home: &'a Home,
     /// Whether the host is pure v2 (no v1 hierarchy to fall back on).
     pub pure: bool,
-}
-
-/// A v1 hierarchy with controllers: which ones, and dmon's own cgroup in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct V1Hierarchy {
-    pub controllers: Vec<String>,
-    /// dmon's own cgroup in it.
-    pub own: PathBuf,
-    /// The hierarchy's mount point.
-    pub mount: PathBuf,
-}
-
-impl V1Hierarchy {
-    fn has(&self, controller: &str) -> bool {
-        self.controllers.iter().any(|c| c == controller)
-    }
-}
-
-/// The v1 hierarchies of this process: from `/proc/self/mountinfo` and
-/// `/proc/self/cgroup` (see [`super::detect`]).
-pub fn v1_hierarchies() -> Vec<V1Hierarchy> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    super::detect::v1_hierarchies(Path::new("/"), &mountinfo, &cgroup)
 }
 
 /// The kernel refuses a v1 quota that is a larger share of a CPU than the
