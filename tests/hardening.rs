@@ -92,7 +92,11 @@ fn only_the_standard_streams_are_inherited_in_daemon_mode() {
     let out = dir.s("out");
     fs::write(&out, "").unwrap();
     fs::set_permissions(&out, fs::Permissions::from_mode(0o666)).unwrap();
-    let pid_file = dir.s("dmon.pid");
+    // The pid file in a directory only root can write: dmon refuses one that
+    // the -u user could forge.
+    let run_dir = Dir::new("fd7-daemon-run");
+    fs::set_permissions(&run_dir.0, fs::Permissions::from_mode(0o755)).unwrap();
+    let pid_file = run_dir.s("dmon.pid");
     let log = format!("{{ {READ_FD7}; cat; }} | sed 's/^/log: /' >> {out}");
     let args = ["-p", &pid_file, "-1", "-u", "nobody", "-U", "nobody", "sh", "-c", READ_FD7, "--", "sh", "-c", &log];
     let output = run(&mut dmon_with_fd7(&file, &args));
