@@ -181,9 +181,10 @@ fn the_log_command_is_held_at_the_commands_memory_max_and_restarted_after_an_oom
     let dir = Dir::new("log-oom");
     let cmd = "echo one; while [ ! -e go ]; do sleep 0.05; done; echo two; exec sleep 300";
     let pid_file = dir.s("pid");
-    let out = dmon(&dir, &["-p", &pid_file, "--memory-max", "32m", "sh", "-c", cmd, "--", "sh", "-c", LOG_HOG])
-        .output()
-        .unwrap();
+    let out =
+        dmon(&dir, &["-W", ".", "-p", &pid_file, "--memory-max", "32m", "sh", "-c", cmd, "--", "sh", "-c", LOG_HOG])
+            .output()
+            .unwrap();
     assert!(out.status.success(), "{}", said(&dir));
     let pid: i32 = common::read(&dir.path("pid")).trim().parse().unwrap();
     let _stop = Stopper::new(pid);
