@@ -555,9 +555,16 @@ impl Supervisor {
             if self.cmd.task.pid() == Some(pid) {
                 // An OOM kill is said before the exit it caused.
                 self.check_memory(Which::Cmd);
+                // A death by HUP is the terminal's hangup only while HUP is not
+                // forwarded; with -s it may be the user's HUP to the command.
+                let hangup = !self.cmd.forward;
                 let interrupted = self.tty.is_some()
                     && libc::WIFSIGNALED(status)
-                    && matches!(libc::WTERMSIG(status), libc::SIGINT | libc::SIGQUIT | libc::SIGHUP);
+                    && match libc::WTERMSIG(status) {
+                        libc::SIGINT | libc::SIGQUIT => true,
+                        libc::SIGHUP => hangup,
+                        _ => false,
+                    };
                 if interrupted {
                     // Ctrl-C (or a hangup) on the terminal the command shares ends dmon too.
                     self.shutdown();

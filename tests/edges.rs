@@ -439,3 +439,23 @@ fn a_pid_file_that_cannot_be_written_starts_nothing() {
     }
     assert!(left.is_empty(), "the command ran although the pid file could not be written: {left:?}");
 }
+
+/// In the foreground on a terminal, a command that dies of HUP ends dmon (the
+/// terminal hung up) unless HUP is forwarded (`-s`): then HUP is the user's
+/// signal to the command, and its death is a run that ended, restarted as any.
+#[test]
+fn a_command_dying_of_hup_ends_dmon_only_when_hup_is_not_forwarded() {
+    let dir = Dir::new("hup-death");
+    for (forward, starts) in [(false, 1), (true, 2)] {
+        let status = dir.path(if forward { "forwarded" } else { "plain" });
+        let mut line = format!("{} -n -m 1 --backoff-max 0 -I {}", common::DMON, status.display());
+        if forward {
+            line.push_str(" -s");
+        }
+        line.push_str(" sh -c 'kill -HUP $$'");
+        // script(1) gives dmon a terminal whose foreground job it is.
+        let out = Command::new("script").args(["-qec", &line, "/dev/null"]).stdin(Stdio::null()).output().unwrap();
+        let got = read(&status).lines().filter(|l| l.starts_with("cmd start ")).count();
+        assert_eq!(got, starts, "forwarded {forward}: {}{}", read(&status), String::from_utf8_lossy(&out.stdout));
+    }
+}
