@@ -751,6 +751,9 @@ impl Supervisor {
                 }
             }
         }
+        // The last run's peak files are closed first, so that the new run's
+        // take the same descriptor numbers: dmon's descriptors stay the same.
+        proc.meter = Meter::start(None, &[], false, Instant::now());
         // Before the start: the leaf's counters are read while it is empty.
         let peaks = proc.limits.as_ref().filter(|_| measured).map(|l| l.run_dirs()).unwrap_or_default();
         let leaf = proc.tree.dir().filter(|_| measured);
@@ -769,6 +772,9 @@ impl Supervisor {
         };
         match child.start() {
             Ok(pid) => {
+                if let Some(limits) = proc.limits.as_mut() {
+                    limits.started();
+                }
                 proc.meter = meter;
                 proc.exec_failure_reported = false;
                 proc.ever_started = true;

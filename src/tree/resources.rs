@@ -211,8 +211,9 @@ struct V1Leaf {
     /// trees' leaves.
     home: Arc<Home>,
     controllers: Vec<String>,
-    /// This run's directory (`cmd` or `log`) and its `cgroup.procs`.
-    run: Option<(PathBuf, File)>,
+    /// This run's directory (`cmd` or `log`) and its `cgroup.procs`, open
+    /// until the child has joined it.
+    run: Option<(PathBuf, Option<File>)>,
 }
 
 /// How an out-of-memory kill is learnt of.
@@ -346,7 +347,7 @@ impl Enforcer {
     /// the child writes "0" into.
     pub fn prepare_run(&mut self) -> io::Result<Vec<RawFd>> {
         if std::mem::take(&mut self.fresh) {
-            return Ok(self.v1.iter().filter_map(|v1| Some(v1.run.as_ref()?.1.as_raw_fd())).collect());
+            return Ok(self.v1.iter().filter_map(|v1| Some(v1.run.as_ref()?.1.as_ref()?.as_raw_fd())).collect());
         }
         let mut fds = Vec::new();
         for v1 in &mut self.v1 {
@@ -357,7 +358,7 @@ impl Enforcer {
             match make_v1_leaf(&dir, &v1.controllers, &self.resources, &mut self.oom) {
                 Ok(procs) => {
                     fds.push(procs.as_raw_fd());
-                    v1.run = Some((dir, procs));
+                    v1.run = Some((dir, Some(procs)));
                 }
                 Err(e) if limited => return Err(e),
                 // A leaf that only counts: the run starts without its peaks.
@@ -365,6 +366,16 @@ impl Enforcer {
             }
         }
         Ok(fds)
+    }
+
+    /// The child has joined this run's leaves: their `cgroup.procs` are closed,
+    /// so that a run holds the same descriptors from start to end.
+    pub fn started(&mut self) {
+        for v1 in &mut self.v1 {
+            if let Some((_, procs)) = v1.run.as_mut() {
+                *procs = None;
+            }
+        }
     }
 
     /// The directories whose peak files (`memory.max_usage_in_bytes`,
