@@ -70,9 +70,10 @@ fn repeated_timeouts_leave_nothing_behind() {
         assert_eq!(code.code(), Some(128 + libc::SIGTERM), "--tree {backend}");
         let timeouts = lines(&status).iter().filter(|l| l.starts_with("cmd timeout ")).count();
         assert_eq!(timeouts, runs + 1, "--tree {backend}");
-        assert_eq!(
-            early_fds.len(),
-            late_fds.len(),
+        // One fewer is no leak: the leaf's directory, kept for clone3, is closed
+        // for good once the leaf was first killed (tree/leaf.rs, `killed`).
+        assert!(
+            late_fds.len() <= early_fds.len(),
             "--tree {backend}: dmon's descriptors grew:\n{early_fds:?}\n{late_fds:?}"
         );
         assert_eq!(early_dirs, late_dirs, "--tree {backend}: cgroup directories changed");
