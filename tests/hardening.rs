@@ -24,13 +24,6 @@ macro_rules! need_root {
     };
 }
 
-/// A fresh directory every user may write to.
-fn shared_dir(name: &str) -> Dir {
-    let dir = Dir::new(name);
-    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).unwrap();
-    dir
-}
-
 /// A file only root may read, holding `text`.
 fn secret(dir: &Dir, text: &str) -> String {
     let path = dir.path("secret");

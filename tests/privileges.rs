@@ -13,7 +13,6 @@ use common::*;
 
 use std::collections::HashMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -34,14 +33,6 @@ macro_rules! need_root {
             return common::skip("this test changes users and needs root");
         }
     };
-}
-
-/// A fresh directory every user may write to (dropped children write results
-/// into it).
-fn shared_dir(name: &str) -> Dir {
-    let dir = Dir::new(name);
-    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).unwrap();
-    dir
 }
 
 /// One dmon in the foreground with a status file; stopped with SIGTERM.

@@ -26,13 +26,6 @@ macro_rules! need_root {
     };
 }
 
-/// A fresh directory every user may write to.
-fn shared_dir(name: &str) -> Dir {
-    let dir = Dir::new(name);
-    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).unwrap();
-    dir
-}
-
 fn stdout_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

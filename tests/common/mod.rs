@@ -39,6 +39,14 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// A fresh directory every user may write to (dropped children write
+/// results into it).
+pub fn shared_dir(name: &str) -> Dir {
+    let dir = Dir::new(name);
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    dir
+}
+
 /// A fresh directory, removed with what is in it when dropped.
 pub struct Dir(pub PathBuf);
 
