@@ -254,12 +254,21 @@ fn another_users_lock_on_the_pid_file_does_not_stop_dmon() {
     let dir = Dir::new("pid-lock");
     let pid = dir.path("x.pid");
     // An unclean exit: dmon killed, its pid file left behind.
-    let child = dmon().args(["-n", "-p"]).arg(&pid).args(["sleep", "100"]).spawn().unwrap();
+    // The command is killed by hand: a killed dmon leaves its tree running.
+    let sleeper = dir.path("sleeper");
+    let script = format!("echo $$ > {}; exec sleep 100", sleeper.display());
+    let child = dmon().args(["-n", "-p"]).arg(&pid).args(["sh", "-c", &script]).spawn().unwrap();
     let stopper = Stopper::of(&child);
-    assert!(wait_until(Duration::from_secs(20), || read(&pid).trim() == child.id().to_string()));
+    assert!(wait_until(Duration::from_secs(20), || read(&pid).trim() == child.id().to_string()
+        && !read(&sleeper).is_empty()));
     signal(child.id() as i32, libc::SIGKILL);
     finish(child, Duration::from_secs(20));
     drop(stopper);
+    let sleeper_file = sleeper;
+    let sleeper: i32 = read(&sleeper_file).trim().parse().unwrap();
+    fs::remove_file(sleeper_file).unwrap();
+    signal(sleeper, libc::SIGKILL);
+    assert!(wait_until(Duration::from_secs(10), || !alive(sleeper)), "the sleeper {sleeper} outlived KILL");
     assert!(pid.exists());
     let mut holder = as_nobody("flock").args(["-s"]).arg(&pid).args(["sleep", "100"]).spawn().unwrap();
     assert!(wait_until(Duration::from_secs(20), || fs::read_to_string("/proc/locks")
