@@ -72,6 +72,9 @@ pub struct Args {
     /// Write dmon's pid to PATH, locked while dmon runs
     #[arg(short = 'p', long = "pid-file", value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
+    /// Be controlled by runit's sv: keep DIR/supervise/ (DIR/log/supervise/ for the log command) as runsv does
+    #[arg(long = "control", value_name = "DIR")]
+    pub control: Option<PathBuf>,
     /// Change to DIR before starting the commands (default: / for a daemon, unchanged with -n)
     #[arg(short = 'W', long = "work-dir", value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -203,6 +206,8 @@ pub struct Options {
     pub status_file: Option<PathBuf>,
     pub status_format: StatusFormat,
     pub pid_file: Option<PathBuf>,
+    /// `--control DIR`.
+    pub control: Option<PathBuf>,
     pub work_dir: Option<PathBuf>,
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,
@@ -505,6 +510,7 @@ fn finish(a: Args, cli: &clap::Command) -> Result<Parsed, UsageError> {
         status_file: a.write_info,
         status_format: a.status_format,
         pid_file: a.pid_file,
+        control: a.control,
         work_dir: a.work_dir,
         interval: a.interval,
         timeout: a.timeout,

@@ -11,6 +11,7 @@ pub mod child;
 pub mod cli;
 pub mod clock;
 pub mod conf;
+pub mod control;
 pub mod creds;
 pub mod daemon;
 pub mod limits;

@@ -69,6 +69,7 @@ struct Prepared {
     pid_file: Option<PidFile>,
     status: Option<StatusFile>,
     watchers: Vec<Watcher>,
+    control: Option<dmon::control::Control>,
 }
 
 fn prepare(opts: &Options) -> Result<Prepared, Failure> {
@@ -117,12 +118,20 @@ fn prepare(opts: &Options) -> Result<Prepared, Failure> {
     for limit in &opts.limits {
         limit.check().map_err(|e| usage(format!("-r/--limit: {e}")))?;
     }
-    Ok(Prepared { cmd_creds, log_creds, pid_file, status, watchers })
+    // Before detaching: a directory another supervisor holds is an error here.
+    let control = match &opts.control {
+        Some(dir) => Some(
+            dmon::control::Control::open(dir, opts.log_command.is_some())
+                .map_err(|e| usage(format!("--control: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Prepared { cmd_creds, log_creds, pid_file, status, watchers, control })
 }
 
 fn run(mut opts: Options) -> Result<i32, Failure> {
     let usage = Failure::Usage;
-    let Prepared { cmd_creds, log_creds, mut pid_file, mut status, watchers } = prepare(&opts)?;
+    let Prepared { cmd_creds, log_creds, mut pid_file, mut status, watchers, control } = prepare(&opts)?;
     // As PID 1 dmon runs as with -n: it stays, and keeps its directory.
     if opts.daemon && daemon::stay_as_init() {
         opts.daemon = false;
@@ -164,6 +173,9 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
     let trees = open_trees(&opts, status.as_mut())?;
     let mut cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, opts.cmd_sigs);
     cmd.limits = trees.limits;
+    if opts.load.is_none() && !opts.pressure.is_empty() {
+        cmd.task.set_watch_cause(dmon::task::Cause::Pressure);
+    }
     let log_limits = trees.log_limits;
     let log = opts.log_command.clone().zip(trees.log).map(|(argv, tree)| {
         let policy = Policy::forever(opts.grace, opts.backoff_max);
@@ -174,6 +186,7 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
     let mut supervisor =
         Supervisor::new(cmd, log, status, &opts, tty).map_err(|e| Failure::Runtime(dmon::io_reason(&e)))?;
     supervisor.watch = Watch::new(watchers);
+    supervisor.control = control;
     let code = supervisor.run().map_err(|(code, message)| match code {
         1 => Failure::Runtime(message),
         code => Failure::Fatal(code, message),

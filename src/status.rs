@@ -24,7 +24,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::SFlag;
 
 use crate::clock::Civil;
-use crate::task::Status;
+use crate::task::{Cause, Status};
 use crate::usage::Usage;
 
 /// `--status-format`.
@@ -53,6 +53,9 @@ pub enum Record<'a> {
     /// (`pidfd`, or `kill` where pidfds are refused), and why the backend was
     /// chosen.
     Tree { backend: &'a str, cgroup: Option<&'a Path>, signals: &'a str, reason: &'a str },
+    /// A command letter read from the control FIFO of `process` (`--control`).
+    /// JSON only: DMon's text lines have none.
+    Control { process: &'a str, command: char },
 }
 
 pub struct StatusFile {
@@ -106,6 +109,7 @@ impl StatusFile {
     /// Writes the record of one event, in the file's format.
     pub fn record(&mut self, record: Record) {
         let line = match self.format {
+            Format::Text if matches!(record, Record::Control { .. }) => return,
             Format::Text => text(&record),
             Format::Json => json(&record, &Civil::now()),
         };
@@ -211,6 +215,11 @@ impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
             Status::Exit(pid, code, _) => write!(f, "exit {pid} {code}"),
+            // DMon's line for a pause by the load; any other cause is said
+            // after it, as the usage line's fields are.
+            Status::Pause(pid, cause) | Status::Resume(pid, cause) if cause != Cause::Load => {
+                write!(f, "{} {pid} reason={}", event_name(*self), cause.name())
+            }
             status => write!(f, "{} {}", event_name(status), status_pid(status)),
         }
     }
@@ -223,8 +232,8 @@ fn event_name(status: Status) -> &'static str {
         Status::Exit(..) => "exit",
         Status::Stop(_) => "stop",
         Status::Timeout(_) => "timeout",
-        Status::Pause(_) => "pause",
-        Status::Resume(_) => "resume",
+        Status::Pause(..) => "pause",
+        Status::Resume(..) => "resume",
     }
 }
 
@@ -234,8 +243,8 @@ fn status_pid(status: Status) -> i32 {
         | Status::Exit(pid, ..)
         | Status::Stop(pid)
         | Status::Timeout(pid)
-        | Status::Pause(pid)
-        | Status::Resume(pid) => pid,
+        | Status::Pause(pid, _)
+        | Status::Resume(pid, _) => pid,
     }
 }
 
@@ -272,6 +281,7 @@ pub fn text(record: &Record) -> String {
         Record::Task { process, status, .. } => format!("{process} {status}"),
         Record::Signal { process, pid, signal } => format!("{process} signal {pid} {signal}"),
         Record::Oom { process, pid } => format!("{process} oom {pid}"),
+        Record::Control { process, command } => format!("{process} control {command}"),
         Record::Tree { backend, cgroup, signals, .. } => {
             let dir = cgroup.map(|dir| format!(" {}", dir.display())).unwrap_or_default();
             // Only the fallback is named: DMon's readers and dmon's earlier
@@ -293,6 +303,7 @@ pub fn json(record: &Record, time: &Civil) -> String {
         Record::Signal { .. } => "signal",
         Record::Oom { .. } => "oom",
         Record::Tree { .. } => "tree",
+        Record::Control { .. } => "control",
     };
     out.push_str(",\"event\":");
     json_string(&mut out, event);
@@ -301,6 +312,9 @@ pub fn json(record: &Record, time: &Civil) -> String {
             out.push_str(",\"process\":");
             json_string(&mut out, process);
             let _ = write!(out, ",\"pid\":{}", status_pid(status));
+            if let Status::Pause(_, cause) | Status::Resume(_, cause) = status {
+                let _ = write!(out, ",\"reason\":\"{}\"", cause.name());
+            }
             if let Status::Exit(_, wait_status, reason) = status {
                 let _ = write!(out, ",\"status\":{wait_status}");
                 if libc::WIFSIGNALED(wait_status) {
@@ -324,6 +338,12 @@ pub fn json(record: &Record, time: &Civil) -> String {
             out.push_str(",\"process\":");
             json_string(&mut out, process);
             let _ = write!(out, ",\"pid\":{pid}");
+        }
+        Record::Control { process, command } => {
+            out.push_str(",\"process\":");
+            json_string(&mut out, process);
+            out.push_str(",\"command\":");
+            json_string(&mut out, command.encode_utf8(&mut [0; 4]));
         }
         Record::Tree { backend, cgroup, signals, reason } => {
             out.push_str(",\"backend\":");
@@ -384,7 +404,10 @@ mod tests {
     fn lines_have_dmon_format() {
         assert_eq!(format("cmd", Status::Start(12)), "cmd start 12");
         assert_eq!(format("log", Status::Exit(12, 256, Reason::Exit)), "log exit 12 256");
-        assert_eq!(format("cmd", Status::Pause(3)), "cmd pause 3");
+        assert_eq!(format("cmd", Status::Pause(3, Cause::Load)), "cmd pause 3");
+        assert_eq!(format("cmd", Status::Resume(3, Cause::Load)), "cmd resume 3");
+        assert_eq!(format("cmd", Status::Pause(3, Cause::Manual)), "cmd pause 3 reason=manual");
+        assert_eq!(format("cmd", Status::Resume(3, Cause::Pressure)), "cmd resume 3 reason=pressure");
         assert_eq!(text(&Record::Signal { process: "cmd", pid: 7, signal: 10 }), "cmd signal 7 10");
         let dir = Some(Path::new("/sys/fs/cgroup/dmon.4"));
         let tree = Record::Tree { backend: "cgroup2", cgroup: dir, signals: "pidfd", reason: "r" };
@@ -412,14 +435,18 @@ mod tests {
             task(Status::Exit(12, KILLED, Reason::Signal)),
             r#"{"time":"2024-05-01T12:34:56.123456Z","event":"exit","process":"cmd","pid":12,"status":9,"signal":9,"reason":"signal"}"#
         );
-        for (status, name) in [
-            (Status::Stop(1), "stop"),
-            (Status::Timeout(1), "timeout"),
-            (Status::Pause(1), "pause"),
-            (Status::Resume(1), "resume"),
-        ] {
+        for (status, name) in [(Status::Stop(1), "stop"), (Status::Timeout(1), "timeout")] {
             assert!(task(status).contains(&format!(r#""event":"{name}","process":"cmd","pid":1}}"#)));
         }
+        for (status, tail) in [
+            (Status::Pause(1, Cause::Load), r#""event":"pause","process":"cmd","pid":1,"reason":"load"}"#),
+            (Status::Pause(1, Cause::Pressure), r#""event":"pause","process":"cmd","pid":1,"reason":"pressure"}"#),
+            (Status::Resume(1, Cause::Manual), r#""event":"resume","process":"cmd","pid":1,"reason":"manual"}"#),
+        ] {
+            assert!(task(status).ends_with(tail), "{}", task(status));
+        }
+        let control = json(&Record::Control { process: "cmd", command: 'p' }, &at());
+        assert!(control.ends_with(r#""event":"control","process":"cmd","command":"p"}"#), "{control}");
         let signal = json(&Record::Signal { process: "log", pid: 40, signal: 1 }, &at());
         assert!(signal.ends_with(r#""event":"signal","process":"log","pid":40,"signal":1}"#), "{signal}");
     }

@@ -146,6 +146,8 @@ pub struct Supervisor {
     /// command's pty ([`relay`]), and whether the terminal still gives input.
     raw_input: Option<relay::RawInput>,
     typing: bool,
+    /// `--control DIR`: runit's supervise directories.
+    pub control: Option<crate::control::Control>,
 }
 
 /// What a wake-up found: the watchers that fired, whether the out-of-memory
@@ -155,6 +157,8 @@ struct Wake {
     /// The trees whose OOM descriptor woke.
     oom: Vec<Which>,
     relay: RelayReady,
+    /// The processes whose control FIFO holds letters.
+    control: Vec<Which>,
 }
 
 /// Which relay descriptors the last poll found ready.
@@ -204,6 +208,7 @@ impl Supervisor {
             release_at: None,
             raw_input: None,
             typing: false,
+            control: None,
             usage: std::env::var_os("DMON_USAGE").is_none_or(|v| v != "0"),
         })
     }
@@ -241,7 +246,8 @@ impl Supervisor {
             libc::malloc_trim(0)
         };
         while !self.finished() {
-            let Wake { fired: triggered, oom, relay } = self.wait(&signals)?;
+            self.publish_control();
+            let Wake { fired: triggered, oom, relay, control } = self.wait(&signals)?;
             self.relay(relay);
             for which in oom {
                 self.check_memory(which);
@@ -250,9 +256,13 @@ impl Supervisor {
                 let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else { continue };
                 self.on_signal(signal);
             }
+            for which in control {
+                self.on_control(which);
+            }
             self.after_wake(&triggered);
             self.release_after_control();
         }
+        self.publish_control();
         self.finish();
         Ok(())
     }
@@ -326,6 +336,15 @@ impl Supervisor {
             fds.push(PollFd::new(stdin, PollFlags::POLLIN));
             relay_slots[2] = Some(fds.len() - 1);
         }
+        // And the control FIFOs of --control.
+        let control: Vec<_> = self
+            .control
+            .iter()
+            .flat_map(|c| [Some((Which::Cmd, &c.cmd)), c.log.as_ref().map(|l| (Which::Log, l))])
+            .flatten()
+            .collect();
+        let control_slots = fds.len()..fds.len() + control.len();
+        fds.extend(control.iter().map(|(_, c)| PollFd::new(c.control_fd(), PollFlags::POLLIN)));
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
@@ -352,7 +371,13 @@ impl Supervisor {
             cmd_in: has(0, PollFlags::POLLOUT),
             typed: has(2, PollFlags::POLLIN | gone),
         };
-        Ok(Wake { fired, oom: oom_woke, relay })
+        let control = control
+            .iter()
+            .zip(&fds[control_slots])
+            .filter(|(_, fd)| fd.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
+            .map(|((which, _), _)| *which)
+            .collect();
+        Ok(Wake { fired, oom: oom_woke, relay, control })
     }
 
     /// After a wake-up: reap, let the trees take their next steps, then feed
@@ -501,6 +526,56 @@ impl Supervisor {
                     }
                 }
             }
+        }
+    }
+
+    /// Carries out the letters on the control FIFO of `which`, in order: task
+    /// events, a signal to the leader (as `-s` forwards it), or the end of dmon.
+    fn on_control(&mut self, which: Which) {
+        use crate::control::Command;
+        let Some(control) = self.control.as_mut() else { return };
+        let supervise = if which == Which::Cmd { Some(&mut control.cmd) } else { control.log.as_mut() };
+        let Some(letters) = supervise.map(|s| s.read_letters()) else { return };
+        for letter in letters {
+            let Some(command) = crate::control::command(letter) else { continue };
+            let name = which.name();
+            tracing::info!("{name}: control {}", letter as char);
+            if let Some(status) = self.status.as_mut() {
+                status.record(Record::Control { process: name, command: letter as char });
+            }
+            let now = Instant::now();
+            match command {
+                Command::Task(event) => self.feed(which, event, now),
+                Command::Exit if which == Which::Cmd => self.shutdown(),
+                Command::Exit => {}
+                Command::Signal(signal) => self.signal_leader(which, signal),
+            }
+            self.publish_control();
+        }
+    }
+
+    /// Sends `signal` to the leader of `which`, if it runs, and records it.
+    fn signal_leader(&mut self, which: Which, signal: Signal) {
+        let proc = self.proc(which);
+        let (name, Some(pid)) = (proc.name, proc.task.pid()) else { return };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        if let Some(status) = self.status.as_mut() {
+            status.record(Record::Signal { process: name, pid, signal: signal as i32 });
+        }
+        if let (Signal::SIGTERM, Some(control)) = (signal, self.control.as_mut()) {
+            let supervise = if which == Which::Cmd { Some(&mut control.cmd) } else { control.log.as_mut() };
+            if let Some(supervise) = supervise {
+                supervise.term_sent(pid);
+            }
+        }
+    }
+
+    /// Brings `supervise/status`, `stat` and `pid` up to date.
+    fn publish_control(&mut self) {
+        let Some(control) = self.control.as_mut() else { return };
+        control.cmd.publish(&self.cmd.task, self.shutting_down);
+        if let (Some(supervise), Some(log)) = (control.log.as_mut(), self.log.as_ref()) {
+            supervise.publish(&log.task, self.shutting_down);
         }
     }
 

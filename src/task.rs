@@ -68,6 +68,8 @@ pub enum Why {
     Timeout,
     /// dmon is shutting down.
     Shutdown,
+    /// `d` on the control FIFO: stopped, and not started again until `u` or `o`.
+    Down,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,8 +133,40 @@ pub enum Event {
         left: bool,
         progress: bool,
     },
+    /// The load or pressure watchers ask for a pause, or let the tree go on.
     Pause,
     Resume,
+    /// A pause asked for by hand (`p` on the control FIFO): held whatever the
+    /// watchers say, until [`Event::Release`] (`c`).
+    Hold,
+    Release,
+    /// `d`: stop the tree as a timeout does and start no new run.
+    Down,
+    /// `u`: start a fresh run if none is running, and restart as usual again.
+    Up,
+    /// `o`: start a run if none is running, but none after it.
+    Once,
+}
+
+/// Why a tree is paused, as the `pause` and `resume` records say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The load watcher (`-L`).
+    Load,
+    /// The pressure watchers (`--pressure` without `-L`).
+    Pressure,
+    /// The control FIFO (`p` and `c`).
+    Manual,
+}
+
+impl Cause {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Load => "load",
+            Cause::Pressure => "pressure",
+            Cause::Manual => "manual",
+        }
+    }
 }
 
 /// Why a run ended, as its `exit` record says.
@@ -149,6 +183,8 @@ pub enum Reason {
     /// The kernel killed a process of the run for want of memory under
     /// `--memory-max`, and the rest of the run with it.
     Oom,
+    /// `d` on the control FIFO stopped it.
+    Down,
 }
 
 impl Reason {
@@ -159,6 +195,7 @@ impl Reason {
             Reason::Shutdown => "shutdown",
             Reason::Signal => "signal",
             Reason::Oom => "oom",
+            Reason::Down => "down",
         }
     }
 
@@ -168,6 +205,7 @@ impl Reason {
         match stopping {
             Some(Why::Timeout) => Reason::Timeout,
             Some(Why::Shutdown) => Reason::Shutdown,
+            Some(Why::Down) => Reason::Down,
             Some(Why::Exited) | None if libc::WIFSIGNALED(status) => Reason::Signal,
             Some(Why::Exited) | None => Reason::Exit,
         }
@@ -183,8 +221,8 @@ pub enum Status {
     Exit(i32, i32, Reason),
     Stop(i32),
     Timeout(i32),
-    Pause(i32),
-    Resume(i32),
+    Pause(i32, Cause),
+    Resume(i32, Cause),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +259,14 @@ impl std::fmt::Display for Action {
 pub struct Task {
     policy: Policy,
     state: State,
+    /// Paused by the watchers.
     paused: bool,
+    /// Paused by hand: the tree stays frozen until released, whatever `paused` is.
+    held: bool,
+    /// `d` or `o` was asked for: no run is started after the current one.
+    want_down: bool,
+    /// What the watchers' pauses are reported as.
+    watch_cause: Cause,
     /// While paused, what is left of the timeout; while running, its deadline.
     timeout_left: Option<Duration>,
     timeout_at: Option<Instant>,
@@ -249,6 +294,9 @@ impl Task {
             policy,
             state: State::Idle,
             paused: false,
+            held: false,
+            want_down: false,
+            watch_cause: Cause::Load,
             timeout_left: None,
             timeout_at: None,
             respawns: 0,
@@ -281,6 +329,31 @@ impl Task {
 
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Whether the tree is (or a new run would start) frozen, for any cause.
+    pub fn frozen(&self) -> bool {
+        self.paused || self.held
+    }
+
+    /// Whether a pause by hand is held.
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// Whether runs are started (no `d` or `o` asked for since the last `u`).
+    pub fn wants_up(&self) -> bool {
+        !self.want_down
+    }
+
+    /// What the watchers' pauses are reported as: `load` (the default) or `pressure`.
+    pub fn set_watch_cause(&mut self, cause: Cause) {
+        self.watch_cause = cause;
+    }
+
+    /// The cause a pause is reported with: by hand wins, as only `c` ends it.
+    fn cause(&self) -> Cause {
+        if self.held { Cause::Manual } else { self.watch_cause }
     }
 
     /// The grace period between TERM and KILL (and of a draining log command).
@@ -322,8 +395,12 @@ impl Task {
             Event::Tick => self.on_tick(now, &mut out),
             Event::Stop => self.on_stop(now, &mut out),
             Event::Drain => self.on_drain(now, &mut out),
-            Event::Pause => self.on_pause(now, &mut out),
-            Event::Resume => self.on_resume(now, &mut out),
+            Event::Pause => self.on_pause(false, now, &mut out),
+            Event::Resume => self.on_resume(false, now, &mut out),
+            Event::Hold => self.on_pause(true, now, &mut out),
+            Event::Release => self.on_resume(true, now, &mut out),
+            Event::Down => self.on_down(now, &mut out),
+            Event::Up | Event::Once => self.on_up(event == Event::Once, &mut out),
             Event::Input { left, progress } => self.on_input(left, progress, now),
         }
         out
@@ -332,15 +409,15 @@ impl Task {
     /// The first start, a started process, or one that could not be started.
     fn on_start(&mut self, event: Event, now: Instant, out: &mut Vec<Action>) {
         match (&self.state, event) {
-            (State::Idle, Event::Start) => out.push(Action::Spawn { frozen: self.paused }),
+            (State::Idle, Event::Start) => out.push(Action::Spawn { frozen: self.frozen() }),
             (State::Idle | State::Waiting { .. }, Event::Spawned { pid }) => {
                 self.state = State::Running { pid, started: now };
                 out.push(Action::Report(Status::Start(pid)));
-                match (self.paused, self.policy.timeout) {
+                match (self.frozen(), self.policy.timeout) {
                     (true, timeout) => {
                         self.timeout_left = timeout;
                         self.timeout_at = None;
-                        out.push(Action::Report(Status::Pause(pid)));
+                        out.push(Action::Report(Status::Pause(pid, self.cause())));
                     }
                     (false, timeout) => self.timeout_at = timeout.map(|t| now + t),
                 }
@@ -414,7 +491,7 @@ impl Task {
             State::Waiting { until } if until <= now && self.stalled(now) => self.state = State::Done,
             State::Waiting { until } if until <= now => {
                 self.respawns += 1;
-                out.push(Action::Spawn { frozen: self.paused });
+                out.push(Action::Spawn { frozen: self.frozen() });
             }
             _ => {}
         }
@@ -444,7 +521,7 @@ impl Task {
                 self.draining = true;
                 self.progress_at = Some(now);
                 self.state = State::Idle;
-                out.push(Action::Spawn { frozen: self.paused });
+                out.push(Action::Spawn { frozen: self.frozen() });
             }
             State::Idle | State::Waiting { .. } => self.state = State::Done,
             State::Stopping { leader, started, kill_at, .. } => {
@@ -459,29 +536,65 @@ impl Task {
         }
     }
 
-    fn on_pause(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if self.paused {
+    /// A pause by the watchers or by hand. The tree is frozen by the first
+    /// cause; a second one only adds itself, so that the tree thaws once both
+    /// have let go.
+    fn on_pause(&mut self, manual: bool, now: Instant, out: &mut Vec<Action>) {
+        let was_frozen = self.frozen();
+        match manual {
+            false => self.paused = true,
+            true => self.held = true,
+        }
+        let cause = self.cause();
+        if was_frozen {
             return;
         }
-        self.paused = true;
         if let State::Running { pid, .. } = self.state {
             self.timeout_left = self.timeout_at.map(|t| t.saturating_duration_since(now));
             self.timeout_at = None;
             // The record says when dmon decided; the freeze completes later.
-            out.push(Action::Report(Status::Pause(pid)));
+            out.push(Action::Report(Status::Pause(pid, cause)));
             out.push(Action::Freeze);
         }
     }
 
-    fn on_resume(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if !self.paused {
+    fn on_resume(&mut self, manual: bool, now: Instant, out: &mut Vec<Action>) {
+        let was_frozen = self.frozen();
+        let cause = if manual { Cause::Manual } else { self.watch_cause };
+        match manual {
+            false => self.paused = false,
+            true => self.held = false,
+        }
+        if !was_frozen || self.frozen() {
             return;
         }
-        self.paused = false;
         if let State::Running { pid, .. } = self.state {
             self.timeout_at = self.timeout_left.take().map(|left| now + left);
-            out.push(Action::Report(Status::Resume(pid)));
+            out.push(Action::Report(Status::Resume(pid, cause)));
             out.push(Action::Thaw);
+        }
+    }
+
+    /// `d`: the run is stopped as a timeout stops it, and no other follows.
+    fn on_down(&mut self, now: Instant, out: &mut Vec<Action>) {
+        self.want_down = true;
+        match self.state.clone() {
+            State::Running { pid, started } | State::Draining { pid, started, .. } => {
+                out.push(Action::Report(Status::Stop(pid)));
+                self.stop_tree(Some(pid), started, Why::Down, now, out);
+            }
+            State::Waiting { .. } => self.state = State::Idle,
+            State::Stopping { .. } | State::Idle | State::Done => {}
+        }
+    }
+
+    /// `u` (`once`: `o`): a fresh run when none is running or being stopped.
+    fn on_up(&mut self, once: bool, out: &mut Vec<Action>) {
+        self.want_down = once;
+        // A tree being stopped is followed by the next run once it is empty,
+        // unless `want_down` is set again by then.
+        if self.state == State::Idle {
+            out.push(Action::Spawn { frozen: self.frozen() });
         }
     }
 
@@ -494,7 +607,7 @@ impl Task {
 
     fn stop_tree(&mut self, leader: Option<i32>, started: Instant, why: Why, now: Instant, out: &mut Vec<Action>) {
         out.push(Action::Terminate);
-        if self.paused {
+        if self.frozen() {
             // A frozen tree cannot act on TERM; it stays paused for the next run.
             out.push(Action::Thaw);
         }
@@ -519,6 +632,11 @@ impl Task {
             self.state = State::Done;
             return;
         }
+        if self.want_down {
+            // `d` or `o`: down until `u`.
+            self.state = State::Idle;
+            return;
+        }
         if ran >= HEALTHY_RUN || (success && ran >= FINISHED_RUN) {
             self.quick_failures = 0;
         }
@@ -537,7 +655,7 @@ impl Task {
         if delay.is_zero() {
             self.respawns += 1;
             self.state = State::Idle;
-            out.push(Action::Spawn { frozen: self.paused });
+            out.push(Action::Spawn { frozen: self.frozen() });
         } else {
             self.state = State::Waiting { until: now + delay };
         }
@@ -754,10 +872,16 @@ mod tests {
         let mut p = policy();
         p.timeout = Some(secs(10));
         let mut task = running(p, t0);
-        assert_eq!(task.handle(Event::Pause, t0 + secs(4)), [Action::Report(Status::Pause(100)), Action::Freeze]);
+        assert_eq!(
+            task.handle(Event::Pause, t0 + secs(4)),
+            [Action::Report(Status::Pause(100, Cause::Load)), Action::Freeze]
+        );
         assert_eq!(task.handle(Event::Pause, t0 + secs(5)), []);
         assert_eq!(task.deadline(), None);
-        assert_eq!(task.handle(Event::Resume, t0 + secs(100)), [Action::Report(Status::Resume(100)), Action::Thaw]);
+        assert_eq!(
+            task.handle(Event::Resume, t0 + secs(100)),
+            [Action::Report(Status::Resume(100, Cause::Load)), Action::Thaw]
+        );
         assert_eq!(task.deadline(), Some(t0 + secs(106)));
         assert_eq!(task.handle(Event::Resume, t0 + secs(101)), []);
     }
@@ -770,8 +894,11 @@ mod tests {
         let out = task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(30));
         assert_eq!(out.last(), Some(&Action::Spawn { frozen: true }));
         let out = task.handle(Event::Spawned { pid: 101 }, t0 + secs(30));
-        assert_eq!(out, [Action::Report(Status::Start(101)), Action::Report(Status::Pause(101))]);
-        assert_eq!(task.handle(Event::Resume, t0 + secs(31)), [Action::Report(Status::Resume(101)), Action::Thaw]);
+        assert_eq!(out, [Action::Report(Status::Start(101)), Action::Report(Status::Pause(101, Cause::Load))]);
+        assert_eq!(
+            task.handle(Event::Resume, t0 + secs(31)),
+            [Action::Report(Status::Resume(101, Cause::Load)), Action::Thaw]
+        );
     }
 
     #[test]
@@ -924,5 +1051,161 @@ mod tests {
         let mut log = running(Policy::forever(secs(5), secs(60)), t0);
         log.handle(Event::Drain, t0);
         assert_eq!(exit(&mut log, EXIT_0), Action::Report(Status::Exit(100, EXIT_0, Reason::Exit)));
+    }
+
+    #[test]
+    fn a_manual_pause_holds_while_the_load_comes_and_goes() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        let hold = task.handle(Event::Hold, t0);
+        assert_eq!(hold, [Action::Report(Status::Pause(100, Cause::Manual)), Action::Freeze]);
+        // The load rises and falls: the tree stays frozen, nothing is said.
+        assert_eq!(task.handle(Event::Pause, t0 + secs(1)), []);
+        assert_eq!(task.handle(Event::Resume, t0 + secs(2)), []);
+        assert!(task.frozen());
+        assert_eq!(
+            task.handle(Event::Release, t0 + secs(3)),
+            [Action::Report(Status::Resume(100, Cause::Manual)), Action::Thaw]
+        );
+        assert!(!task.frozen());
+    }
+
+    #[test]
+    fn a_load_pause_held_by_hand_waits_for_the_release() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        assert_eq!(task.handle(Event::Pause, t0), [Action::Report(Status::Pause(100, Cause::Load)), Action::Freeze]);
+        assert_eq!(task.handle(Event::Hold, t0 + secs(1)), []);
+        assert_eq!(task.handle(Event::Resume, t0 + secs(2)), []);
+        assert!(task.frozen() && task.held());
+        assert_eq!(
+            task.handle(Event::Release, t0 + secs(3)),
+            [Action::Report(Status::Resume(100, Cause::Manual)), Action::Thaw]
+        );
+        // Released while the load is still high: the load's pause goes on.
+        let mut busy = running(policy(), t0);
+        busy.handle(Event::Pause, t0);
+        busy.handle(Event::Hold, t0);
+        assert_eq!(busy.handle(Event::Release, t0 + secs(1)), []);
+        assert_eq!(
+            busy.handle(Event::Resume, t0 + secs(2)),
+            [Action::Report(Status::Resume(100, Cause::Load)), Action::Thaw]
+        );
+    }
+
+    #[test]
+    fn the_watchers_cause_is_reported_as_set() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        task.set_watch_cause(Cause::Pressure);
+        assert_eq!(task.handle(Event::Pause, t0)[0], Action::Report(Status::Pause(100, Cause::Pressure)));
+        assert_eq!(task.handle(Event::Resume, t0)[0], Action::Report(Status::Resume(100, Cause::Pressure)));
+    }
+
+    #[test]
+    fn a_manual_pause_stops_the_timeout_clock_and_holds_across_runs() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.timeout = Some(secs(10));
+        let mut task = running(p, t0);
+        task.handle(Event::Hold, t0 + secs(4));
+        assert_eq!(task.deadline(), None);
+        let out = task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(30));
+        assert_eq!(out.last(), Some(&Action::Spawn { frozen: true }));
+        let out = task.handle(Event::Spawned { pid: 101 }, t0 + secs(30));
+        assert_eq!(out, [Action::Report(Status::Start(101)), Action::Report(Status::Pause(101, Cause::Manual))]);
+        task.handle(Event::Release, t0 + secs(40));
+        assert_eq!(task.deadline(), Some(t0 + secs(50)));
+    }
+
+    #[test]
+    fn down_stops_the_tree_and_starts_no_other_run() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        assert_eq!(task.handle(Event::Down, t0), [Action::Report(Status::Stop(100)), Action::Terminate]);
+        assert!(!task.wants_up());
+        assert_eq!(task.handle(Event::Tick, t0 + secs(5)), [Action::Kill]);
+        let out = task.handle(Event::Exited { status: 9, tree_empty: true }, t0 + secs(5));
+        assert_eq!(out, [Action::Report(Status::Exit(100, 9, Reason::Down))]);
+        assert_eq!(task.state(), &State::Idle);
+        assert_eq!(task.deadline(), None);
+        assert!(!task.is_done());
+        // Down again, or a stop of dmon, while down.
+        assert_eq!(task.handle(Event::Down, t0 + secs(6)), []);
+        assert_eq!(task.handle(Event::Stop, t0 + secs(7)), []);
+        assert!(task.is_done());
+    }
+
+    #[test]
+    fn down_of_a_frozen_tree_thaws_it_to_die() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        task.handle(Event::Hold, t0);
+        assert_eq!(task.handle(Event::Down, t0), [Action::Report(Status::Stop(100)), Action::Terminate, Action::Thaw]);
+    }
+
+    #[test]
+    fn up_starts_a_fresh_run_after_down() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        task.handle(Event::Down, t0);
+        task.handle(Event::Exited { status: 15, tree_empty: true }, t0);
+        assert_eq!(task.handle(Event::Up, t0 + secs(1)), [Action::Spawn { frozen: false }]);
+        assert!(task.wants_up());
+        task.handle(Event::Spawned { pid: 101 }, t0 + secs(1));
+        assert_eq!(task.handle(Event::Up, t0 + secs(2)), []);
+        // It restarts as usual again.
+        let out = task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(30));
+        assert_eq!(out.last(), Some(&Action::Spawn { frozen: false }));
+    }
+
+    #[test]
+    fn up_while_a_down_is_being_stopped_restarts_after_it() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        task.handle(Event::Down, t0);
+        assert_eq!(task.handle(Event::Up, t0), []);
+        let out = task.handle(Event::Exited { status: 15, tree_empty: true }, t0 + secs(20));
+        assert_eq!(out.last(), Some(&Action::Spawn { frozen: false }));
+    }
+
+    #[test]
+    fn down_while_waiting_to_restart_cancels_the_restart() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
+        task.handle(Event::Spawned { pid: 101 }, t0);
+        task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
+        assert!(matches!(task.state(), State::Waiting { .. }));
+        assert_eq!(task.handle(Event::Down, t0), []);
+        assert_eq!(task.state(), &State::Idle);
+        // A timeout's stop in progress becomes a down: no restart after it.
+        let mut p = policy();
+        p.timeout = Some(secs(1));
+        let mut timed = running(p, t0);
+        timed.handle(Event::Tick, t0 + secs(1));
+        timed.handle(Event::Down, t0 + secs(2));
+        let out = timed.handle(Event::Exited { status: 15, tree_empty: true }, t0 + secs(2));
+        assert_eq!(out, [Action::Report(Status::Exit(100, 15, Reason::Timeout))]);
+        assert_eq!(timed.state(), &State::Idle);
+    }
+
+    #[test]
+    fn once_runs_one_more_time_then_stays_down() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        task.handle(Event::Down, t0);
+        task.handle(Event::Exited { status: 15, tree_empty: true }, t0);
+        assert_eq!(task.handle(Event::Once, t0 + secs(1)), [Action::Spawn { frozen: false }]);
+        task.handle(Event::Spawned { pid: 101 }, t0 + secs(1));
+        assert!(!task.wants_up());
+        let out = task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(30));
+        assert_eq!(out, [Action::Report(Status::Exit(101, EXIT_1, Reason::Exit))]);
+        assert_eq!(task.state(), &State::Idle);
+        // `o` on a running task only says: no run after this one.
+        let mut up = running(policy(), t0);
+        assert_eq!(up.handle(Event::Once, t0), []);
+        up.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(30));
+        assert_eq!(up.state(), &State::Idle);
     }
 }
