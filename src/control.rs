@@ -20,7 +20,7 @@
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -203,19 +203,17 @@ impl Supervise {
         let lock = open_at(&dir, c"lock", OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT, 0o600)
             .map_err(|e| format!("cannot open '{}': {e}", show("lock")))?;
         check_regular(&lock, &show("lock"))?;
-        if let Err(e) = nix::fcntl::Flock::lock(
-            lock.try_clone().map_err(|e| e.to_string())?,
-            nix::fcntl::FlockArg::LockExclusiveNonblock,
-        ) {
-            let (_, e) = e;
+        // flock, as runit's lock_exnb: held by the open file description for
+        // as long as `lock` stays open.
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = Errno::last();
             if e == Errno::EWOULDBLOCK {
                 let who = lock_holder(&lock).map_or_else(String::new, |pid| format!(" (pid {pid})"));
                 return Err(format!("'{}' is locked by another supervisor{who}", show("lock")));
             }
             return Err(format!("cannot lock '{}': {}", show("lock"), e.desc()));
         }
-        // The lock belongs to the open file description, which the clone shares:
-        // it lasts while `lock` stays open.
 
         for name in FIFOS {
             make_fifo(&dir, name, &show(name.to_str().unwrap_or("?")))?;
