@@ -23,7 +23,7 @@ _dmon() {
 
     case "${cmd}" in
         dmon)
-            opts="-C -I -p -W -i -t -L -l -E -u -U -g -G -n -1 -m -e -s -S -r -v -h -V --config --write-info --status-format --pid-file --work-dir --interval --timeout --load-high --load-low --environ --cmd-user --log-user --cmd-group --log-group --no-daemon --once --max-respawns --stderr-redir --cmd-sigs --log-sigs --limit --cap --no-new-privs --allow-new-privs --umask --clean-env --grace --backoff-max --tree --cgroup-parent --pressure --memory-max --memory-high --pids-max --cpu-quota --verbose --help --version"
+            opts="-C -I -p -W -i -t -L -l -E -u -U -g -G -n -1 -m -e -s -S -r -v -h -V --config --write-info --status-format --pid-file --control --work-dir --interval --timeout --load-high --load-low --environ --cmd-user --log-user --cmd-group --log-group --no-daemon --once --max-respawns --stderr-redir --cmd-sigs --log-sigs --limit --cap --no-new-privs --allow-new-privs --umask --clean-env --grace --backoff-max --tree --cgroup-parent --pressure --memory-max --memory-high --pids-max --cpu-quota --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -54,6 +54,10 @@ _dmon() {
                     return 0
                     ;;
                 -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

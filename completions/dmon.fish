@@ -3,6 +3,7 @@ complete -c dmon -s I -l write-info -d 'Append one status line per event to PATH
 complete -c dmon -l status-format -d 'The format of -I\'s records: DMon\'s text lines, or JSON Lines' -r -f -a "text\t'DMon\'s lines (cmd start 1234, cmd exit 1234 256)'
 json\t'JSON Lines: one object per event, with a time stamp (see docs/status.md)'"
 complete -c dmon -s p -l pid-file -d 'Write dmon\'s pid to PATH, locked while dmon runs' -r -F
+complete -c dmon -l control -d 'Be controlled by runit\'s sv: keep DIR/supervise/ (DIR/log/supervise/ for the log command) as runsv does' -r -F
 complete -c dmon -s W -l work-dir -d 'Change to DIR before starting the commands (default: / for a daemon, unchanged with -n)' -r -F
 complete -c dmon -s i -l interval -d 'After a successful (zero) exit, wait TIME before starting again' -r
 complete -c dmon -s t -l timeout -d 'Stop the whole command tree when a run lasts longer than TIME, then start again' -r

@@ -23,6 +23,7 @@ _dmon() {
 json\:"JSON Lines\: one object per event, with a time stamp (see docs/status.md)"))' \
 '-p+[Write dmon'\''s pid to PATH, locked while dmon runs]:PATH:_files' \
 '--pid-file=[Write dmon'\''s pid to PATH, locked while dmon runs]:PATH:_files' \
+'--control=[Be controlled by runit'\''s sv\: keep DIR/supervise/ (DIR/log/supervise/ for the log command) as runsv does]:DIR:_files' \
 '-W+[Change to DIR before starting the commands (default\: / for a daemon, unchanged with -n)]:DIR:_files' \
 '--work-dir=[Change to DIR before starting the commands (default\: / for a daemon, unchanged with -n)]:DIR:_files' \
 '(-1 --once)-i+[After a successful (zero) exit, wait TIME before starting again]:TIME:_default' \

@@ -40,7 +40,12 @@ the machine is nearly stuck), and from the full line for io (one sequential read
 some high on an idle machine; full means nothing could run for waiting on I/O).
 
 Status lines (-I): cmd|log start PID, exit PID STATUS, stop PID, signal PID SIG,
-timeout PID, pause PID, resume PID.
+timeout PID, pause PID, resume PID (a pause by pressure or by hand adds
+reason=pressure or reason=manual).
+Control (--control DIR): runit's sv drives dmon as it drives runsv; sv pause and
+sv cont freeze and thaw the whole tree, held until cont whatever the load does:
+    dmon --control /etc/dmon/sv/web -- nginx -g 'daemon off;'
+    sv status /etc/dmon/sv/web; sv -w 30 down /etc/dmon/sv/web; sv up /etc/dmon/sv/web
 Exit status: 0 after a clean stop by TERM or INT; with -1 or -m the command's last
 status (its exit code, or 128+N when killed by signal N, so usually 143 after a TERM),
 and 137 with -m when its last run was OOM-killed under --memory-max; 127 when the command

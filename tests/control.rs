@@ -4,6 +4,9 @@
 //! loops with a setsid'd grandchild shows a stopped tree as no CPU progress.
 //! Real runsv on a scratch directory is the reference for the files.
 
+// Each dmon a test starts is ended and reaped by its Stopper.
+#![allow(clippy::zombie_processes)]
+
 mod common;
 
 use std::fs;
