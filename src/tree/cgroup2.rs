@@ -36,8 +36,8 @@ impl V2 {
     fn events(&mut self, leaf: &mut Leaf) -> TreeEvents {
         let events = match files::read_fd(&self.events) {
             Ok(text) => TreeEvents {
-                populated: files::keyed(&text, "populated") != Some(0),
-                frozen: files::keyed(&text, "frozen") == Some(1),
+                populated: crate::keyed::number(&text, "populated") != Some(0),
+                frozen: crate::keyed::number(&text, "frozen") == Some(1),
             },
             Err(_) => TreeEvents { populated: true, frozen: false },
         };

@@ -69,14 +69,6 @@ pub fn read_fd(file: &File) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// The value of `key` in a flat-keyed file such as `cgroup.events` ("populated 1\nfrozen 0\n").
-pub fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once(' ')?;
-        if k == key { v.trim().parse().ok() } else { None }
-    })
-}
-
 /// Every pid in `cgroup.procs` of `dir` and of the cgroups below it, parents
 /// first (a process found in a parent cgroup is signalled before its children's).
 pub fn pids(dir: &Path) -> Vec<i32> {

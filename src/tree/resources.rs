@@ -336,7 +336,7 @@ impl Enforcer {
         if controllers.contains(&"memory") {
             let path = leaf.join("memory.events");
             let events = files::open(&path, true, false)?;
-            let kills = files::keyed(&files::read_fd(&events)?, "oom_kill").unwrap_or(0);
+            let kills = crate::keyed::number(&files::read_fd(&events)?, "oom_kill").unwrap_or(0);
             self.oom = Some(Oom::V2 { events, path, kills });
         }
         Ok(())
@@ -398,7 +398,7 @@ impl Enforcer {
         match self.oom.as_mut() {
             Some(Oom::V2 { events, path, kills }) => {
                 let now = match files::read_fd(events) {
-                    Ok(text) => files::keyed(&text, "oom_kill").unwrap_or(*kills),
+                    Ok(text) => crate::keyed::number(&text, "oom_kill").unwrap_or(*kills),
                     Err(e) => {
                         tracing::warn!("cannot read {}: {}", path.display(), crate::io_reason(&e));
                         return false;
