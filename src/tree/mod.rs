@@ -31,6 +31,7 @@ pub mod files;
 pub mod freezer;
 pub mod home;
 pub mod leaf;
+pub mod mounts;
 pub mod pidfd;
 pub mod resources;
 pub mod signals;
