@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::files;
+use super::files::{self, Access};
 use super::home::Home;
 use super::pidfd::Refused;
 use super::{ChildSetup, Control, TreeEvents};
@@ -71,11 +71,11 @@ impl Leaf {
     pub fn new(home: Arc<Home>, leaf: &str, how: &'static Freezing) -> io::Result<Leaf> {
         let dir = home.leaf(leaf);
         // std opens files with O_CLOEXEC: the commands do not inherit them.
-        let procs = files::open(&dir.join("cgroup.procs"), false, true)?;
+        let procs = files::open(&dir.join("cgroup.procs"), Access::Write)?;
         let path = dir.join(how.file);
-        let state = files::OrderedWrites::new(files::open(&path, true, true)?, path);
+        let state = files::OrderedWrites::new(files::open(&path, Access::ReadWrite)?, path);
         // clone3 starts a child in a v2 cgroup only.
-        let dir_fd = if how.file == V2.file { Some(files::open(&dir, true, false)?) } else { None };
+        let dir_fd = if how.file == V2.file { Some(files::open(&dir, Access::Read)?) } else { None };
         Ok(Leaf {
             _home: home,
             dir,
