@@ -9,10 +9,10 @@
 //! when a freeze does not complete.
 //!
 //! Kernel facts both versions share:
-//! - a process joining a frozen cgroup freezes before it returns to user space.
-//!   The child joins between fork and exec and std's `spawn` waits for the exec,
-//!   so the leaf is thawed before a child is started, and frozen again as soon
-//!   as `spawn` returns when the child must start paused;
+//! - a process joining a frozen cgroup, or born in one (`CLONE_INTO_CGROUP`),
+//!   freezes before it returns to user space. [`crate::spawn::spawn`] waits for
+//!   the child's exec, so the leaf is thawed before a child is started, and
+//!   frozen again as soon as `spawn` returns when the child must start paused;
 //! - thawing many busy processes makes the write return late (about 4 s for
 //!   1000 spinning tasks on 2 cores: the woken tasks preempt the writer), so a
 //!   thaw is written from a short-lived thread ([`files::OrderedWrites`]);

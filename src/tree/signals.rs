@@ -155,9 +155,9 @@ impl SignalTree {
         }
     }
 
-    /// A child that stopped itself before exec would block std's `spawn`, which
-    /// waits for the exec; so a command started while paused is stopped as soon
-    /// as `spawn` returns.
+    /// A child that stopped itself before exec would block
+    /// [`crate::spawn::spawn`], which waits for the exec; so a command started
+    /// while paused is stopped as soon as `spawn` returns.
     pub fn child_setup(&mut self, frozen: bool) -> super::ChildSetup {
         self.start_frozen = frozen;
         super::ChildSetup::default()
