@@ -15,6 +15,15 @@ pub fn invoked_name(fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_string())
 }
 
+/// A log tool's `main`: its name as invoked (`tool` when `argv[0]` has none),
+/// which its messages start with, its options from `env_var` and the command
+/// line ([`parse`]; exit status 2 for bad ones), then `run`.
+pub fn main<T: Parser>(tool: &str, env_var: &str, run: fn(T) -> i32) -> i32 {
+    let name = invoked_name(tool);
+    super::pump::set_program(&name);
+    run(parse::<T>(&name, env_var, 2))
+}
+
 /// Parses the command line, with the words of `env_var` (when set) in front.
 /// Prints help or version and exits 0 when asked; prints one line naming the bad
 /// option and value and exits with `usage_status` on an error. `--version` names

@@ -126,7 +126,6 @@ impl Sink for FileSink {
 
 /// Runs dlog with parsed arguments; returns the exit status.
 pub fn run(args: Args) -> i32 {
-    let program = pump::program();
     let file = match &args.file {
         Some(path) => {
             open_append(path).map_err(|e| format!("cannot open {}: {}", path.display(), crate::io_reason(&e)))
@@ -137,19 +136,12 @@ pub fn run(args: Args) -> i32 {
     };
     let file = match file {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("{program}: {e}");
-            return 1;
-        }
+        Err(e) => return pump::fail(e),
     };
-    let mut control = match Control::new() {
+    let mut control = match Control::new(args.max_line) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{program}: signalfd: {e}");
-            return 1;
-        }
+        Err(e) => return pump::fail(e),
     };
-    control.max_line = args.max_line;
     let syncable = sys::is_regular_file(std::os::fd::AsRawFd::as_raw_fd(&file));
     let mut sink = FileSink {
         file,
@@ -159,18 +151,10 @@ pub fn run(args: Args) -> i32 {
         format: args.format.into(),
         buf: Vec::new(),
     };
-    match pump::run(args.input_fd, &mut sink, &mut control) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("{program}: {}", e.0);
-            1
-        }
-    }
+    pump::run_to_status(args.input_fd, &mut sink, &mut control)
 }
 
 /// The `dlog` program.
 pub fn main() -> i32 {
-    let name = args::invoked_name("dlog");
-    pump::set_program(&name);
-    run(args::parse::<Args>(&name, "DLOG_OPTIONS", 2))
+    args::main("dlog", "DLOG_OPTIONS", run)
 }

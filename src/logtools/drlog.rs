@@ -320,25 +320,22 @@ impl Sink for RotatingSink {
 pub fn run(args: Args) -> i32 {
     let program = pump::program();
     let dir = args.dir;
-    let fail = |what: String| {
-        eprintln!("{program}: {what}");
-        1
-    };
     match std::fs::metadata(&dir) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return fail(format!("{}: not a directory", dir.display())),
-        Err(e) => return fail(format!("log directory {}: {e}", dir.display())),
+        Ok(_) => return pump::fail(format!("{}: not a directory", dir.display())),
+        Err(e) => return pump::fail(format!("log directory {}: {e}", dir.display())),
     }
     let dir = match Dir::open(&dir, program) {
         Ok(d) => d,
-        Err(e) => return fail(format!("opening {}: {}", dir.display(), crate::io_reason(&e))),
+        Err(e) => return pump::fail(format!("opening {}: {}", dir.display(), crate::io_reason(&e))),
     };
     let newest = match RotatingSink::rotated_names(&dir) {
         Ok(names) => names.last().cloned(),
-        Err(e) => return fail(format!("listing {}: {e}", dir.path().display())),
+        Err(e) => return pump::fail(format!("listing {}: {e}", dir.path().display())),
     };
-    let cannot_open =
-        |name: &str, e: io::Error| fail(format!("cannot open {}: {}", dir.join(name).display(), crate::io_reason(&e)));
+    let cannot_open = |name: &str, e: io::Error| {
+        pump::fail(format!("cannot open {}: {}", dir.join(name).display(), crate::io_reason(&e)))
+    };
     let known = match RotatingSink::read_started(&dir) {
         Ok(known) => known,
         Err(e) => return cannot_open(STARTED, e),
@@ -348,11 +345,10 @@ pub fn run(args: Args) -> i32 {
         Err(e) => return cannot_open(CURRENT, e),
     };
     let known = known.filter(|_| size > 0);
-    let mut control = match Control::new() {
+    let mut control = match Control::new(args.max_line) {
         Ok(c) => c,
-        Err(e) => return fail(format!("signalfd: {e}")),
+        Err(e) => return pump::fail(e),
     };
-    control.max_line = args.max_line;
     let mut sink = RotatingSink {
         dir,
         current,
@@ -369,17 +365,12 @@ pub fn run(args: Args) -> i32 {
     if known.is_none() {
         sink.write_started();
     }
-    match pump::run(args.input_fd, &mut sink, &mut control) {
-        Ok(()) => 0,
-        Err(e) => fail(e.0),
-    }
+    pump::run_to_status(args.input_fd, &mut sink, &mut control)
 }
 
 /// The `drlog` program.
 pub fn main() -> i32 {
-    let name = args::invoked_name("drlog");
-    pump::set_program(&name);
-    run(args::parse::<Args>(&name, "DRLOG_OPTIONS", 2))
+    args::main("drlog", "DRLOG_OPTIONS", run)
 }
 
 #[cfg(test)]

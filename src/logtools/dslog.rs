@@ -231,14 +231,10 @@ pub fn run(args: Args) -> i32 {
         eprintln!("{program}: NAME: '{}' is not a usable name", args.name.to_string_lossy());
         return 2;
     }
-    let mut control = match Control::new() {
+    let mut control = match Control::new(args.max_line) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{program}: signalfd: {e}");
-            return 1;
-        }
+        Err(e) => return pump::fail(e),
     };
-    control.max_line = args.max_line;
     let mut sink = SyslogSink {
         socket: args.socket,
         conn: None,
@@ -249,20 +245,12 @@ pub fn run(args: Args) -> i32 {
         max_piece: usize::try_from(args.max_message).unwrap_or(usize::MAX),
         message: Vec::new(),
     };
-    match pump::run(args.input_fd, &mut sink, &mut control) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("{program}: {}", e.0);
-            1
-        }
-    }
+    pump::run_to_status(args.input_fd, &mut sink, &mut control)
 }
 
 /// The `dslog` program, also installed as `dsyslog`.
 pub fn main() -> i32 {
-    let name = args::invoked_name("dslog");
-    pump::set_program(&name);
-    run(args::parse::<Args>(&name, "DSLOG_OPTIONS", 2))
+    args::main("dslog", "DSLOG_OPTIONS", run)
 }
 
 #[cfg(test)]

@@ -524,50 +524,25 @@ pub enum TreeChoice {
 /// A backend asked for by name that cannot be had is an error.
 pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: &Host) -> Result<Choice, String> {
     let named = choice != TreeChoice::Auto;
-    let v2 = || -> Result<Choice, String> {
-        let Some((mount, own)) = &layout.v2 else { return Err("no cgroup2 hierarchy is mounted".into()) };
+    // cgroup2 or the v1 freezer: its mount and dmon's cgroup there, its name in
+    // messages, and its backend with the parent chosen.
+    let pick = |found: &Option<(PathBuf, PathBuf)>, name: &str, backend: fn(PathBuf) -> Backend| {
+        let Some((mount, own)) = found else { return Err(format!("no {name} hierarchy is mounted")) };
         let (dir, explicit) = match parent {
             Some(p) => (p.to_path_buf(), true),
             None => (own.clone(), false),
         };
         if explicit && !in_hierarchy(&dir, mount) {
-            return Err(format!("{} is not in the cgroup2 hierarchy at {}", dir.display(), mount.display()));
+            return Err(format!("{} is not in the {name} hierarchy at {}", dir.display(), mount.display()));
         }
-        let note =
-            check(&Place { dir: &dir, mount, explicit, named }, host).map_err(|no| format!("cgroup v2: {no}"))?;
+        let note = check(&Place { dir: &dir, mount, explicit, named }, host).map_err(|no| format!("{name}: {no}"))?;
         let place = if explicit { "the parent given" } else { "dmon's own cgroup" };
-        Ok(Choice {
-            why: format!(
-                "{} layout, cgroup2 mounted at {}, {place} {} is writable{note}",
-                layout.kind.name(),
-                mount.display(),
-                dir.display()
-            ),
-            backend: Backend::Cgroup2 { parent: dir },
-        })
+        let (kind, mount, shown) = (layout.kind.name(), mount.display(), dir.display());
+        let why = format!("{kind} layout, {name} mounted at {mount}, {place} {shown} is writable{note}");
+        Ok(Choice { why, backend: backend(dir) })
     };
-    let freezer = || -> Result<Choice, String> {
-        let Some((mount, own)) = &layout.freezer else {
-            return Err("no cgroup v1 freezer hierarchy is mounted".into());
-        };
-        let (dir, explicit) = match parent {
-            Some(p) => (p.to_path_buf(), true),
-            None => (own.clone(), false),
-        };
-        if explicit && !in_hierarchy(&dir, mount) {
-            return Err(format!("{} is not in the v1 freezer hierarchy at {}", dir.display(), mount.display()));
-        }
-        let note = check(&Place { dir: &dir, mount, explicit, named }, host).map_err(|no| format!("freezer: {no}"))?;
-        Ok(Choice {
-            why: format!(
-                "{} layout, v1 freezer mounted at {}, {} is writable{note}",
-                layout.kind.name(),
-                mount.display(),
-                dir.display()
-            ),
-            backend: Backend::Freezer { parent: dir },
-        })
-    };
+    let v2 = || pick(&layout.v2, "cgroup2", |parent| Backend::Cgroup2 { parent });
+    let freezer = || pick(&layout.freezer, "cgroup v1 freezer", |parent| Backend::Freezer { parent });
     match choice {
         TreeChoice::Signals => Ok(Choice { backend: Backend::Signals, why: "asked for with --tree signals".into() }),
         TreeChoice::Cgroup2 => v2().map_err(|e| format!("--tree cgroup2: {e}")),
@@ -892,7 +867,7 @@ mod tests {
         let cgroup = "6:freezer:/\n0::/deleg/inner\n";
         let layout = Layout::detect(&fx.0, HYBRID, cgroup);
         let err = choose(&layout, TreeChoice::Auto, Some(&deleg), &root).unwrap_err();
-        assert!(err.starts_with("--cgroup-parent: cgroup v2: "), "{err}");
+        assert!(err.starts_with("--cgroup-parent: cgroup2: "), "{err}");
         assert!(err.contains(&format!("{} can be written by uid 65534 (the directory)", deleg.display())), "{err}");
         assert!(choose(&layout, TreeChoice::Cgroup2, Some(&deleg), &root).is_err());
         // Below it, as dmon's own cgroup: signals, not the freezer, and why.
