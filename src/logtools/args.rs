@@ -55,6 +55,17 @@ pub fn parse<T: Parser>(program: &str, env_var: &str, usage_status: i32) -> T {
     }
 }
 
+/// The input options of dlog, drlog and dslog, flattened into each.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Read from descriptor FD instead of standard input
+    #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = parse_fd)]
+    pub fd: i32,
+    /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
+    #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = parse_max_line)]
+    pub max_line: usize,
+}
+
 /// clap value parser for `-i FD`.
 pub fn parse_fd(text: &str) -> Result<i32, String> {
     let n = crate::units::parse_count(text)?;

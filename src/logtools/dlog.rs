@@ -28,15 +28,11 @@ use crate::planted::Dir;
     args_override_self = true
 )]
 pub struct Args {
-    /// Read from descriptor FD instead of standard input
-    #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
-    pub input_fd: i32,
+    #[command(flatten)]
+    pub input: args::InputArgs,
     /// Buffered: do not sync to disk after each batch
     #[arg(short = 'b', long)]
     pub buffered: bool,
-    /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
-    #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = args::parse_max_line)]
-    pub max_line: usize,
     #[command(flatten)]
     pub format: FormatArgs,
     /// The file to append to (created when missing, never through a link); standard output without it
@@ -138,7 +134,7 @@ pub fn run(args: Args) -> i32 {
         Ok(f) => f,
         Err(e) => return pump::fail(e),
     };
-    let mut control = match Control::new(args.max_line) {
+    let mut control = match Control::new(args.input.max_line) {
         Ok(c) => c,
         Err(e) => return pump::fail(e),
     };
@@ -151,7 +147,7 @@ pub fn run(args: Args) -> i32 {
         format: args.format.into(),
         buf: Vec::new(),
     };
-    pump::run_to_status(args.input_fd, &mut sink, &mut control)
+    pump::run_to_status(args.input.fd, &mut sink, &mut control)
 }
 
 /// The `dlog` program.

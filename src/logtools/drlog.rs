@@ -59,15 +59,11 @@ pub struct Args {
     /// Rotate before current would grow over SIZE (0: never by size)
     #[arg(short = 's', long = "max-size", value_name = "SIZE", default_value = "150k", value_parser = units::parse_size)]
     pub max_size: u64,
-    /// Read from descriptor FD instead of standard input
-    #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
-    pub input_fd: i32,
+    #[command(flatten)]
+    pub input: args::InputArgs,
     /// Buffered: do not sync to disk after each batch (rotation still syncs)
     #[arg(short = 'b', long)]
     pub buffered: bool,
-    /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
-    #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = args::parse_max_line)]
-    pub max_line: usize,
     #[command(flatten)]
     pub format: FormatArgs,
     /// The log directory; it must exist
@@ -345,7 +341,7 @@ pub fn run(args: Args) -> i32 {
         Err(e) => return cannot_open(CURRENT, e),
     };
     let known = known.filter(|_| size > 0);
-    let mut control = match Control::new(args.max_line) {
+    let mut control = match Control::new(args.input.max_line) {
         Ok(c) => c,
         Err(e) => return pump::fail(e),
     };
@@ -365,7 +361,7 @@ pub fn run(args: Args) -> i32 {
     if known.is_none() {
         sink.write_started();
     }
-    pump::run_to_status(args.input_fd, &mut sink, &mut control)
+    pump::run_to_status(args.input.fd, &mut sink, &mut control)
 }
 
 /// The `drlog` program.

@@ -37,9 +37,8 @@ pub struct Args {
     /// Facility: kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0..local7
     #[arg(short = 'f', long, value_name = "FACILITY", default_value = "daemon", value_parser = parse_facility)]
     pub facility: u8,
-    /// Read from descriptor FD instead of standard input
-    #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
-    pub input_fd: i32,
+    #[command(flatten)]
+    pub input: args::InputArgs,
     /// Write to the console when the system log cannot be reached
     #[arg(short = 'c', long)]
     pub console: bool,
@@ -55,9 +54,6 @@ pub struct Args {
     /// Send a longer line as consecutive messages of at most SIZE bytes
     #[arg(long = "max-message", value_name = "SIZE", default_value = "8k", value_parser = parse_piece)]
     pub max_message: u64,
-    /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
-    #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = args::parse_max_line)]
-    pub max_line: usize,
     /// The name messages are logged under
     #[arg(value_name = "NAME")]
     pub name: OsString,
@@ -231,7 +227,7 @@ pub fn run(args: Args) -> i32 {
         eprintln!("{program}: NAME: '{}' is not a usable name", args.name.to_string_lossy());
         return 2;
     }
-    let mut control = match Control::new(args.max_line) {
+    let mut control = match Control::new(args.input.max_line) {
         Ok(c) => c,
         Err(e) => return pump::fail(e),
     };
@@ -245,7 +241,7 @@ pub fn run(args: Args) -> i32 {
         max_piece: usize::try_from(args.max_message).unwrap_or(usize::MAX),
         message: Vec::new(),
     };
-    pump::run_to_status(args.input_fd, &mut sink, &mut control)
+    pump::run_to_status(args.input.fd, &mut sink, &mut control)
 }
 
 /// The `dslog` program, also installed as `dsyslog`.
