@@ -7,6 +7,8 @@ use std::ffi::OsString;
 
 use clap::Parser;
 
+use super::format::FormatArgs;
+
 /// The program's name as invoked (the last component of `argv[0]`).
 pub fn invoked_name(fallback: &str) -> String {
     std::env::args_os()
@@ -64,6 +66,19 @@ pub struct InputArgs {
     /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
     #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = parse_max_line)]
     pub max_line: usize,
+}
+
+/// The options dlog and drlog share, flattened into both: the input, syncing
+/// and the line format.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FileArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Buffered: do not sync to disk after each batch (the log is still synced before it is closed)
+    #[arg(short = 'b', long)]
+    pub buffered: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 /// clap value parser for `-i FD`.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 
 use super::args;
-use super::format::{Format, FormatArgs};
+use super::format::Format;
 use super::pump::{self, Batch, Control, Sink};
 use super::sys;
 use crate::planted::Dir;
@@ -29,12 +29,7 @@ use crate::planted::Dir;
 )]
 pub struct Args {
     #[command(flatten)]
-    pub input: args::InputArgs,
-    /// Buffered: do not sync to disk after each batch
-    #[arg(short = 'b', long)]
-    pub buffered: bool,
-    #[command(flatten)]
-    pub format: FormatArgs,
+    pub common: args::FileArgs,
     /// The file to append to (created when missing, never through a link); standard output without it
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -134,7 +129,7 @@ pub fn run(args: Args) -> i32 {
         Ok(f) => f,
         Err(e) => return pump::fail(e),
     };
-    let mut control = match Control::new(args.input.max_line) {
+    let mut control = match Control::new(args.common.input.max_line) {
         Ok(c) => c,
         Err(e) => return pump::fail(e),
     };
@@ -143,11 +138,11 @@ pub fn run(args: Args) -> i32 {
         file,
         path: args.file,
         syncable,
-        durable: !args.buffered,
-        format: args.format.into(),
+        durable: !args.common.buffered,
+        format: args.common.format.into(),
         buf: Vec::new(),
     };
-    pump::run_to_status(args.input.fd, &mut sink, &mut control)
+    pump::run_to_status(args.common.input.fd, &mut sink, &mut control)
 }
 
 /// The `dlog` program.

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 
 use super::args;
-use super::format::{Format, FormatArgs};
+use super::format::Format;
 use super::pump::{self, Batch, Control, Sink};
 use super::sys;
 use crate::clock::Civil;
@@ -60,12 +60,7 @@ pub struct Args {
     #[arg(short = 's', long = "max-size", value_name = "SIZE", default_value = "150k", value_parser = units::parse_size)]
     pub max_size: u64,
     #[command(flatten)]
-    pub input: args::InputArgs,
-    /// Buffered: do not sync to disk after each batch (rotation still syncs)
-    #[arg(short = 'b', long)]
-    pub buffered: bool,
-    #[command(flatten)]
-    pub format: FormatArgs,
+    pub common: args::FileArgs,
     /// The log directory; it must exist
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
@@ -341,7 +336,7 @@ pub fn run(args: Args) -> i32 {
         Err(e) => return cannot_open(CURRENT, e),
     };
     let known = known.filter(|_| size > 0);
-    let mut control = match Control::new(args.input.max_line) {
+    let mut control = match Control::new(args.common.input.max_line) {
         Ok(c) => c,
         Err(e) => return pump::fail(e),
     };
@@ -354,14 +349,14 @@ pub fn run(args: Args) -> i32 {
         max_files: args.max_files,
         max_time: args.max_time,
         max_size: args.max_size,
-        durable: !args.buffered,
-        format: args.format.into(),
+        durable: !args.common.buffered,
+        format: args.common.format.into(),
         buf: Vec::new(),
     };
     if known.is_none() {
         sink.write_started();
     }
-    pump::run_to_status(args.input.fd, &mut sink, &mut control)
+    pump::run_to_status(args.common.input.fd, &mut sink, &mut control)
 }
 
 /// The `drlog` program.
