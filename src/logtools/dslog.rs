@@ -253,11 +253,28 @@ pub fn main() -> i32 {
 mod tests {
     use super::*;
 
+    /// The names give syslog.h's codes (a facility's code is shifted by 3 there).
     #[test]
     fn names() {
-        assert_eq!(parse_priority("INFO"), Ok(6));
-        assert_eq!(parse_priority("LOG_ERR"), Ok(3));
-        assert_eq!(parse_facility("Local3"), Ok(19));
+        let priorities = [
+            ("emerg", libc::LOG_EMERG),
+            ("LOG_ERR", libc::LOG_ERR),
+            ("INFO", libc::LOG_INFO),
+            ("log_debug", libc::LOG_DEBUG),
+        ];
+        for (name, code) in priorities {
+            assert_eq!(parse_priority(name).map(i32::from), Ok(code), "{name}");
+        }
+        let facilities = [
+            ("kern", libc::LOG_KERN),
+            ("daemon", libc::LOG_DAEMON),
+            ("LOG_AUTHPRIV", libc::LOG_AUTHPRIV),
+            ("Local3", libc::LOG_LOCAL3),
+            ("local7", libc::LOG_LOCAL7),
+        ];
+        for (name, code) in facilities {
+            assert_eq!(parse_facility(name).map(|f| i32::from(f) << 3), Ok(code), "{name}");
+        }
         assert!(parse_facility("nope").unwrap_err().contains("'nope' is not a facility"));
     }
 }
