@@ -13,6 +13,7 @@ pub mod clock;
 pub mod conf;
 pub mod creds;
 pub mod daemon;
+pub mod keyed;
 pub mod limits;
 pub mod logging;
 pub mod logpipe;

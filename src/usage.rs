@@ -27,6 +27,8 @@ use std::io::{Read, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::keyed;
+
 /// One run's usage. A field the layout cannot give is `None`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -56,21 +58,18 @@ impl Counters {
     fn read(leaf: &Path) -> Option<Counters> {
         let cpu = std::fs::read_to_string(leaf.join("cpu.stat")).ok()?;
         let io = std::fs::read_to_string(leaf.join("io.stat")).ok().map(|text| io_bytes(&text));
-        Some(Counters { user_usec: field(&cpu, "user_usec")?, system_usec: field(&cpu, "system_usec")?, io })
+        Some(Counters {
+            user_usec: keyed::number(&cpu, "user_usec")?,
+            system_usec: keyed::number(&cpu, "system_usec")?,
+            io,
+        })
     }
-}
-
-/// The value of `key` in a flat keyed file (`user_usec 1234`).
-fn field(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// `rbytes` and `wbytes` of an `io.stat`, one line per device:
 /// `8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0`.
 fn io_bytes(text: &str) -> (u64, u64) {
-    let sum =
-        |key: &str| -> u64 { text.split_whitespace().filter_map(|kv| kv.strip_prefix(key)?.parse::<u64>().ok()).sum() };
-    (sum("rbytes="), sum("wbytes="))
+    (keyed::sum(text, "rbytes"), keyed::sum(text, "wbytes"))
 }
 
 /// A peak file of the leaf (`pids.peak`, `memory.peak`), open for the run.
