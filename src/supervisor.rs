@@ -16,8 +16,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 
 use crate::cli::Options;
 use crate::status::{Record, StatusFile};
@@ -31,13 +30,13 @@ mod idle;
 mod poll;
 mod proc;
 mod relay;
+mod signals;
 mod start;
 
 pub use proc::{Forward, Proc, Which};
+pub use start::Usage;
 
-/// The signals forwarded with `-s` / `-S` (ignored without).
-pub const FORWARDED: [Signal; 6] =
-    [Signal::SIGCONT, Signal::SIGALRM, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGHUP];
+pub use signals::FORWARDED;
 
 /// A step of the loop's queue: an event for a task, or what dmon as a whole does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,15 +75,6 @@ pub struct Supervisor {
     release_at: Option<Instant>,
 }
 
-/// Whether runs are measured for the usage record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Usage {
-    Measured,
-    /// `DMON_USAGE=0`: to measure what the record costs (integration/bench.py,
-    /// case `record`).
-    Unmeasured,
-}
-
 impl Supervisor {
     pub fn new(
         cmd: Proc,
@@ -111,7 +101,7 @@ impl Supervisor {
             tty,
             pipe_read,
             pipe_write,
-            usage: usage == Usage::Measured,
+            usage: usage == start::Usage::Measured,
             child_nice: None,
             raw_input: None,
             typing: false,
@@ -148,7 +138,7 @@ impl Supervisor {
     }
 
     fn supervise(&mut self) -> io::Result<()> {
-        let signals = signal_fd()?;
+        let signals = signals::signal_fd()?;
         // Orphaned grandchildren come back to dmon, to be found and reaped; the
         // signal fallback finds a setsid'd orphan only so.
         if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
@@ -166,8 +156,13 @@ impl Supervisor {
             libc::malloc_trim(0)
         };
         while !self.finished() {
-            let poll::Wake { fired: triggered, oom, relay } = self.wait(&signals)?;
-            self.relay(relay);
+            let (cmd, log, typing) = (&self.cmd, self.log.as_ref(), self.start.typing);
+            let poll::Wake { fired: triggered, oom, relay } =
+                poll::wait(&signals, self.deadline(), cmd, log, &self.watch, typing)?;
+            let log_pty = self.log.as_mut().and_then(|l| l.pty.as_mut());
+            if !relay::copy(self.cmd.pty.as_mut(), log_pty, relay) {
+                self.start.typing = false;
+            }
             for which in oom {
                 self.check_memory(which);
             }
@@ -196,12 +191,6 @@ impl Supervisor {
         }
     }
 
-    /// Waits for a signal, a tree's event, a watcher's trigger or the next
-    /// deadline; signals and trees are looked at after every wake-up.
-    fn wait(&self, signals: &SignalFd) -> io::Result<poll::Wake> {
-        poll::wait(signals, self.deadline(), &self.cmd, self.log.as_ref(), &self.watch, self.start.typing)
-    }
-
     /// After a wake-up: reap, let the trees take their next steps, then feed
     /// the tasks the events that are due.
     fn after_wake(&mut self, triggered: &[(usize, Ready)]) {
@@ -225,29 +214,6 @@ impl Supervisor {
             self.feed(Which::Log, Event::Tick, now);
         }
         self.maybe_drain(now);
-    }
-
-    /// Copies between the ptys and the real terminal what the last poll
-    /// found ready ([`relay`]).
-    fn relay(&mut self, ready: poll::RelayReady) {
-        if ready.cmd_out {
-            if let Some(pty) = self.cmd.pty.as_mut() {
-                pty.copy_out();
-            }
-        }
-        if ready.log_out {
-            if let Some(pty) = self.log.as_mut().and_then(|l| l.pty.as_mut()) {
-                pty.copy_out();
-            }
-        }
-        if let Some(pty) = self.cmd.pty.as_mut() {
-            if ready.cmd_in {
-                pty.flush_in();
-            }
-            if ready.typed && !pty.copy_in(0) {
-                self.start.typing = false;
-            }
-        }
     }
 
     /// Everything is stopped: give the terminal back and remove the trees.
@@ -365,15 +331,7 @@ impl Supervisor {
     /// dmon as subreaper. Their rusage goes to their run's meter; an orphan's to
     /// the command's, the tree that claims orphans.
     fn reap(&mut self) {
-        loop {
-            let mut status = 0;
-            // SAFETY: an all-zero rusage is a valid value of the plain C struct.
-            let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
-            // SAFETY: wait4 with valid pointers.
-            let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut rusage) };
-            if pid <= 0 {
-                return;
-            }
+        while let Some((pid, status, rusage)) = signals::reaped() {
             let now = Instant::now();
             match self.log.as_mut() {
                 Some(log) if log.task.pid() == Some(pid) => log.meter.reaped(&rusage),
@@ -602,34 +560,4 @@ impl Supervisor {
             let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
         }
     }
-}
-
-/// A signalfd for the signals dmon handles, which are blocked for the thread
-/// (and so, until the pre-exec hook unblocks them, for every child).
-fn signal_fd() -> io::Result<SignalFd> {
-    let mut mask = SigSet::empty();
-    for signal in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGTTOU,
-        Signal::SIGTTIN,
-        Signal::SIGPIPE,
-        Signal::SIGWINCH,
-    ]
-    .into_iter()
-    .chain(FORWARDED)
-    {
-        mask.add(signal);
-    }
-    mask.thread_block().map_err(io::Error::from)?;
-    // A signal ignored by whoever started dmon (`nohup`, `trap '' TERM`) is
-    // dropped before the signalfd could read it, and an ignored signal stays
-    // ignored across exec, into the command. Blocked now, they can be given
-    // their default action without a window. SIGPIPE stays as Rust set it.
-    for signal in mask.iter().filter(|s| *s != Signal::SIGPIPE) {
-        // SAFETY: SIG_DFL installs no handler; the signal is blocked.
-        let _ = unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) };
-    }
-    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(io::Error::from)
 }

@@ -12,6 +12,15 @@ use crate::usage::{Begins, Meter};
 use super::proc::{Proc, Which};
 use super::relay;
 
+/// Whether runs are measured for the usage record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    Measured,
+    /// `DMON_USAGE=0`: to measure what the record costs (integration/bench.py,
+    /// case `record`).
+    Unmeasured,
+}
+
 /// What the starts of both processes share.
 pub struct Starter {
     pub limits: Vec<Limit>,
