@@ -141,12 +141,18 @@ fn duration(t: libc::timeval) -> Duration {
     Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.clamp(0, 999_999) * 1000) as u32)
 }
 
+/// How a run starts: its paused time counts from the start when frozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begins {
+    Running,
+    Frozen,
+}
+
 impl Meter {
     /// Begins a run about to start in the cgroup `leaf` (None: no cgroup).
     /// `limits`: the run's v1 memory and pids leaves (and any other of its
-    /// limits), fresh for the run, whose peaks count where the v2 leaf has none. `frozen`: it starts
-    /// paused.
-    pub fn start(leaf: Option<&Path>, limits: &[&Path], frozen: bool, now: Instant) -> Meter {
+    /// limits), fresh for the run, whose peaks count where the v2 leaf has none.
+    pub fn start(leaf: Option<&Path>, limits: &[&Path], begins: Begins, now: Instant) -> Meter {
         let peak = |names: [&str; 2]| {
             let dirs = leaf.into_iter().chain(limits.iter().copied());
             dirs.flat_map(|d| names.map(|n| (d, n))).find_map(|(d, n)| Peak::open(d, n))
@@ -157,7 +163,7 @@ impl Meter {
         };
         Meter {
             started: now,
-            paused_since: frozen.then_some(now),
+            paused_since: (begins == Begins::Frozen).then_some(now),
             paused: Duration::ZERO,
             start: leaf.and_then(Counters::read),
             peaks,
@@ -244,7 +250,7 @@ mod tests {
     fn paused_time_is_the_sum_of_the_frozen_spans() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let mut meter = Meter::start(None, &[], true, t0);
+        let mut meter = Meter::start(None, &[], Begins::Frozen, t0);
         meter.resume(t0 + s(2));
         meter.pause(t0 + s(5));
         meter.pause(t0 + s(6));
