@@ -23,7 +23,7 @@ _dlog() {
 
     case "${cmd}" in
         dlog)
-            opts="-i -b -t -R -p -e -h -V --input-fd --buffered --max-line --timestamp --rfc3339 --prefix --skip-empty --help --version"
+            opts="-i -b -t -R -p -e -h -V --input-fd --max-line --buffered --timestamp --rfc3339 --prefix --skip-empty --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -23,7 +23,7 @@ _drlog() {
 
     case "${cmd}" in
         drlog)
-            opts="-m -T -s -i -b -t -R -p -e -h -V --max-files --max-time --max-size --input-fd --buffered --max-line --timestamp --rfc3339 --prefix --skip-empty --help --version"
+            opts="-m -T -s -i -b -t -R -p -e -h -V --max-files --max-time --max-size --input-fd --max-line --buffered --timestamp --rfc3339 --prefix --skip-empty --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -26,8 +26,8 @@ _drlog() {
 '--max-line=[Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "]:SIZE:_default' \
 '-p+[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
 '--prefix=[Put PREFIX and a space in front of each line (after the timestamp)]:PREFIX:_default' \
-'-b[Buffered\: do not sync to disk after each batch (rotation still syncs)]' \
-'--buffered[Buffered\: do not sync to disk after each batch (rotation still syncs)]' \
+'-b[Buffered\: do not sync to disk after each batch (the log is still synced before it is closed)]' \
+'--buffered[Buffered\: do not sync to disk after each batch (the log is still synced before it is closed)]' \
 '-t[Put a UTC timestamp YYYY-mm-dd/HH\:MM\:SS in front of each line]' \
 '--timestamp[Put a UTC timestamp YYYY-mm-dd/HH\:MM\:SS in front of each line]' \
 '-R[Put an RFC 3339 UTC timestamp with microseconds in front of each line]' \

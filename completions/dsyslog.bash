@@ -23,7 +23,7 @@ _dsyslog() {
 
     case "${cmd}" in
         dsyslog)
-            opts="-p -f -i -c -e -h -V --priority --facility --input-fd --console --skip-empty --socket --console-device --max-message --max-line --help --version"
+            opts="-p -f -i -c -e -h -V --priority --facility --input-fd --max-line --console --skip-empty --socket --console-device --max-message --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -53,6 +53,10 @@ _dsyslog() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-line)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -62,10 +66,6 @@ _dsyslog() {
                     return 0
                     ;;
                 --max-message)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --max-line)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -21,10 +21,10 @@ _dsyslog() {
 '--facility=[Facility\: kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0..local7]:FACILITY:_default' \
 '-i+[Read from descriptor FD instead of standard input]:FD:_default' \
 '--input-fd=[Read from descriptor FD instead of standard input]:FD:_default' \
+'--max-line=[Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "]:SIZE:_default' \
 '--socket=[The system log socket]:PATH:_files' \
 '--console-device=[The console device for -c]:PATH:_files' \
 '--max-message=[Send a longer line as consecutive messages of at most SIZE bytes]:SIZE:_default' \
-'--max-line=[Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "]:SIZE:_default' \
 '-c[Write to the console when the system log cannot be reached]' \
 '--console[Write to the console when the system log cannot be reached]' \
 '-e[Skip empty lines]' \

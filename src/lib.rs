@@ -14,6 +14,7 @@ pub mod conf;
 pub mod control;
 pub mod creds;
 pub mod daemon;
+pub mod keyed;
 pub mod limits;
 pub mod logging;
 pub mod logpipe;

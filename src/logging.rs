@@ -4,9 +4,9 @@
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
-use tracing::{Level, Metadata};
-use tracing_subscriber::fmt::MakeWriter;
+use tracing::{Event, Level, Metadata, span};
 
 /// The longest message dmon prints, in characters. Values quoted in messages come
 /// from the user and may be megabytes long (a 10 MB line in a `-C` file).
@@ -48,14 +48,7 @@ pub fn init(verbose: u8) {
         1 => LevelFilter::INFO,
         _ => LevelFilter::DEBUG,
     });
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_level(false)
-        .with_target(false)
-        .without_time()
-        .with_ansi(false)
-        .with_writer(Lines)
-        .try_init();
+    let _ = tracing::subscriber::set_global_default(Messages { level });
 }
 
 /// The level `DMON_LOG` names, in any case (`debug`, `WARN`); none when empty.
@@ -63,56 +56,68 @@ fn log_level(name: &str) -> Option<LevelFilter> {
     Some(name.trim()).filter(|name| !name.is_empty())?.parse().ok()
 }
 
-/// Makes a [`Line`] for each event, knowing the event's level.
-struct Lines;
+/// dmon's subscriber: each event up to `level` becomes one line. dmon makes no
+/// spans, so there is nothing to keep between events (a registry of spans is
+/// tens of KiB that every idle dmon would hold).
+struct Messages {
+    level: LevelFilter,
+}
 
-impl<'a> MakeWriter<'a> for Lines {
-    type Writer = Line;
-    fn make_writer(&'a self) -> Line {
-        Line { level: Level::INFO, text: Vec::new() }
+impl tracing::Subscriber for Messages {
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        *meta.level() <= self.level
     }
-    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
-        Line { level: *meta.level(), text: Vec::new() }
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.level)
+    }
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut text = Text(String::new());
+        event.record(&mut text);
+        write(*event.metadata().level(), &text.0);
+    }
+    fn enter(&self, _: &span::Id) {}
+    fn exit(&self, _: &span::Id) {}
+}
+
+/// An event's message, then its other fields as `name=value`.
+struct Text(String);
+
+impl Visit for Text {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        let gap = if self.0.is_empty() { "" } else { " " };
+        let _ = match field.name() {
+            "message" => write!(self.0, "{gap}{value:?}"),
+            name => write!(self.0, "{gap}{name}={value:?}"),
+        };
     }
 }
 
-/// One event's text, gathered and written out whole when dropped.
-struct Line {
-    level: Level,
-    text: Vec<u8>,
-}
-
-impl Write for Line {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.text.extend_from_slice(data);
-        Ok(data.len())
+/// Writes one message, as one line, to stderr or (detached) the system log.
+fn write(level: Level, text: &str) {
+    let message = one_line(text.trim());
+    if message.is_empty() {
+        return;
     }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for Line {
-    fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.text);
-        let message = one_line(text.trim());
-        if message.is_empty() {
-            return;
-        }
-        if detached() {
-            let line = std::ffi::CString::new(format!("{} {message}", self.level)).unwrap_or_default();
-            // SAFETY: a constant format string that takes one C string, and a C
-            // string without NUL bytes inside (one_line escapes them).
-            unsafe { libc::syslog(libc::LOG_DAEMON | libc::LOG_NOTICE, c"%s".as_ptr(), line.as_ptr()) };
-        } else {
-            let word = match self.level {
-                Level::ERROR => "error: ",
-                Level::WARN => "warning: ",
-                Level::DEBUG | Level::TRACE => "debug: ",
-                _ => "",
-            };
-            let _ = writeln!(io::stderr(), "dmon: {word}{message}");
-        }
+    if detached() {
+        let line = std::ffi::CString::new(format!("{level} {message}")).unwrap_or_default();
+        // SAFETY: a constant format string that takes one C string, and a C
+        // string without NUL bytes inside (one_line escapes them).
+        unsafe { libc::syslog(libc::LOG_DAEMON | libc::LOG_NOTICE, c"%s".as_ptr(), line.as_ptr()) };
+    } else {
+        let word = match level {
+            Level::ERROR => "error: ",
+            Level::WARN => "warning: ",
+            Level::DEBUG | Level::TRACE => "debug: ",
+            _ => "",
+        };
+        // One write, so that lines of processes sharing stderr never mix.
+        let _ = io::stderr().write_all(format!("dmon: {word}{message}\n").as_bytes());
     }
 }
 

@@ -11,8 +11,8 @@ use dmon::daemon;
 use dmon::pidfile::PidFile;
 use dmon::psi::PressureWatch;
 use dmon::status::StatusFile;
-use dmon::supervisor::{Proc, Supervisor};
-use dmon::task::Policy;
+use dmon::supervisor::{Forward, Proc, Supervisor, Usage};
+use dmon::task::{Policy, Terminal};
 use dmon::watch::{LoadWatch, Watch, Watcher};
 
 /// Bad options or files: nothing was started.
@@ -169,9 +169,14 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
         timeout: opts.timeout,
         grace: opts.grace,
         backoff_max: opts.backoff_max,
+        terminal: tty.map(|_| Terminal {
+            hup_to_cmd: opts.cmd_sigs,
+            hup_forwarded: opts.cmd_sigs || (opts.log_sigs && opts.log_command.is_some()),
+        }),
     };
+    let forward = |on: bool| if on { Forward::Signals } else { Forward::Nothing };
     let trees = open_trees(&opts, status.as_mut())?;
-    let mut cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, opts.cmd_sigs);
+    let mut cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, forward(opts.cmd_sigs));
     cmd.limits = trees.limits;
     if opts.load.is_none() && !opts.pressure.is_empty() {
         cmd.task.set_watch_cause(dmon::task::Cause::Pressure);
@@ -179,12 +184,17 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
     let log_limits = trees.log_limits;
     let log = opts.log_command.clone().zip(trees.log).map(|(argv, tree)| {
         let policy = Policy::forever(opts.grace, opts.backoff_max);
-        let mut log = Proc::new("log", argv, policy, tree, log_creds, opts.log_sigs);
+        let mut log = Proc::new("log", argv, policy, tree, log_creds, forward(opts.log_sigs));
         log.limits = log_limits;
         log
     });
+    // `DMON_USAGE=0` leaves runs unmeasured, to measure what the usage record costs.
+    let usage = match std::env::var_os("DMON_USAGE") {
+        Some(v) if v == "0" => Usage::Unmeasured,
+        _ => Usage::Measured,
+    };
     let mut supervisor =
-        Supervisor::new(cmd, log, status, &opts, tty).map_err(|e| Failure::Runtime(dmon::io_reason(&e)))?;
+        Supervisor::new(cmd, log, status, &opts, tty, usage).map_err(|e| Failure::Runtime(dmon::io_reason(&e)))?;
     supervisor.watch = Watch::new(watchers);
     supervisor.control = control;
     let code = supervisor.run().map_err(|(code, message)| match code {

@@ -103,8 +103,7 @@ impl PressureDir {
 
 /// The `avg10` of `line` (`some` or `full`) of a pressure file.
 pub fn parse_avg10(text: &str, line: &str) -> Option<f64> {
-    let found = text.lines().find(|l| l.split_whitespace().next() == Some(line))?;
-    found.split_whitespace().find_map(|field| field.strip_prefix("avg10=")?.parse().ok())
+    crate::keyed::pair(crate::keyed::line(text, line)?, "avg10")
 }
 
 /// The trigger text on `line` for a high mark in percent (NUL included).

@@ -1,13 +1,18 @@
 //! Fork and exec, with the child born in its cgroup.
 //!
-//! std's `Command` forks and lets the child join its leaf by writing
-//! `cgroup.procs`. That write migrates the process, and a migration takes the
-//! writer side of the kernel's `cgroup_threadgroup_rwsem`, which waits for an
-//! RCU grace period: measured here, a restart after a finished run took 3 to
-//! 22 ms with a cgroup against 3 to 4 ms without. `clone3` with
-//! `CLONE_INTO_CGROUP` (Linux 5.7, cgroup v2) creates the child in the leaf
-//! instead, with no migration. Where it is refused (an older kernel, a seccomp
-//! filter, a v1 freezer leaf) the child is forked and joins as before.
+//! The child is created in its leaf by `clone3` with `CLONE_INTO_CGROUP`
+//! (Linux 5.7, cgroup v2). A child that joined after the fork, by writing
+//! `cgroup.procs`, would be migrated, and a migration takes the writer side of
+//! the kernel's `cgroup_threadgroup_rwsem`, which waits for an RCU grace period:
+//! measured, a restart after a finished run took 3 to 22 ms that way, against 3 to 4 ms
+//! without a cgroup. Where clone3 is refused (an older kernel, a seccomp
+//! filter, a v1 freezer leaf) the child is forked and joins by that write, in
+//! the set-up hook.
+//!
+//! [`spawn`] returns once the exec has succeeded: the child reports a failed
+//! step or exec on a close-on-exec pipe, which closes without a word at a
+//! successful exec. So a command that cannot start is an error, with nothing left
+//! running, and a pid always names a command that runs.
 //!
 //! Everything the child needs is prepared here before the fork: the child only
 //! makes raw system calls (no allocation, no locks), as after any fork of a

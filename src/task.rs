@@ -1,7 +1,10 @@
 //! The life of one supervised process (the command, or the log command) as a pure
-//! state machine: events in, actions out, no system calls. The event loop in
-//! `supervisor` turns kernel notifications into [`Event`]s and carries out the
-//! returned [`Action`]s on the process tree.
+//! state machine: events in, actions out, no system calls. Every decision about a
+//! run is made here: when to start, stop, kill and restart, why a run ended (an
+//! OOM included), whether a failed first start or a death by Ctrl-C on the shared
+//! terminal ends dmon, and when a draining log command is given up. The event loop
+//! in `supervisor` turns kernel notifications into [`Event`]s and only carries out
+//! the returned [`Action`]s.
 //!
 //! ```text
 //!            Spawn                 leader exits, tree empty
@@ -50,12 +53,25 @@ pub struct Policy {
     pub grace: Duration,
     /// The longest backoff between quick failures.
     pub backoff_max: Duration,
+    /// `-n` in the foreground: the command shares dmon's terminal.
+    pub terminal: Option<Terminal>,
+}
+
+/// How the command shares dmon's terminal (`-n`, dmon in the foreground).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terminal {
+    /// `-s`: HUP is forwarded to the command, so its death by HUP may be the
+    /// user's HUP rather than the terminal's hangup.
+    pub hup_to_cmd: bool,
+    /// HUP is forwarded to the command or the log command (`-s`/`-S`): a HUP to
+    /// dmon is theirs, not the terminal's hangup that ends dmon.
+    pub hup_forwarded: bool,
 }
 
 impl Policy {
     /// The log command's policy: restarted for as long as dmon runs.
     pub fn forever(grace: Duration, backoff_max: Duration) -> Policy {
-        Policy { once: false, max_respawns: None, interval: None, timeout: None, grace, backoff_max }
+        Policy { once: false, max_respawns: None, interval: None, timeout: None, grace, backoff_max, terminal: None }
     }
 }
 
@@ -107,12 +123,12 @@ pub enum Event {
         pid: i32,
     },
     /// The process could not be started (`status` as a wait status, e.g. 127 << 8).
-    /// `retry`: start it again (with backoff); otherwise the task is done.
     SpawnFailed {
         status: i32,
-        retry: bool,
+        kind: Failure,
     },
-    /// The leader was reaped; `tree_empty` tells whether anything of its tree is left.
+    /// The leader was reaped (`status`, a wait status); `tree_empty` tells
+    /// whether anything of its tree is left.
     Exited {
         status: i32,
         tree_empty: bool,
@@ -146,6 +162,10 @@ pub enum Event {
     Up,
     /// `o`: start a run if none is running, but none after it.
     Once,
+    /// dmon got SIGHUP.
+    Hangup,
+    /// The kernel killed a process of the run for want of memory (`--memory-max`).
+    OutOfMemory,
 }
 
 /// Why a tree is paused, as the `pause` and `resume` records say.
@@ -167,6 +187,15 @@ impl Cause {
             Cause::Manual => "manual",
         }
     }
+}
+
+/// Why a start failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The program could not be executed (not found, not executable: 127, 126).
+    Exec,
+    /// Anything else (the streams, the tree, the limits, fork).
+    Other,
 }
 
 /// Why a run ended, as its `exit` record says.
@@ -238,6 +267,24 @@ pub enum Action {
     Freeze,
     Thaw,
     Report(Status),
+    /// The kernel killed a process of the run `pid` for want of memory: say so
+    /// (the run is killed by the `Kill` that follows).
+    ReportOom {
+        pid: i32,
+    },
+    /// Say why the start failed (the loop says it once until a start succeeds).
+    ReportStartFailure,
+    /// The first start could not execute the command: a mistake on the command
+    /// line, not something to retry. dmon shuts down and ends with `code`.
+    EndDmon {
+        code: i32,
+    },
+    /// Ctrl-C or a hangup on the terminal the command shares with dmon: dmon
+    /// shuts down, as a foreground program does.
+    Shutdown,
+    /// A draining log command was given up with input left: say what of the
+    /// command's output stays unlogged.
+    Unlogged,
 }
 
 /// What `-vv` shows of an action: `start`, `freeze the tree`, `report exit 4711 256`.
@@ -251,6 +298,11 @@ impl std::fmt::Display for Action {
             Action::Freeze => f.write_str("freeze the tree"),
             Action::Thaw => f.write_str("thaw the tree"),
             Action::Report(status) => write!(f, "report {status}"),
+            Action::ReportOom { pid } => write!(f, "report oom {pid}"),
+            Action::ReportStartFailure => f.write_str("report the start failure"),
+            Action::EndDmon { code } => write!(f, "end dmon with {code}"),
+            Action::Shutdown => f.write_str("shut dmon down"),
+            Action::Unlogged => f.write_str("report the unlogged output"),
         }
     }
 }
@@ -286,6 +338,12 @@ pub struct Task {
     /// that is restarted again and again without progress for the grace period
     /// is given up.
     progress_at: Option<Instant>,
+    /// Whether a start ever succeeded: a first start that cannot execute is a
+    /// mistake on the command line (a typo), not something to retry.
+    ever_started: bool,
+    /// The kernel killed a process of the current run for want of memory: its
+    /// `exit` record says `oom`.
+    out_of_memory: bool,
 }
 
 impl Task {
@@ -307,6 +365,8 @@ impl Task {
             input_left: false,
             input_progress: false,
             progress_at: None,
+            ever_started: false,
+            out_of_memory: false,
         }
     }
 
@@ -390,6 +450,12 @@ impl Task {
         let mut out = Vec::new();
         match event {
             Event::Start | Event::Spawned { .. } | Event::SpawnFailed { .. } => self.on_start(event, now, &mut out),
+            Event::Exited { status, tree_empty } if self.interrupted(status) => {
+                // dmon shuts down: the run ends as stopped by it.
+                self.on_stop(now, &mut out);
+                self.on_exit(Some(status), tree_empty, now, &mut out);
+                out.push(Action::Shutdown);
+            }
             Event::Exited { status, tree_empty } => self.on_exit(Some(status), tree_empty, now, &mut out),
             Event::TreeEmpty => self.on_exit(None, true, now, &mut out),
             Event::Tick => self.on_tick(now, &mut out),
@@ -402,8 +468,51 @@ impl Task {
             Event::Down => self.on_down(now, &mut out),
             Event::Up | Event::Once => self.on_up(event == Event::Once, &mut out),
             Event::Input { left, progress } => self.on_input(left, progress, now),
+            Event::Hangup => self.on_hangup(&mut out),
+            Event::OutOfMemory => self.on_out_of_memory(&mut out),
         }
         out
+    }
+
+    /// The terminal dmon shares in `-n` mode hung up: dmon ends, as a foreground
+    /// program does, unless HUP is to be forwarded.
+    fn on_hangup(&mut self, out: &mut Vec<Action>) {
+        if self.policy.terminal.is_some_and(|t| !t.hup_forwarded) {
+            out.push(Action::Shutdown);
+        }
+    }
+
+    /// Said once per run; the rest of the run is killed (v1 kills one process;
+    /// v2's `memory.oom.group` already took the whole leaf).
+    fn on_out_of_memory(&mut self, out: &mut Vec<Action>) {
+        if self.out_of_memory {
+            return;
+        }
+        self.out_of_memory = true;
+        out.push(Action::ReportOom { pid: self.pid().unwrap_or(0) });
+        out.push(Action::Kill);
+    }
+
+    /// Whether the leader's death (`status`) is Ctrl-C, QUIT or a hangup on the
+    /// terminal the command shares with dmon, which ends dmon too. A death by
+    /// HUP is the terminal's hangup only while HUP is not forwarded; with -s it
+    /// may be the user's HUP to the command.
+    fn interrupted(&self, status: i32) -> bool {
+        let Some(terminal) = self.policy.terminal else { return false };
+        libc::WIFSIGNALED(status)
+            && match libc::WTERMSIG(status) {
+                libc::SIGINT | libc::SIGQUIT => true,
+                libc::SIGHUP => !terminal.hup_to_cmd,
+                _ => false,
+            }
+    }
+
+    /// The task is over; a draining log command given up with input left says so.
+    fn done(&mut self, out: &mut Vec<Action>) {
+        self.state = State::Done;
+        if self.draining && self.input_left {
+            out.push(Action::Unlogged);
+        }
     }
 
     /// The first start, a started process, or one that could not be started.
@@ -411,6 +520,7 @@ impl Task {
         match (&self.state, event) {
             (State::Idle, Event::Start) => out.push(Action::Spawn { frozen: self.frozen() }),
             (State::Idle | State::Waiting { .. }, Event::Spawned { pid }) => {
+                self.ever_started = true;
                 self.state = State::Running { pid, started: now };
                 out.push(Action::Report(Status::Start(pid)));
                 match (self.frozen(), self.policy.timeout) {
@@ -425,12 +535,16 @@ impl Task {
                     self.state = State::Draining { pid, started: now, stop_at: now + self.policy.grace };
                 }
             }
-            (State::Idle | State::Waiting { .. }, Event::SpawnFailed { status, retry }) => {
+            (State::Idle | State::Waiting { .. }, Event::SpawnFailed { status, kind }) => {
                 self.last_status = Some(status);
-                if retry {
-                    self.next_run(now, Duration::ZERO, out);
-                } else {
+                if kind == Failure::Exec && !self.ever_started {
+                    // A typo on the command line: say so and end, rather than
+                    // retry for ever something that never ran.
                     self.state = State::Done;
+                    out.push(Action::EndDmon { code: exit_code(status) });
+                } else {
+                    out.push(Action::ReportStartFailure);
+                    self.next_run(now, Duration::ZERO, out);
                 }
             }
             _ => {}
@@ -488,7 +602,7 @@ impl Task {
                 out.push(Action::Report(Status::Stop(pid)));
                 self.stop_tree(Some(pid), started, Why::Shutdown, now, out);
             }
-            State::Waiting { until } if until <= now && self.stalled(now) => self.state = State::Done,
+            State::Waiting { until } if until <= now && self.stalled(now) => self.done(out),
             State::Waiting { until } if until <= now => {
                 self.respawns += 1;
                 out.push(Action::Spawn { frozen: self.frozen() });
@@ -523,7 +637,7 @@ impl Task {
                 self.state = State::Idle;
                 out.push(Action::Spawn { frozen: self.frozen() });
             }
-            State::Idle | State::Waiting { .. } => self.state = State::Done,
+            State::Idle | State::Waiting { .. } => self.done(out),
             State::Stopping { leader, started, kill_at, .. } => {
                 self.state = State::Stopping { leader, started, why: Why::Shutdown, kill_at };
             }
@@ -600,7 +714,10 @@ impl Task {
 
     /// The run's tree is empty: its `exit` record, held since the leader's exit.
     fn report_exit(&mut self, out: &mut Vec<Action>) {
-        if let Some(status) = self.exit_report.take() {
+        if let Some(mut status) = self.exit_report.take() {
+            if let (Status::Exit(pid, wait_status, _), true) = (status, std::mem::take(&mut self.out_of_memory)) {
+                status = Status::Exit(pid, wait_status, Reason::Oom);
+            }
             out.push(Action::Report(status));
         }
     }
@@ -617,7 +734,7 @@ impl Task {
 
     fn finish_stop(&mut self, why: Why, ran: Duration, now: Instant, out: &mut Vec<Action>) {
         if why == Why::Shutdown {
-            self.state = State::Done;
+            self.done(out);
         } else {
             self.next_run(now, ran, out);
         }
@@ -629,7 +746,7 @@ impl Task {
         let respawns_used = self.policy.max_respawns.is_some_and(|max| self.respawns >= max);
         let drained = self.draining && (!self.input_left || self.stalled(now));
         if (self.policy.once && success) || respawns_used || drained {
-            self.state = State::Done;
+            self.done(out);
             return;
         }
         if self.want_down {
@@ -682,6 +799,7 @@ mod tests {
             timeout: None,
             grace: Duration::from_secs(5),
             backoff_max: Duration::from_secs(60),
+            terminal: None,
         }
     }
 
@@ -797,10 +915,18 @@ mod tests {
         let t0 = Instant::now();
         let mut task = Task::new(policy());
         task.handle(Event::Start, t0);
-        let failed = Event::SpawnFailed { status: 127 << 8, retry: true };
-        assert_eq!(task.handle(failed, t0), [Action::Spawn { frozen: false }]);
-        assert_eq!(task.handle(failed, t0), []);
+        // A first start that fails otherwise than at exec is retried.
+        let failed = Event::SpawnFailed { status: 1 << 8, kind: Failure::Other };
+        assert_eq!(task.handle(failed, t0), [Action::ReportStartFailure, Action::Spawn { frozen: false }]);
+        assert_eq!(task.handle(failed, t0), [Action::ReportStartFailure]);
         assert_eq!(task.deadline(), Some(t0 + BACKOFF_START));
+        assert_eq!(exit_code(task.last_status().unwrap()), 1);
+        // A command that ran once and can no longer be executed is retried too.
+        let mut task = running(policy(), t0);
+        task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(60));
+        let failed = Event::SpawnFailed { status: 127 << 8, kind: Failure::Exec };
+        assert_eq!(task.handle(failed, t0 + secs(60)), [Action::ReportStartFailure]);
+        assert!(matches!(task.state(), State::Waiting { .. }));
         assert_eq!(exit_code(task.last_status().unwrap()), 127);
     }
 
@@ -915,8 +1041,9 @@ mod tests {
         let mut task = running(Policy::forever(secs(5), secs(60)), t0);
         assert_eq!(task.handle(Event::Drain, t0), []);
         assert_eq!(task.deadline(), Some(t0 + secs(5)));
-        // It ends by itself at end of input: done.
-        task.handle(Event::Exited { status: EXIT_0, tree_empty: true }, t0 + secs(1));
+        // It ends by itself at end of input: done, nothing left unlogged.
+        let out = task.handle(Event::Exited { status: EXIT_0, tree_empty: true }, t0 + secs(1));
+        assert_eq!(out, [Action::Report(Status::Exit(100, EXIT_0, Reason::Exit))]);
         assert!(task.is_done());
 
         let mut slow = running(Policy::forever(secs(5), secs(60)), t0);
@@ -927,6 +1054,10 @@ mod tests {
         assert_eq!(slow.deadline(), Some(t0 + secs(10)));
         slow.handle(Event::Input { left: true, progress: false }, t0 + secs(10));
         assert_eq!(slow.handle(Event::Tick, t0 + secs(10)), [Action::Report(Status::Stop(100)), Action::Terminate]);
+        // Given up with input left: what stays unlogged is said.
+        let out = slow.handle(Event::Exited { status: 15, tree_empty: true }, t0 + secs(10));
+        assert_eq!(out, [Action::Report(Status::Exit(100, 15, Reason::Shutdown)), Action::Unlogged]);
+        assert!(slow.is_done());
     }
 
     #[test]
@@ -941,13 +1072,81 @@ mod tests {
     }
 
     #[test]
-    fn a_spawn_failure_without_retry_ends_the_task() {
+    fn a_first_start_that_cannot_exec_ends_dmon() {
         let t0 = Instant::now();
         let mut task = Task::new(policy());
         task.handle(Event::Start, t0);
-        assert_eq!(task.handle(Event::SpawnFailed { status: 127 << 8, retry: false }, t0), []);
+        let failed = Event::SpawnFailed { status: 127 << 8, kind: Failure::Exec };
+        assert_eq!(task.handle(failed, t0), [Action::EndDmon { code: 127 }]);
         assert!(task.is_done());
         assert_eq!(exit_code(task.last_status().unwrap()), 127);
+    }
+
+    /// The command's policy when it shares dmon's terminal.
+    fn on_terminal(hup_to_cmd: bool, hup_forwarded: bool) -> Policy {
+        Policy { terminal: Some(Terminal { hup_to_cmd, hup_forwarded }), ..policy() }
+    }
+
+    #[test]
+    fn ctrl_c_on_the_shared_terminal_ends_dmon() {
+        let t0 = Instant::now();
+        for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP] {
+            let mut task = running(on_terminal(false, false), t0);
+            let out = task.handle(Event::Exited { status: signal, tree_empty: true }, t0 + secs(30));
+            assert_eq!(
+                out,
+                [
+                    Action::Report(Status::Stop(100)),
+                    Action::Terminate,
+                    Action::Report(Status::Exit(100, signal, Reason::Shutdown)),
+                    Action::Shutdown
+                ],
+                "signal {signal}"
+            );
+            assert!(task.is_done());
+        }
+        // With -s, a death by HUP may be the user's HUP: the command is restarted.
+        let mut task = running(on_terminal(true, true), t0);
+        let out = task.handle(Event::Exited { status: libc::SIGHUP, tree_empty: true }, t0 + secs(30));
+        assert_eq!(out.last(), Some(&Action::Spawn { frozen: false }));
+        let out = task.handle(Event::Exited { status: libc::SIGINT, tree_empty: true }, t0 + secs(30));
+        assert_eq!(out.last(), Some(&Action::Shutdown));
+        // Off the terminal, Ctrl-C is just a death by a signal.
+        let mut task = running(policy(), t0);
+        let out = task.handle(Event::Exited { status: libc::SIGINT, tree_empty: true }, t0 + secs(30));
+        assert_eq!(
+            out,
+            [Action::Report(Status::Exit(100, libc::SIGINT, Reason::Signal)), Action::Spawn { frozen: false }]
+        );
+    }
+
+    #[test]
+    fn a_hangup_of_the_shared_terminal_ends_dmon_unless_hup_is_forwarded() {
+        let t0 = Instant::now();
+        assert_eq!(running(on_terminal(false, false), t0).handle(Event::Hangup, t0), [Action::Shutdown]);
+        assert_eq!(running(on_terminal(false, true), t0).handle(Event::Hangup, t0), []);
+        assert_eq!(running(policy(), t0).handle(Event::Hangup, t0), []);
+    }
+
+    #[test]
+    fn out_of_memory_kills_the_run_and_its_exit_says_oom() {
+        let t0 = Instant::now();
+        let mut task = running(policy(), t0);
+        assert_eq!(task.handle(Event::OutOfMemory, t0), [Action::ReportOom { pid: 100 }, Action::Kill]);
+        // Said once per run.
+        assert_eq!(task.handle(Event::OutOfMemory, t0), []);
+        let out = task.handle(Event::Exited { status: 9, tree_empty: true }, t0 + secs(30));
+        assert_eq!(out[0], Action::Report(Status::Exit(100, 9, Reason::Oom)));
+        task.handle(Event::Spawned { pid: 101 }, t0 + secs(30));
+        // The next run's exit is its own.
+        let out = task.handle(Event::Exited { status: 9, tree_empty: true }, t0 + secs(60));
+        assert_eq!(out[0], Action::Report(Status::Exit(101, 9, Reason::Signal)));
+        // Leftovers: the record waits for the empty tree, and still says oom.
+        task.handle(Event::Spawned { pid: 102 }, t0 + secs(60));
+        task.handle(Event::Exited { status: 9, tree_empty: false }, t0 + secs(90));
+        task.handle(Event::OutOfMemory, t0 + secs(90));
+        let out = task.handle(Event::TreeEmpty, t0 + secs(90));
+        assert_eq!(out[0], Action::Report(Status::Exit(102, 9, Reason::Oom)));
     }
 
     #[test]
@@ -999,6 +1198,7 @@ mod tests {
         task.handle(Event::Drain, t0);
         let mut now = t0;
         let mut starts = 0;
+        let mut unlogged = 0;
         while !task.is_done() {
             assert!(now < t0 + secs(6), "never given up");
             task.handle(Event::Input { left: true, progress: false }, now);
@@ -1009,12 +1209,14 @@ mod tests {
                 }
                 _ => task.handle(Event::Exited { status: 1 << 8, tree_empty: true }, now),
             };
+            unlogged += out.iter().filter(|a| **a == Action::Unlogged).count();
             if out.contains(&Action::Spawn { frozen: false }) {
                 starts += 1;
                 task.handle(Event::Spawned { pid: 200 + starts }, now);
             }
         }
         assert!(starts > 1, "it was retried ({starts} starts)");
+        assert_eq!(unlogged, 1, "the output left is said once");
         // Progress (the pipe got shorter, or the logger worked) gives it more time.
         let mut busy = running(Policy::forever(secs(5), secs(60)), t0);
         busy.handle(Event::Input { left: true, progress: false }, t0);

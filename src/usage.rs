@@ -27,6 +27,8 @@ use std::io::{Read, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::keyed;
+
 /// One run's usage. A field the layout cannot give is `None`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -56,21 +58,18 @@ impl Counters {
     fn read(leaf: &Path) -> Option<Counters> {
         let cpu = std::fs::read_to_string(leaf.join("cpu.stat")).ok()?;
         let io = std::fs::read_to_string(leaf.join("io.stat")).ok().map(|text| io_bytes(&text));
-        Some(Counters { user_usec: field(&cpu, "user_usec")?, system_usec: field(&cpu, "system_usec")?, io })
+        Some(Counters {
+            user_usec: keyed::number(&cpu, "user_usec")?,
+            system_usec: keyed::number(&cpu, "system_usec")?,
+            io,
+        })
     }
-}
-
-/// The value of `key` in a flat keyed file (`user_usec 1234`).
-fn field(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// `rbytes` and `wbytes` of an `io.stat`, one line per device:
 /// `8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0`.
 fn io_bytes(text: &str) -> (u64, u64) {
-    let sum =
-        |key: &str| -> u64 { text.split_whitespace().filter_map(|kv| kv.strip_prefix(key)?.parse::<u64>().ok()).sum() };
-    (sum("rbytes="), sum("wbytes="))
+    (keyed::sum(text, "rbytes"), keyed::sum(text, "wbytes"))
 }
 
 /// A peak file of the leaf (`pids.peak`, `memory.peak`), open for the run.
@@ -142,12 +141,18 @@ fn duration(t: libc::timeval) -> Duration {
     Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.clamp(0, 999_999) * 1000) as u32)
 }
 
+/// How a run starts: its paused time counts from the start when frozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begins {
+    Running,
+    Frozen,
+}
+
 impl Meter {
     /// Begins a run about to start in the cgroup `leaf` (None: no cgroup).
     /// `limits`: the run's v1 memory and pids leaves (and any other of its
-    /// limits), fresh for the run, whose peaks count where the v2 leaf has none. `frozen`: it starts
-    /// paused.
-    pub fn start(leaf: Option<&Path>, limits: &[&Path], frozen: bool, now: Instant) -> Meter {
+    /// limits), fresh for the run, whose peaks count where the v2 leaf has none.
+    pub fn start(leaf: Option<&Path>, limits: &[&Path], begins: Begins, now: Instant) -> Meter {
         let peak = |names: [&str; 2]| {
             let dirs = leaf.into_iter().chain(limits.iter().copied());
             dirs.flat_map(|d| names.map(|n| (d, n))).find_map(|(d, n)| Peak::open(d, n))
@@ -158,7 +163,7 @@ impl Meter {
         };
         Meter {
             started: now,
-            paused_since: frozen.then_some(now),
+            paused_since: (begins == Begins::Frozen).then_some(now),
             paused: Duration::ZERO,
             start: leaf.and_then(Counters::read),
             peaks,
@@ -245,7 +250,7 @@ mod tests {
     fn paused_time_is_the_sum_of_the_frozen_spans() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let mut meter = Meter::start(None, &[], true, t0);
+        let mut meter = Meter::start(None, &[], Begins::Frozen, t0);
         meter.resume(t0 + s(2));
         meter.pause(t0 + s(5));
         meter.pause(t0 + s(6));

@@ -3,8 +3,7 @@
 //! watcher says whether its source is above its high mark, below its low mark
 //! or between them; the [`Gate`] turns what they say into the task's `Pause` and
 //! `Resume`: pause when the first source goes high, resume once every source is
-//! low. A source between its marks keeps things as they are, as `-L`/`-l` always
-//! did.
+//! low. A source between its marks keeps things as they are.
 //!
 //! The watchers are given the files they read ([`LoadFile`],
 //! [`crate::psi::PressureDir`]): the kernel's, or the stand-ins that tests name

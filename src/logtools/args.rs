@@ -7,12 +7,23 @@ use std::ffi::OsString;
 
 use clap::Parser;
 
+use super::format::FormatArgs;
+
 /// The program's name as invoked (the last component of `argv[0]`).
 pub fn invoked_name(fallback: &str) -> String {
     std::env::args_os()
         .next()
         .and_then(|a| std::path::Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| fallback.to_string())
+}
+
+/// A log tool's `main`: its name as invoked (`tool` when `argv[0]` has none),
+/// which its messages start with, its options from `env_var` and the command
+/// line ([`parse`]; exit status 2 for bad ones), then `run`.
+pub fn main<T: Parser>(tool: &str, env_var: &str, run: fn(T) -> i32) -> i32 {
+    let name = invoked_name(tool);
+    super::pump::set_program(&name);
+    run(parse::<T>(&name, env_var, 2))
 }
 
 /// Parses the command line, with the words of `env_var` (when set) in front.
@@ -44,6 +55,30 @@ pub fn parse<T: Parser>(program: &str, env_var: &str, usage_status: i32) -> T {
             fail(&crate::conf::one_line(&e, &command))
         }
     }
+}
+
+/// The input options of dlog, drlog and dslog, flattened into each.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Read from descriptor FD instead of standard input
+    #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = parse_fd)]
+    pub fd: i32,
+    /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
+    #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = parse_max_line)]
+    pub max_line: usize,
+}
+
+/// The options dlog and drlog share, flattened into both: the input, syncing
+/// and the line format.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FileArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Buffered: do not sync to disk after each batch (the log is still synced before it is closed)
+    #[arg(short = 'b', long)]
+    pub buffered: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 /// clap value parser for `-i FD`.

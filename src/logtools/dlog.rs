@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 
 use super::args;
-use super::format::{Format, FormatArgs};
+use super::format::Format;
 use super::pump::{self, Batch, Control, Sink};
 use super::sys;
 use crate::planted::Dir;
@@ -28,17 +28,8 @@ use crate::planted::Dir;
     args_override_self = true
 )]
 pub struct Args {
-    /// Read from descriptor FD instead of standard input
-    #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
-    pub input_fd: i32,
-    /// Buffered: do not sync to disk after each batch
-    #[arg(short = 'b', long)]
-    pub buffered: bool,
-    /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
-    #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = args::parse_max_line)]
-    pub max_line: usize,
     #[command(flatten)]
-    pub format: FormatArgs,
+    pub common: args::FileArgs,
     /// The file to append to (created when missing, never through a link); standard output without it
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -126,7 +117,6 @@ impl Sink for FileSink {
 
 /// Runs dlog with parsed arguments; returns the exit status.
 pub fn run(args: Args) -> i32 {
-    let program = pump::program();
     let file = match &args.file {
         Some(path) => {
             open_append(path).map_err(|e| format!("cannot open {}: {}", path.display(), crate::io_reason(&e)))
@@ -137,40 +127,25 @@ pub fn run(args: Args) -> i32 {
     };
     let file = match file {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("{program}: {e}");
-            return 1;
-        }
+        Err(e) => return pump::fail(e),
     };
-    let mut control = match Control::new() {
+    let mut control = match Control::new(args.common.input.max_line) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{program}: signalfd: {e}");
-            return 1;
-        }
+        Err(e) => return pump::fail(e),
     };
-    control.max_line = args.max_line;
     let syncable = sys::is_regular_file(std::os::fd::AsRawFd::as_raw_fd(&file));
     let mut sink = FileSink {
         file,
         path: args.file,
         syncable,
-        durable: !args.buffered,
-        format: args.format.into(),
+        durable: !args.common.buffered,
+        format: args.common.format.into(),
         buf: Vec::new(),
     };
-    match pump::run(args.input_fd, &mut sink, &mut control) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("{program}: {}", e.0);
-            1
-        }
-    }
+    pump::run_to_status(args.common.input.fd, &mut sink, &mut control)
 }
 
 /// The `dlog` program.
 pub fn main() -> i32 {
-    let name = args::invoked_name("dlog");
-    pump::set_program(&name);
-    run(args::parse::<Args>(&name, "DLOG_OPTIONS", 2))
+    args::main("dlog", "DLOG_OPTIONS", run)
 }

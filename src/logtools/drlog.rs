@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 
 use super::args;
-use super::format::{Format, FormatArgs};
+use super::format::Format;
 use super::pump::{self, Batch, Control, Sink};
 use super::sys;
 use crate::clock::Civil;
@@ -59,17 +59,8 @@ pub struct Args {
     /// Rotate before current would grow over SIZE (0: never by size)
     #[arg(short = 's', long = "max-size", value_name = "SIZE", default_value = "150k", value_parser = units::parse_size)]
     pub max_size: u64,
-    /// Read from descriptor FD instead of standard input
-    #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
-    pub input_fd: i32,
-    /// Buffered: do not sync to disk after each batch (rotation still syncs)
-    #[arg(short = 'b', long)]
-    pub buffered: bool,
-    /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
-    #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = args::parse_max_line)]
-    pub max_line: usize,
     #[command(flatten)]
-    pub format: FormatArgs,
+    pub common: args::FileArgs,
     /// The log directory; it must exist
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
@@ -320,25 +311,22 @@ impl Sink for RotatingSink {
 pub fn run(args: Args) -> i32 {
     let program = pump::program();
     let dir = args.dir;
-    let fail = |what: String| {
-        eprintln!("{program}: {what}");
-        1
-    };
     match std::fs::metadata(&dir) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return fail(format!("{}: not a directory", dir.display())),
-        Err(e) => return fail(format!("log directory {}: {e}", dir.display())),
+        Ok(_) => return pump::fail(format!("{}: not a directory", dir.display())),
+        Err(e) => return pump::fail(format!("log directory {}: {e}", dir.display())),
     }
     let dir = match Dir::open(&dir, program) {
         Ok(d) => d,
-        Err(e) => return fail(format!("opening {}: {}", dir.display(), crate::io_reason(&e))),
+        Err(e) => return pump::fail(format!("opening {}: {}", dir.display(), crate::io_reason(&e))),
     };
     let newest = match RotatingSink::rotated_names(&dir) {
         Ok(names) => names.last().cloned(),
-        Err(e) => return fail(format!("listing {}: {e}", dir.path().display())),
+        Err(e) => return pump::fail(format!("listing {}: {e}", dir.path().display())),
     };
-    let cannot_open =
-        |name: &str, e: io::Error| fail(format!("cannot open {}: {}", dir.join(name).display(), crate::io_reason(&e)));
+    let cannot_open = |name: &str, e: io::Error| {
+        pump::fail(format!("cannot open {}: {}", dir.join(name).display(), crate::io_reason(&e)))
+    };
     let known = match RotatingSink::read_started(&dir) {
         Ok(known) => known,
         Err(e) => return cannot_open(STARTED, e),
@@ -348,11 +336,10 @@ pub fn run(args: Args) -> i32 {
         Err(e) => return cannot_open(CURRENT, e),
     };
     let known = known.filter(|_| size > 0);
-    let mut control = match Control::new() {
+    let mut control = match Control::new(args.common.input.max_line) {
         Ok(c) => c,
-        Err(e) => return fail(format!("signalfd: {e}")),
+        Err(e) => return pump::fail(e),
     };
-    control.max_line = args.max_line;
     let mut sink = RotatingSink {
         dir,
         current,
@@ -362,24 +349,19 @@ pub fn run(args: Args) -> i32 {
         max_files: args.max_files,
         max_time: args.max_time,
         max_size: args.max_size,
-        durable: !args.buffered,
-        format: args.format.into(),
+        durable: !args.common.buffered,
+        format: args.common.format.into(),
         buf: Vec::new(),
     };
     if known.is_none() {
         sink.write_started();
     }
-    match pump::run(args.input_fd, &mut sink, &mut control) {
-        Ok(()) => 0,
-        Err(e) => fail(e.0),
-    }
+    pump::run_to_status(args.common.input.fd, &mut sink, &mut control)
 }
 
 /// The `drlog` program.
 pub fn main() -> i32 {
-    let name = args::invoked_name("drlog");
-    pump::set_program(&name);
-    run(args::parse::<Args>(&name, "DRLOG_OPTIONS", 2))
+    args::main("drlog", "DRLOG_OPTIONS", run)
 }
 
 #[cfg(test)]

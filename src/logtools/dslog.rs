@@ -37,9 +37,8 @@ pub struct Args {
     /// Facility: kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0..local7
     #[arg(short = 'f', long, value_name = "FACILITY", default_value = "daemon", value_parser = parse_facility)]
     pub facility: u8,
-    /// Read from descriptor FD instead of standard input
-    #[arg(short = 'i', long = "input-fd", value_name = "FD", default_value = "0", value_parser = args::parse_fd)]
-    pub input_fd: i32,
+    #[command(flatten)]
+    pub input: args::InputArgs,
     /// Write to the console when the system log cannot be reached
     #[arg(short = 'c', long)]
     pub console: bool,
@@ -55,9 +54,6 @@ pub struct Args {
     /// Send a longer line as consecutive messages of at most SIZE bytes
     #[arg(long = "max-message", value_name = "SIZE", default_value = "8k", value_parser = parse_piece)]
     pub max_message: u64,
-    /// Store a line longer than SIZE bytes as pieces of SIZE bytes, each piece after the first starting with "+ "
-    #[arg(long = "max-line", value_name = "SIZE", default_value = "1m", value_parser = args::parse_max_line)]
-    pub max_line: usize,
     /// The name messages are logged under
     #[arg(value_name = "NAME")]
     pub name: OsString,
@@ -231,14 +227,10 @@ pub fn run(args: Args) -> i32 {
         eprintln!("{program}: NAME: '{}' is not a usable name", args.name.to_string_lossy());
         return 2;
     }
-    let mut control = match Control::new() {
+    let mut control = match Control::new(args.input.max_line) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{program}: signalfd: {e}");
-            return 1;
-        }
+        Err(e) => return pump::fail(e),
     };
-    control.max_line = args.max_line;
     let mut sink = SyslogSink {
         socket: args.socket,
         conn: None,
@@ -249,31 +241,40 @@ pub fn run(args: Args) -> i32 {
         max_piece: usize::try_from(args.max_message).unwrap_or(usize::MAX),
         message: Vec::new(),
     };
-    match pump::run(args.input_fd, &mut sink, &mut control) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("{program}: {}", e.0);
-            1
-        }
-    }
+    pump::run_to_status(args.input.fd, &mut sink, &mut control)
 }
 
 /// The `dslog` program, also installed as `dsyslog`.
 pub fn main() -> i32 {
-    let name = args::invoked_name("dslog");
-    pump::set_program(&name);
-    run(args::parse::<Args>(&name, "DSLOG_OPTIONS", 2))
+    args::main("dslog", "DSLOG_OPTIONS", run)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The names give syslog.h's codes (a facility's code is shifted by 3 there).
     #[test]
     fn names() {
-        assert_eq!(parse_priority("INFO"), Ok(6));
-        assert_eq!(parse_priority("LOG_ERR"), Ok(3));
-        assert_eq!(parse_facility("Local3"), Ok(19));
+        let priorities = [
+            ("emerg", libc::LOG_EMERG),
+            ("LOG_ERR", libc::LOG_ERR),
+            ("INFO", libc::LOG_INFO),
+            ("log_debug", libc::LOG_DEBUG),
+        ];
+        for (name, code) in priorities {
+            assert_eq!(parse_priority(name).map(i32::from), Ok(code), "{name}");
+        }
+        let facilities = [
+            ("kern", libc::LOG_KERN),
+            ("daemon", libc::LOG_DAEMON),
+            ("LOG_AUTHPRIV", libc::LOG_AUTHPRIV),
+            ("Local3", libc::LOG_LOCAL3),
+            ("local7", libc::LOG_LOCAL7),
+        ];
+        for (name, code) in facilities {
+            assert_eq!(parse_facility(name).map(|f| i32::from(f) << 3), Ok(code), "{name}");
+        }
         assert!(parse_facility("nope").unwrap_err().contains("'nope' is not a facility"));
     }
 }

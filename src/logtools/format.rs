@@ -10,7 +10,7 @@ use clap::builder::{OsStringValueParser, TypedValueParser};
 use super::pump::Batch;
 use crate::clock::Civil;
 
-/// The line-format options of dlog and drlog, flattened into both.
+/// The line-format options of dlog and drlog (in [`super::args::FileArgs`]).
 #[derive(clap::Args, Debug, Clone)]
 pub struct FormatArgs {
     /// Put a UTC timestamp YYYY-mm-dd/HH:MM:SS in front of each line

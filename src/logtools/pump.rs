@@ -148,9 +148,18 @@ pub fn program() -> &'static str {
     PROGRAM.get().map_or("dmon-log", String::as_str)
 }
 
+/// Says what went wrong, as `PROGRAM: what`, and gives the exit status 1.
+pub fn fail(what: impl std::fmt::Display) -> i32 {
+    eprintln!("{}: {what}", program());
+    1
+}
+
 impl Control {
-    pub fn new() -> io::Result<Control> {
-        Ok(Control { signals: SignalFd::new()?, stop: 0, hangup: false, max_line: MAX_LINE })
+    /// The control of a run that stores lines of up to `max_line` bytes whole;
+    /// fails with why the signals cannot be taken.
+    pub fn new(max_line: usize) -> Result<Control, String> {
+        let signals = SignalFd::new().map_err(|e| format!("signalfd: {e}"))?;
+        Ok(Control { signals, stop: 0, hangup: false, max_line })
     }
 
     /// Whether INT or TERM has arrived.
@@ -313,6 +322,14 @@ fn read_exactly(fd: RawFd, buf: &mut [u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// [`run`], as a tool's exit status: 0, or 1 after one line saying why.
+pub fn run_to_status(input: RawFd, sink: &mut impl Sink, control: &mut Control) -> i32 {
+    match run(input, sink, control) {
+        Ok(()) => 0,
+        Err(e) => fail(e.0),
+    }
 }
 
 /// Moves lines from `input` to `sink` until end of input or INT/TERM.

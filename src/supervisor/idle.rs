@@ -13,11 +13,21 @@
 //! heap and the stack are never touched. A pause or resume maps a good part
 //! back (a thaw runs on a thread: ld.so's and libc's thread code), so the loop
 //! calls this again a second after one, once no freezer write is running.
+//!
+//! The stack is the other thing the start-up leaves behind: its deep calls
+//! (option parsing, user look-ups) dirtied tens of KiB below the frames the
+//! loop runs in, which no later call reaches. Those pages are dropped too,
+//! all but [`STACK_KEPT`] below the current frame: a call that goes deeper
+//! again gets fresh zeroed pages from the kernel, as a stack always does.
 
 use std::io::Read;
 
-/// Unmaps the clean file pages; returns how many KiB were mapped in them. Any
-/// failure leaves the pages as they are.
+/// How much of the stack below the caller's frame stays mapped: what the
+/// loop's own calls use while idle (a wake-up, a restart).
+const STACK_KEPT: usize = 8 << 10;
+
+/// Unmaps the clean file pages and the stack's unused pages; returns how many
+/// KiB were mapped in them. Any failure leaves the pages as they are.
 pub fn release_start_up_pages() -> usize {
     let mut smaps = String::new();
     if std::fs::File::open("/proc/self/smaps").and_then(|mut f| f.read_to_string(&mut smaps)).is_err() {
@@ -29,9 +39,12 @@ pub fn release_start_up_pages() -> usize {
     for line in smaps.lines() {
         if let Some(range) = header(line) {
             current = Some(range);
-        } else if let Some(kib) = field(line, "Rss:") {
+            if line.ends_with("[stack]") {
+                released += release_stack(range.0);
+            }
+        } else if let Some(kib) = number(line, "Rss:") {
             current = current.map(|(s, e, clean, _)| (s, e, clean, kib));
-        } else if let Some(kib) = field(line, "Anonymous:") {
+        } else if let Some(kib) = number(line, "Anonymous:") {
             current = current.map(|(s, e, clean, rss)| (s, e, clean && kib == 0, rss));
         } else if line.starts_with("VmFlags:") {
             // The last line of a mapping's block.
@@ -65,9 +78,33 @@ fn header(line: &str) -> Option<(usize, usize, bool, usize)> {
     Some((start, end, clean, 0))
 }
 
-fn field(line: &str, name: &str) -> Option<usize> {
-    line.strip_prefix(name)?.split_whitespace().next()?.parse().ok()
+fn number(line: &str, name: &str) -> Option<usize> {
+    crate::keyed::number(line, name).map(|kib| kib as usize)
 }
+
+/// Drops the pages of the main stack, which starts (at its lowest address) at
+/// `start`, from there to [`STACK_KEPT`] below this frame. Returns the KiB.
+fn release_stack(start: usize) -> usize {
+    let here = 0u8;
+    let frame = std::hint::black_box(&here) as *const u8 as usize;
+    let end = frame.saturating_sub(STACK_KEPT) & !(PAGE - 1);
+    if end <= start {
+        return 0;
+    }
+    // SAFETY: the range lies wholly below the live frames (by STACK_KEPT), in
+    // the stack mapping: nothing is stored there, as no signal handler runs on
+    // this stack (dmon reads its signals from a signalfd), and whatever is
+    // called later writes its frames afresh.
+    match unsafe { libc::madvise(start as *mut _, end - start, libc::MADV_DONTNEED) } {
+        0 => (end - start) >> 10,
+        _ => 0,
+    }
+}
+
+/// The page size of every Linux target dmon builds for is at least this; a
+/// range aligned to it is aligned to the real one on x86-64 and aarch64 with
+/// 4 KiB pages, and madvise refuses (harmlessly) a misaligned one elsewhere.
+const PAGE: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -83,7 +120,7 @@ mod tests {
         assert_eq!(header(anon).map(|h| h.2), Some(false));
         assert_eq!(header("7fff2aad0000-7fff2aaf1000 rw-p 00000000 00:00 0   [stack]").map(|h| h.2), Some(false));
         assert_eq!(header("Rss:                 148 kB"), None);
-        assert_eq!(field("Anonymous:            12 kB", "Anonymous:"), Some(12));
+        assert_eq!(number("Anonymous:            12 kB", "Anonymous:"), Some(12));
     }
 
     #[test]

@@ -239,3 +239,19 @@ fn write_all(fd: RawFd, mut data: &[u8]) {
         }
     }
 }
+
+/// Copies between the ptys and the real terminal what the last poll found
+/// ready. Returns false once the real terminal gives no more input.
+pub fn copy(mut cmd: Option<&mut Pty>, log: Option<&mut Pty>, ready: super::poll::RelayReady) -> bool {
+    if let (true, Some(pty)) = (ready.cmd_out, cmd.as_deref_mut()) {
+        pty.copy_out();
+    }
+    if let (true, Some(pty)) = (ready.log_out, log) {
+        pty.copy_out();
+    }
+    let Some(pty) = cmd else { return true };
+    if ready.cmd_in {
+        pty.flush_in();
+    }
+    !ready.typed || pty.copy_in(0)
+}

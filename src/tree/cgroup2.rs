@@ -17,9 +17,10 @@ use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 
+use super::TreeEvents;
+use super::files::{self, Access};
 use super::home::Home;
 use super::leaf::{self, CgroupTree, Leaf, Version};
-use super::{TreeEvents, files};
 
 /// What v2 adds to the leaf: its `cgroup.events`, in the loop's poll set.
 pub struct V2 {
@@ -28,7 +29,7 @@ pub struct V2 {
 
 pub fn new(home: Arc<Home>, name: &str) -> io::Result<CgroupTree<V2>> {
     let leaf = Leaf::new(home, name, &leaf::V2)?;
-    let events = files::open(&leaf.dir().join("cgroup.events"), true, false)?;
+    let events = files::open(&leaf.dir().join("cgroup.events"), Access::Read)?;
     Ok(CgroupTree { leaf, version: V2 { events } })
 }
 
@@ -36,8 +37,8 @@ impl V2 {
     fn events(&mut self, leaf: &mut Leaf) -> TreeEvents {
         let events = match files::read_fd(&self.events) {
             Ok(text) => TreeEvents {
-                populated: files::keyed(&text, "populated") != Some(0),
-                frozen: files::keyed(&text, "frozen") == Some(1),
+                populated: crate::keyed::number(&text, "populated") != Some(0),
+                frozen: crate::keyed::number(&text, "frozen") == Some(1),
             },
             Err(_) => TreeEvents { populated: true, frozen: false },
         };

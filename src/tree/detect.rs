@@ -20,67 +20,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// One line of `/proc/self/mountinfo`, the fields dmon needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// The path inside the filesystem that is mounted (field 4).
-    pub root: String,
-    pub mount_point: String,
-    pub fs_type: String,
-    pub super_options: String,
-}
-
-/// Parses mountinfo (proc(5)): `ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - TYPE SOURCE SUPER`.
-pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let left: Vec<&str> = left.split(' ').collect();
-            let right: Vec<&str> = right.split(' ').collect();
-            Some(Mount {
-                root: unescape(left.get(3)?),
-                mount_point: unescape(left.get(4)?),
-                fs_type: right.first()?.to_string(),
-                super_options: right.get(2).copied().unwrap_or("").to_string(),
-            })
-        })
-        .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            let value = bytes[i + 1..i + 4].iter().fold(0u32, |acc, b| acc * 8 + (b - b'0') as u32);
-            out.push(value as u8);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// dmon's own cgroups from `/proc/self/cgroup`: the v2 path (`0::/path`) and the
-/// v1 freezer path (`N:...freezer...:/path`).
-pub fn parse_proc_cgroup(text: &str) -> (Option<String>, Option<String>) {
-    let mut v2 = None;
-    let mut freezer = None;
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        if id == "0" && controllers.is_empty() {
-            v2 = Some(path.to_string());
-        } else if controllers.split(',').any(|c| c == "freezer") {
-            freezer = Some(path.to_string());
-        }
-    }
-    (v2, freezer)
-}
+use super::mounts::{Membership, Mount, parse_cgroups, parse_mountinfo, read_own};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -144,8 +84,7 @@ fn under(fs_root: &Path, absolute: &str) -> PathBuf {
 impl Layout {
     /// The layout seen by this process.
     pub fn detect_here() -> Layout {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let (mountinfo, cgroup) = read_own();
         Layout::detect(Path::new("/"), &mountinfo, &cgroup)
     }
 
@@ -153,20 +92,22 @@ impl Layout {
     /// resolved under `fs_root`.
     pub fn detect(fs_root: &Path, mountinfo: &str, proc_cgroup: &str) -> Layout {
         let mounts = parse_mountinfo(mountinfo);
-        let (v2_path, freezer_path) = parse_proc_cgroup(proc_cgroup);
+        let cgroups = parse_cgroups(proc_cgroup);
+        let v2_path = cgroups.iter().rev().find(|c| c.is_v2()).map(|c| c.path);
+        let freezer_path = cgroups.iter().rev().find(|c| c.has("freezer")).map(|c| c.path);
         // The last mount of a point hides the earlier ones; prefer the one at
         // /sys/fs/cgroup, then any other that shows dmon's cgroup.
         let mut v2_mounts: Vec<&Mount> = mounts.iter().filter(|m| m.fs_type == "cgroup2").collect();
         v2_mounts.reverse();
         v2_mounts.sort_by_key(|m| m.mount_point != "/sys/fs/cgroup");
-        let v2 = v2_path.as_deref().and_then(|path| {
+        let v2 = v2_path.and_then(|path| {
             v2_mounts.iter().find_map(|m| Some((under(fs_root, &m.mount_point), own_dir(fs_root, m, path)?, *m)))
         });
-        let freezer = freezer_path.as_deref().and_then(|path| {
+        let freezer = freezer_path.and_then(|path| {
             mounts
                 .iter()
                 .rev()
-                .filter(|m| m.fs_type == "cgroup" && m.super_options.split(',').any(|o| o == "freezer"))
+                .filter(|m| m.carries("freezer"))
                 .find_map(|m| Some((under(fs_root, &m.mount_point), own_dir(fs_root, m, path)?)))
         });
         let kind = match (&v2, &freezer) {
@@ -198,8 +139,7 @@ impl V1Hierarchy {
 /// The v1 hierarchies of this process: from `/proc/self/mountinfo` and
 /// `/proc/self/cgroup` .
 pub fn v1_hierarchies_here() -> Vec<V1Hierarchy> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let (mountinfo, cgroup) = read_own();
     v1_hierarchies(Path::new("/"), &mountinfo, &cgroup)
 }
 
@@ -209,18 +149,14 @@ pub fn v1_hierarchies_here() -> Vec<V1Hierarchy> {
 pub fn v1_hierarchies(fs_root: &Path, mountinfo: &str, proc_cgroup: &str) -> Vec<V1Hierarchy> {
     let mounts = parse_mountinfo(mountinfo);
     let mut out = Vec::new();
-    for line in proc_cgroup.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(list), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+    for line in parse_cgroups(proc_cgroup).iter().filter(|c| c.id != "0") {
         let controllers: Vec<String> =
-            list.split(',').filter(|c| !c.is_empty() && !c.starts_with("name=")).map(str::to_string).collect();
-        if id == "0" || controllers.is_empty() {
+            line.controllers.iter().filter(|c| !c.starts_with("name=")).map(|c| c.to_string()).collect();
+        if controllers.is_empty() {
             continue;
         }
-        let carries = |m: &&Mount| {
-            m.fs_type == "cgroup" && controllers.iter().all(|c| m.super_options.split(',').any(|o| o == c))
-        };
-        let found = mounts.iter().rev().filter(carries).find_map(|m| Some((m, own_dir(fs_root, m, path)?)));
+        let carries = |m: &&Mount| controllers.iter().all(|c| m.carries(c));
+        let found = mounts.iter().rev().filter(carries).find_map(|m| Some((m, own_dir(fs_root, m, line.path)?)));
         if let Some((m, own)) = found {
             let mount = under(fs_root, &m.mount_point);
             out.push(V1Hierarchy { controllers, own, mount });
@@ -314,11 +250,8 @@ impl Host {
             at_root || own
         };
         // The v2 line, or in systemd's legacy layout its own named v1 hierarchy.
-        let proc1 = proc1_cgroup.lines().any(|line| {
-            let mut parts = line.splitn(3, ':');
-            let (_, Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { return false };
-            (controllers.is_empty() || controllers == "name=systemd") && systemd_path(path)
-        });
+        let systemd_line = |c: &Membership| c.controllers.is_empty() || c.controllers == ["name=systemd"];
+        let proc1 = parse_cgroups(proc1_cgroup).iter().any(|c| systemd_line(c) && systemd_path(c.path));
         let tree = layout.v2.as_ref().is_some_and(|(mount, own)| in_tree(mount, own));
         Host { systemd: booted || proc1 || tree, ..Host::default() }
     }
@@ -591,50 +524,25 @@ pub enum TreeChoice {
 /// A backend asked for by name that cannot be had is an error.
 pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: &Host) -> Result<Choice, String> {
     let named = choice != TreeChoice::Auto;
-    let v2 = || -> Result<Choice, String> {
-        let Some((mount, own)) = &layout.v2 else { return Err("no cgroup2 hierarchy is mounted".into()) };
+    // cgroup2 or the v1 freezer: its mount and dmon's cgroup there, its name in
+    // messages, and its backend with the parent chosen.
+    let pick = |found: &Option<(PathBuf, PathBuf)>, name: &str, backend: fn(PathBuf) -> Backend| {
+        let Some((mount, own)) = found else { return Err(format!("no {name} hierarchy is mounted")) };
         let (dir, explicit) = match parent {
             Some(p) => (p.to_path_buf(), true),
             None => (own.clone(), false),
         };
         if explicit && !in_hierarchy(&dir, mount) {
-            return Err(format!("{} is not in the cgroup2 hierarchy at {}", dir.display(), mount.display()));
+            return Err(format!("{} is not in the {name} hierarchy at {}", dir.display(), mount.display()));
         }
-        let note =
-            check(&Place { dir: &dir, mount, explicit, named }, host).map_err(|no| format!("cgroup v2: {no}"))?;
+        let note = check(&Place { dir: &dir, mount, explicit, named }, host).map_err(|no| format!("{name}: {no}"))?;
         let place = if explicit { "the parent given" } else { "dmon's own cgroup" };
-        Ok(Choice {
-            why: format!(
-                "{} layout, cgroup2 mounted at {}, {place} {} is writable{note}",
-                layout.kind.name(),
-                mount.display(),
-                dir.display()
-            ),
-            backend: Backend::Cgroup2 { parent: dir },
-        })
+        let (kind, mount, shown) = (layout.kind.name(), mount.display(), dir.display());
+        let why = format!("{kind} layout, {name} mounted at {mount}, {place} {shown} is writable{note}");
+        Ok(Choice { why, backend: backend(dir) })
     };
-    let freezer = || -> Result<Choice, String> {
-        let Some((mount, own)) = &layout.freezer else {
-            return Err("no cgroup v1 freezer hierarchy is mounted".into());
-        };
-        let (dir, explicit) = match parent {
-            Some(p) => (p.to_path_buf(), true),
-            None => (own.clone(), false),
-        };
-        if explicit && !in_hierarchy(&dir, mount) {
-            return Err(format!("{} is not in the v1 freezer hierarchy at {}", dir.display(), mount.display()));
-        }
-        let note = check(&Place { dir: &dir, mount, explicit, named }, host).map_err(|no| format!("freezer: {no}"))?;
-        Ok(Choice {
-            why: format!(
-                "{} layout, v1 freezer mounted at {}, {} is writable{note}",
-                layout.kind.name(),
-                mount.display(),
-                dir.display()
-            ),
-            backend: Backend::Freezer { parent: dir },
-        })
-    };
+    let v2 = || pick(&layout.v2, "cgroup2", |parent| Backend::Cgroup2 { parent });
+    let freezer = || pick(&layout.freezer, "cgroup v1 freezer", |parent| Backend::Freezer { parent });
     match choice {
         TreeChoice::Signals => Ok(Choice { backend: Backend::Signals, why: "asked for with --tree signals".into() }),
         TreeChoice::Cgroup2 => v2().map_err(|e| format!("--tree cgroup2: {e}")),
@@ -730,29 +638,6 @@ mod tests {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         NEXT.fetch_add(1, Ordering::Relaxed)
-    }
-
-    #[test]
-    fn parses_mountinfo_with_optional_fields_and_escapes() {
-        let mounts =
-            parse_mountinfo("27 26 0:25 / /sys/fs/cgroup/uni\\040fied rw shared:9 master:2 - cgroup2 none rw\n");
-        assert_eq!(
-            mounts,
-            [Mount {
-                root: "/".into(),
-                mount_point: "/sys/fs/cgroup/uni fied".into(),
-                fs_type: "cgroup2".into(),
-                super_options: "rw".into(),
-            }]
-        );
-        assert!(parse_mountinfo("garbage\n").is_empty());
-    }
-
-    #[test]
-    fn parses_proc_self_cgroup() {
-        assert_eq!(parse_proc_cgroup(HYBRID_CGROUP), (Some("/jobs/web".into()), Some("/jobs".into())));
-        assert_eq!(parse_proc_cgroup("0::/\n"), (Some("/".into()), None));
-        assert_eq!(parse_proc_cgroup("7:cpuset,freezer:/a\n"), (None, Some("/a".into())));
     }
 
     #[test]
@@ -982,7 +867,7 @@ mod tests {
         let cgroup = "6:freezer:/\n0::/deleg/inner\n";
         let layout = Layout::detect(&fx.0, HYBRID, cgroup);
         let err = choose(&layout, TreeChoice::Auto, Some(&deleg), &root).unwrap_err();
-        assert!(err.starts_with("--cgroup-parent: cgroup v2: "), "{err}");
+        assert!(err.starts_with("--cgroup-parent: cgroup2: "), "{err}");
         assert!(err.contains(&format!("{} can be written by uid 65534 (the directory)", deleg.display())), "{err}");
         assert!(choose(&layout, TreeChoice::Cgroup2, Some(&deleg), &root).is_err());
         // Below it, as dmon's own cgroup: signals, not the freezer, and why.

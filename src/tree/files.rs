@@ -44,14 +44,24 @@ pub fn context(e: io::Error, op: &'static str, path: &Path, value: &str) -> io::
     io::Error::new(kind, FileError { op, path: path.to_path_buf(), value: value.to_string(), source: e })
 }
 
+/// How [`open`] opens a cgroup file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    ReadWrite,
+}
+
 /// Opens the cgroup file at `path`.
-pub fn open(path: &Path, read: bool, write: bool) -> io::Result<File> {
+pub fn open(path: &Path, access: Access) -> io::Result<File> {
+    let read = matches!(access, Access::Read | Access::ReadWrite);
+    let write = matches!(access, Access::Write | Access::ReadWrite);
     File::options().read(read).write(write).open(path).map_err(|e| context(e, "open", path, ""))
 }
 
 /// Writes `value` to the cgroup file at `path` in one `write`.
 pub fn write(path: &Path, value: &str) -> io::Result<()> {
-    let file = open(path, false, true)?;
+    let file = open(path, Access::Write)?;
     file.write_at(value.as_bytes(), 0).map(drop).map_err(|e| context(e, "write", path, value))
 }
 
@@ -67,14 +77,6 @@ pub fn read_fd(file: &File) -> io::Result<String> {
     let n = file.read_at(&mut buf, 0)?;
     buf.truncate(n);
     Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// The value of `key` in a flat-keyed file such as `cgroup.events` ("populated 1\nfrozen 0\n").
-pub fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once(' ')?;
-        if k == key { v.trim().parse().ok() } else { None }
-    })
 }
 
 /// Every pid in `cgroup.procs` of `dir` and of the cgroups below it, parents

@@ -2,8 +2,9 @@
 //!
 //! Kernel facts (Documentation/admin-guide/cgroup-v1/freezer-subsystem.rst):
 //! - `freezer.state` takes FROZEN or THAWED and reads FREEZING until every task
-//!   is frozen. There is no notification, so `freeze` re-reads it every
-//!   millisecond (measured: 1000 tasks frozen in 7–15 ms);
+//!   is frozen (measured: 1000 tasks frozen in 7–15 ms). There is no
+//!   notification: a pause writes FROZEN and returns, and the state is read once
+//!   more, [`leaf::FREEZE_WAIT`] later, to warn when it still reads FREEZING;
 //! - a frozen task does not act on SIGKILL until it is thawed, and there is no
 //!   `cgroup.kill`. Killing is therefore a cycle: freeze (nobody can fork any
 //!   more), KILL every listed process, thaw (they die), until the list is empty;

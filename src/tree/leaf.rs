@@ -9,10 +9,10 @@
 //! when a freeze does not complete.
 //!
 //! Kernel facts both versions share:
-//! - a process joining a frozen cgroup freezes before it returns to user space.
-//!   The child joins between fork and exec and std's `spawn` waits for the exec,
-//!   so the leaf is thawed before a child is started, and frozen again as soon
-//!   as `spawn` returns when the child must start paused;
+//! - a process joining a frozen cgroup, or born in one (`CLONE_INTO_CGROUP`),
+//!   freezes before it returns to user space. [`crate::spawn::spawn`] waits for
+//!   the child's exec, so the leaf is thawed before a child is started, and
+//!   frozen again as soon as `spawn` returns when the child must start paused;
 //! - thawing many busy processes makes the write return late (about 4 s for
 //!   1000 spinning tasks on 2 cores: the woken tasks preempt the writer), so a
 //!   thaw is written from a short-lived thread ([`files::OrderedWrites`]);
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::files;
+use super::files::{self, Access};
 use super::home::Home;
 use super::pidfd::Refused;
 use super::{ChildSetup, Control, TreeEvents};
@@ -71,11 +71,11 @@ impl Leaf {
     pub fn new(home: Arc<Home>, leaf: &str, how: &'static Freezing) -> io::Result<Leaf> {
         let dir = home.leaf(leaf);
         // std opens files with O_CLOEXEC: the commands do not inherit them.
-        let procs = files::open(&dir.join("cgroup.procs"), false, true)?;
+        let procs = files::open(&dir.join("cgroup.procs"), Access::Write)?;
         let path = dir.join(how.file);
-        let state = files::OrderedWrites::new(files::open(&path, true, true)?, path);
+        let state = files::OrderedWrites::new(files::open(&path, Access::ReadWrite)?, path);
         // clone3 starts a child in a v2 cgroup only.
-        let dir_fd = if how.file == V2.file { Some(files::open(&dir, true, false)?) } else { None };
+        let dir_fd = if how.file == V2.file { Some(files::open(&dir, Access::Read)?) } else { None };
         Ok(Leaf {
             _home: home,
             dir,

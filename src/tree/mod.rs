@@ -31,6 +31,7 @@ pub mod files;
 pub mod freezer;
 pub mod home;
 pub mod leaf;
+pub mod mounts;
 pub mod pidfd;
 pub mod resources;
 pub mod signals;
@@ -45,6 +46,7 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 
 use detect::{Backend, Choice, Host, Layout, TreeChoice};
+use signals::Orphans;
 
 /// What a new child does between fork and exec for its tree. Prepared before the
 /// fork: the child only makes raw system calls with it.
@@ -189,8 +191,7 @@ pub fn open(
         }
         _ => None,
     };
-    let leaves: &[&'static str] = if with_log { &["cmd", "log"] } else { &["cmd"] };
-    let Some(mut enforcers) = resources::open(limits, v2, &detect::v1_hierarchies_here(), leaves)? else {
+    let Some(mut enforcers) = resources::open(limits, v2, &detect::v1_hierarchies_here(), leaves(with_log))? else {
         return Ok(trees);
     };
     let log_limits = if with_log { enforcers.pop() } else { None };
@@ -203,13 +204,13 @@ fn open_backend(
     choice: TreeChoice,
     with_log: bool,
 ) -> Result<(Trees, Option<Arc<home::Home>>), String> {
+    // dmon's own cgroup in the hierarchy (where it moves back to at the end).
+    let own = |place: &Option<(PathBuf, PathBuf)>| place.as_ref().map(|(_, own)| own.clone());
     let made = match &chosen.backend {
         Backend::Signals => return Ok((signal_trees(chosen, with_log), None)),
-        Backend::Cgroup2 { parent: dir } => {
-            make_cgroups(dir, layout.v2.as_ref().map(|(_, own)| own.clone()), with_log, true)
-        }
-        Backend::Freezer { parent: dir } => {
-            make_cgroups(dir, layout.freezer.as_ref().map(|(_, own)| own.clone()), with_log, false)
+        Backend::Cgroup2 { parent } => make_cgroups(parent, own(&layout.v2), leaves(with_log), CgroupVersion::V2),
+        Backend::Freezer { parent } => {
+            make_cgroups(parent, own(&layout.freezer), leaves(with_log), CgroupVersion::V1Freezer)
         }
     };
     match made {
@@ -231,8 +232,8 @@ fn open_backend(
 
 fn signal_trees(choice: Choice, with_log: bool) -> Trees {
     Trees {
-        cmd: Tree(Box::new(signals::SignalTree::new(true))),
-        log: with_log.then(|| Tree(Box::new(signals::SignalTree::new(false)))),
+        cmd: Tree(Box::new(signals::SignalTree::new(Orphans::Claim))),
+        log: with_log.then(|| Tree(Box::new(signals::SignalTree::new(Orphans::Leave)))),
         choice,
         home: None,
         limits: None,
@@ -240,23 +241,36 @@ fn signal_trees(choice: Choice, with_log: bool) -> Trees {
     }
 }
 
+/// The leaves of dmon's cgroup for the trees: the command's, and with a log
+/// command the log command's.
+fn leaves(with_log: bool) -> &'static [&'static str] {
+    if with_log { &["cmd", "log"] } else { &["cmd"] }
+}
+
+/// The cgroup version of a backend's trees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CgroupVersion {
+    V2,
+    V1Freezer,
+}
+
+/// Makes dmon's cgroup under `parent` and a tree in each of `leaves` (the
+/// command's first, then the log command's if named).
 fn make_cgroups(
     parent: &Path,
     origin: Option<PathBuf>,
-    with_log: bool,
-    v2: bool,
+    leaves: &[&str],
+    version: CgroupVersion,
 ) -> io::Result<(Tree, Option<Tree>, Arc<home::Home>)> {
-    let leaves: &[&str] = if with_log { &["cmd", "log"] } else { &["cmd"] };
     let home = Arc::new(home::Home::create(parent, origin, leaves)?);
     let make = |leaf: &str| -> io::Result<Tree> {
-        Ok(Tree(if v2 {
-            Box::new(cgroup2::new(home.clone(), leaf)?)
-        } else {
-            Box::new(freezer::new(home.clone(), leaf)?)
+        Ok(Tree(match version {
+            CgroupVersion::V2 => Box::new(cgroup2::new(home.clone(), leaf)?),
+            CgroupVersion::V1Freezer => Box::new(freezer::new(home.clone(), leaf)?),
         }))
     };
-    let cmd = make("cmd")?;
-    let log = if with_log { Some(make("log")?) } else { None };
+    let cmd = make(leaves[0])?;
+    let log = leaves.get(1).map(|leaf| make(leaf)).transpose()?;
     Ok((cmd, log, home))
 }
 
@@ -269,7 +283,8 @@ impl Tree {
     fn fall_back(&mut self, e: &io::Error) -> bool {
         let Some(dir) = self.0.cgroup().map(Path::to_path_buf) else { return false };
         // Only the command's tree claims orphans re-parented to dmon.
-        let mut signals = signals::SignalTree::new(dir.file_name().is_some_and(|leaf| leaf == "cmd"));
+        let orphans = if dir.file_name().is_some_and(|leaf| leaf == "cmd") { Orphans::Claim } else { Orphans::Leave };
+        let mut signals = signals::SignalTree::new(orphans);
         files::with_pidfds(&dir, &files::pids(&dir), |pid, fd| signals.adopt(pid, fd));
         tracing::warn!("{}: {}; controlling this tree with signals from now on", dir.display(), crate::io_reason(e));
         self.0 = Box::new(signals);

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::detect::V1Hierarchy;
-use super::files;
+use super::files::{self, Access};
 use super::home::Home;
 
 /// The period of `--cpu-quota`, in microseconds (systemd's, and the kernel's default).
@@ -335,8 +335,8 @@ impl Enforcer {
         }
         if controllers.contains(&"memory") {
             let path = leaf.join("memory.events");
-            let events = files::open(&path, true, false)?;
-            let kills = files::keyed(&files::read_fd(&events)?, "oom_kill").unwrap_or(0);
+            let events = files::open(&path, Access::Read)?;
+            let kills = crate::keyed::number(&files::read_fd(&events)?, "oom_kill").unwrap_or(0);
             self.oom = Some(Oom::V2 { events, path, kills });
         }
         Ok(())
@@ -398,7 +398,7 @@ impl Enforcer {
         match self.oom.as_mut() {
             Some(Oom::V2 { events, path, kills }) => {
                 let now = match files::read_fd(events) {
-                    Ok(text) => files::keyed(&text, "oom_kill").unwrap_or(*kills),
+                    Ok(text) => crate::keyed::number(&text, "oom_kill").unwrap_or(*kills),
                     Err(e) => {
                         tracing::warn!("cannot read {}: {}", path.display(), crate::io_reason(&e));
                         return false;
@@ -437,13 +437,13 @@ fn make_v1_leaf(dir: &Path, controllers: &[String], resources: &Resources, oom: 
             *eventfd = Some(arm_v1_oom(dir)?);
         }
     }
-    files::open(&dir.join("cgroup.procs"), false, true)
+    files::open(&dir.join("cgroup.procs"), Access::Write)
 }
 
 /// Registers an eventfd for the OOM notification of the v1 memory leaf `dir`
 /// (cgroup-v1/memory.rst, "Memory thresholds" and "OOM Control").
 fn arm_v1_oom(dir: &Path) -> io::Result<OwnedFd> {
-    let control = files::open(&dir.join("memory.oom_control"), true, false)?;
+    let control = files::open(&dir.join("memory.oom_control"), Access::Read)?;
     // SAFETY: eventfd takes integers and returns a new descriptor or -1.
     let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
     if fd < 0 {

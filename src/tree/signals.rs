@@ -56,14 +56,14 @@ pub fn process_table() -> Vec<Row> {
 }
 
 /// The members of a tree in `table`: `known` pids, processes in group `pgrp`,
-/// orphans re-parented to `me` (when `claim_orphans`, except `foreign` ones), and
+/// orphans re-parented to `me` (with [`Orphans::Claim`], except `foreign` ones), and
 /// every descendant of those. Returned parents before children. Pure, for tests.
 pub fn members(
     table: &[Row],
     known: &BTreeSet<i32>,
     pgrp: Option<i32>,
     me: i32,
-    claim_orphans: bool,
+    orphans: Orphans,
     foreign: &[i32],
 ) -> Vec<i32> {
     let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
@@ -74,7 +74,10 @@ pub fn members(
     let is_root = |row: &Row| {
         known.contains(&row.pid)
             || Some(row.pgrp) == pgrp
-            || (claim_orphans && row.ppid == me && !foreign.contains(&row.pid) && !foreign.contains(&row.pgrp))
+            || (orphans == Orphans::Claim
+                && row.ppid == me
+                && !foreign.contains(&row.pid)
+                && !foreign.contains(&row.pgrp))
     };
     // Breadth-first from the roots whose parent is not itself a member, so that
     // the order is parents before children.
@@ -105,6 +108,15 @@ struct Member {
     ino: u64,
 }
 
+/// Whether the processes re-parented to dmon (orphans of a tree, dmon being a
+/// child subreaper) belong to a tree: the command's tree claims them, the log
+/// command's leaves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Orphans {
+    Claim,
+    Leave,
+}
+
 pub struct SignalTree {
     me: i32,
     /// The command's process group (its leader's pid), while the group the
@@ -116,9 +128,7 @@ pub struct SignalTree {
     known: BTreeMap<i32, Member>,
     /// Members dmon may not signal.
     refused: Refused,
-    /// Whether orphans re-parented to dmon belong to this tree (the command's);
-    /// the log command's tree does not claim them.
-    claim_orphans: bool,
+    orphans: Orphans,
     /// The other tree's leader and process group, never claimed.
     foreign: Vec<i32>,
     /// The next child must start stopped.
@@ -132,22 +142,22 @@ fn row_now(pid: i32) -> Option<Row> {
 }
 
 impl SignalTree {
-    pub fn new(claim_orphans: bool) -> SignalTree {
+    pub fn new(orphans: Orphans) -> SignalTree {
         SignalTree {
             me: std::process::id() as i32,
             pgrp: None,
             leader: None,
             known: BTreeMap::new(),
             refused: Refused::default(),
-            claim_orphans,
+            orphans,
             foreign: Vec::new(),
             start_frozen: false,
         }
     }
 
-    /// A child that stopped itself before exec would block std's `spawn`, which
-    /// waits for the exec; so a command started while paused is stopped as soon
-    /// as `spawn` returns.
+    /// A child that stopped itself before exec would block
+    /// [`crate::spawn::spawn`], which waits for the exec; so a command started
+    /// while paused is stopped as soon as `spawn` returns.
     pub fn child_setup(&mut self, frozen: bool) -> super::ChildSetup {
         self.start_frozen = frozen;
         super::ChildSetup::default()
@@ -209,7 +219,7 @@ impl SignalTree {
             }
         }
         let known: BTreeSet<i32> = self.known.keys().copied().collect();
-        let order = members(&table, &known, self.pgrp, self.me, self.claim_orphans, &self.foreign);
+        let order = members(&table, &known, self.pgrp, self.me, self.orphans, &self.foreign);
         (table.into_iter().map(|r| (r.pid, r)).collect(), order)
     }
 
@@ -337,11 +347,11 @@ mod tests {
             row(50, 77, 50), // unrelated
         ];
         let known = BTreeSet::from([10]);
-        let got = members(&table, &known, Some(10), me, true, &[20]);
+        let got = members(&table, &known, Some(10), me, Orphans::Claim, &[20]);
         // 11 is a root too (group 10); every parent comes before its children.
         assert_eq!(got, [10, 11, 30, 40, 12, 31]);
         // The log tree does not claim orphans.
-        let log = members(&table, &BTreeSet::from([20]), Some(20), me, false, &[]);
+        let log = members(&table, &BTreeSet::from([20]), Some(20), me, Orphans::Leave, &[]);
         assert_eq!(log, [20]);
     }
 
@@ -349,6 +359,6 @@ mod tests {
     fn zombies_are_not_members_but_their_children_are() {
         let mut table = vec![row(1, 0, 1), row(10, 1, 10), row(11, 10, 11)];
         table[1].zombie = true;
-        assert_eq!(members(&table, &BTreeSet::from([10]), Some(10), 1, true, &[]), [11]);
+        assert_eq!(members(&table, &BTreeSet::from([10]), Some(10), 1, Orphans::Claim, &[]), [11]);
     }
 }
