@@ -548,3 +548,37 @@ fn supervise_holds_what_runsv_writes() {
         let _ = runsv.wait();
     }
 }
+
+/// The same in the pure cgroup-v2 qemu guest (tests/common/vm.rs), whose root
+/// is the host's, so runit's sv is there too.
+#[test]
+fn pause_and_cont_in_a_pure_v2_guest() {
+    if !have_runit() || common::vm::in_guest() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let argv = [exe.to_str().unwrap(), "--exact", "pause_and_cont_in_the_guest", "--test-threads=1"];
+    let out = match common::vm::run(&argv, &[], Duration::from_secs(300)) {
+        Err(why) => return skip(&why),
+        Ok(out) => out,
+    };
+    let report = String::from_utf8_lossy(&out.stdout);
+    println!("in the guest:\n{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "the in-guest test failed");
+    assert!(report.contains("test result: ok. 1 passed"), "the in-guest test did not run");
+}
+
+/// The in-guest half of [`pause_and_cont_in_a_pure_v2_guest`]; returns at once on the host.
+#[test]
+fn pause_and_cont_in_the_guest() {
+    if !common::vm::in_guest() {
+        return;
+    }
+    let service = Service::start("guest", &[], &[], false, false);
+    let info = read(&service.dir.path("info"));
+    assert!(info.contains(r#""backend":"cgroup2""#), "{info}");
+    pause_and_cont(&service);
+    let out = service.sv(&["-w", "20", "down"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(service.pids().iter().all(|p| !alive(*p)));
+}
