@@ -130,10 +130,10 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
     opts.work_in_root_as_a_daemon().map_err(|e| usage(format!("cannot read the working directory: {e}")))?;
     // Whether dmon is the terminal's foreground job (not `dmon -n cmd &`): only
     // then is the command made the terminal's foreground group.
-    let stdin = std::io::stdin();
+    let stdin = dmon::standard_input();
     let foreground = !opts.daemon
-        && nix::unistd::isatty(&stdin).unwrap_or(false)
-        && nix::unistd::tcgetpgrp(&stdin).is_ok_and(|group| group == nix::unistd::getpgrp());
+        && nix::unistd::isatty(stdin).unwrap_or(false)
+        && nix::unistd::tcgetpgrp(stdin).is_ok_and(|group| group == nix::unistd::getpgrp());
 
     if opts.daemon {
         daemon::detach().map_err(Failure::Runtime)?;
@@ -151,7 +151,7 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
         })?;
     }
 
-    let tty = foreground.then(|| std::io::stdin().as_raw_fd());
+    let tty = foreground.then(|| dmon::standard_input().as_raw_fd());
 
     let policy = Policy {
         once: opts.once,
