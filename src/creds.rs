@@ -38,11 +38,86 @@
 //! program's, capabilities or not. Only no_new_privs stops the set-user-ID bit.
 
 use std::ffi::CString;
+use std::fmt;
 use std::io;
 use std::str::FromStr;
 
 use caps::{CapSet, Capability};
+use nix::errno::Errno;
 use nix::unistd::{Gid, Group, Uid, User};
+
+/// What makes a user, a group or a capability request impossible, found before
+/// anything starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredsError {
+    UnknownCap(String),
+    /// dmon's own capabilities could not be read (the caps crate's message).
+    ReadCaps(String),
+    /// Capabilities to keep that dmon does not hold (a mask).
+    NotHeld(u64),
+    NoSetpcap,
+    UnknownUser(String),
+    LookupUser(String, Errno),
+    UnknownGroup(String),
+    LookupGroup(String, Errno),
+    /// A numeric uid without a passwd entry, and no group given.
+    NoPasswdEntry(u32),
+    NulInName,
+    ListGroups(String, Errno),
+    /// dmon (`euid`), without CAP_SETUID/CAP_SETGID, asked for other ids.
+    Unprivileged {
+        euid: u32,
+        refused: Refused,
+    },
+}
+
+/// What an unprivileged dmon was asked to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    User { name: String, uid: u32 },
+    PrimaryGroup(u32),
+    Groups,
+}
+
+impl fmt::Display for CredsError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            CredsError::UnknownCap(name) => {
+                write!(f, "unknown capability '{name}' (see capabilities(7), e.g. NET_BIND_SERVICE)")
+            }
+            CredsError::ReadCaps(e) => write!(f, "cannot read dmon's own capabilities: {e}"),
+            CredsError::NotHeld(mask) => {
+                write!(
+                    f,
+                    "dmon itself does not hold {}, so it cannot keep it for a command",
+                    names_of(*mask).join(", ")
+                )
+            }
+            CredsError::NoSetpcap => {
+                write!(f, "dmon needs CAP_SETPCAP (run it as root) to narrow the commands' capabilities")
+            }
+            CredsError::UnknownUser(name) => write!(f, "unknown user '{name}'"),
+            CredsError::LookupUser(name, e) => write!(f, "cannot look up user '{name}': {}", e.desc()),
+            CredsError::UnknownGroup(name) => write!(f, "unknown group '{name}'"),
+            CredsError::LookupGroup(name, e) => write!(f, "cannot look up group '{name}': {}", e.desc()),
+            CredsError::NoPasswdEntry(uid) => {
+                write!(f, "user {uid} has no passwd entry: give its group (-u {uid}:GROUP)")
+            }
+            CredsError::NulInName => write!(f, "user name has a NUL byte"),
+            CredsError::ListGroups(name, e) => write!(f, "cannot list the groups of '{name}': {}", e.desc()),
+            CredsError::Unprivileged { euid, refused } => {
+                write!(f, "dmon runs as uid {euid} without root's CAP_SETUID/CAP_SETGID: ")?;
+                match refused {
+                    Refused::User { name, uid } => write!(f, "it cannot run a command as '{name}' (uid {uid})"),
+                    Refused::PrimaryGroup(gid) => write!(f, "it cannot change the primary group to {gid}"),
+                    Refused::Groups => write!(f, "it cannot change the supplementary groups"),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for CredsError {}
 
 /// `USER[:GROUP[:GROUP...]]` plus `-g GROUP`, as typed; nothing looked up yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,36 +155,33 @@ impl KeptCaps {
     /// Validates `--cap` names (as in capabilities(7), with or without `CAP_`, in
     /// any case). No names: `None`, capabilities are left alone. Checks that dmon
     /// holds each capability it is asked to keep and may narrow the bounding set.
-    pub fn parse(names: &[String]) -> Result<Option<KeptCaps>, String> {
+    pub fn parse(names: &[String]) -> Result<Option<KeptCaps>, CredsError> {
         let mut mask = 0;
         for name in names {
             mask |= Capability::from_str(&caps::to_canonical(name))
-                .map_err(|_| format!("unknown capability '{name}' (see capabilities(7), e.g. NET_BIND_SERVICE)"))?
+                .map_err(|_| CredsError::UnknownCap(name.clone()))?
                 .bitmask();
         }
         if names.is_empty() {
             return Ok(None);
         }
-        let read = |set: CapSet| -> Result<u64, String> {
+        let read = |set: CapSet| -> Result<u64, CredsError> {
             caps::read(None, set)
                 .map(|caps| caps.iter().fold(0, |m, c| m | c.bitmask()))
-                .map_err(|e| format!("cannot read dmon's own capabilities: {e}"))
+                .map_err(|e| CredsError::ReadCaps(e.to_string()))
         };
         let kept = KeptCaps { mask };
         kept.check_holds(read(CapSet::Permitted)?, read(CapSet::Effective)?)?;
         Ok(Some(kept))
     }
 
-    fn check_holds(&self, permitted: u64, effective: u64) -> Result<(), String> {
+    fn check_holds(&self, permitted: u64, effective: u64) -> Result<(), CredsError> {
         let missing = self.mask & !permitted;
         if missing != 0 {
-            return Err(format!(
-                "dmon itself does not hold {}, so it cannot keep it for a command",
-                names_of(missing).join(", ")
-            ));
+            return Err(CredsError::NotHeld(missing));
         }
         if effective & Capability::CAP_SETPCAP.bitmask() == 0 {
-            return Err("dmon needs CAP_SETPCAP (run it as root) to narrow the commands' capabilities".to_string());
+            return Err(CredsError::NoSetpcap);
         }
         Ok(())
     }
@@ -194,26 +266,26 @@ impl Current {
     }
 }
 
-fn lookup_user(name: &str) -> Result<(u32, Option<User>), String> {
+fn lookup_user(name: &str) -> Result<(u32, Option<User>), CredsError> {
     if let Ok(uid) = name.parse::<u32>() {
         let entry = User::from_uid(Uid::from_raw(uid)).ok().flatten();
         return Ok((uid, entry));
     }
     match User::from_name(name) {
         Ok(Some(user)) => Ok((user.uid.as_raw(), Some(user))),
-        Ok(None) => Err(format!("unknown user '{name}'")),
-        Err(e) => Err(format!("cannot look up user '{name}': {}", e.desc())),
+        Ok(None) => Err(CredsError::UnknownUser(name.to_string())),
+        Err(e) => Err(CredsError::LookupUser(name.to_string(), e)),
     }
 }
 
-fn lookup_group(name: &str) -> Result<u32, String> {
+fn lookup_group(name: &str) -> Result<u32, CredsError> {
     if let Ok(gid) = name.parse::<u32>() {
         return Ok(gid);
     }
     match Group::from_name(name) {
         Ok(Some(group)) => Ok(group.gid.as_raw()),
-        Ok(None) => Err(format!("unknown group '{name}'")),
-        Err(e) => Err(format!("cannot look up group '{name}': {}", e.desc())),
+        Ok(None) => Err(CredsError::UnknownGroup(name.to_string())),
+        Err(e) => Err(CredsError::LookupGroup(name.to_string(), e)),
     }
 }
 
@@ -226,14 +298,12 @@ impl Ids {
     ///   user's groups from the group database (`getgrouplist` with the primary
     ///   group, as `initgroups` in su does); for a numeric uid without a passwd
     ///   entry, just the primary group. Never anything of dmon's own.
-    pub fn resolve(spec: &UserSpec) -> Result<(Ids, Option<User>), String> {
+    pub fn resolve(spec: &UserSpec) -> Result<(Ids, Option<User>), CredsError> {
         let (uid, entry) = lookup_user(&spec.user)?;
         let gid = match (&spec.primary_group, spec.groups.first(), &entry) {
             (Some(group), _, _) | (None, Some(group), _) => lookup_group(group)?,
             (None, None, Some(user)) => user.gid.as_raw(),
-            (None, None, None) => {
-                return Err(format!("user {uid} has no passwd entry: give its group (-u {uid}:GROUP)"));
-            }
+            (None, None, None) => return Err(CredsError::NoPasswdEntry(uid)),
         };
         let mut groups = Vec::new();
         if !spec.groups.is_empty() {
@@ -244,9 +314,9 @@ impl Ids {
                 }
             }
         } else if let Some(user) = &entry {
-            let name = CString::new(user.name.as_bytes()).map_err(|_| "user name has a NUL byte".to_string())?;
+            let name = CString::new(user.name.as_bytes()).map_err(|_| CredsError::NulInName)?;
             groups = nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
-                .map_err(|e| format!("cannot list the groups of '{}': {}", user.name, e.desc()))?
+                .map_err(|e| CredsError::ListGroups(user.name.clone(), e))?
                 .into_iter()
                 .map(Gid::as_raw)
                 .collect();
@@ -260,7 +330,7 @@ impl Ids {
 impl Credentials {
     /// Everything one command runs with: its user (`-u`/`-U`, if given) and the
     /// options that apply to both commands. `None` when there is nothing to change.
-    pub fn for_command(spec: Option<&UserSpec>, shared: &Shared) -> Result<Option<Credentials>, String> {
+    pub fn for_command(spec: Option<&UserSpec>, shared: &Shared) -> Result<Option<Credentials>, CredsError> {
         let no_new_privs = shared.no_new_privs || (shared.keep.is_some() && !shared.allow_new_privs);
         let mut creds = match spec {
             Some(spec) => Credentials::resolve(spec)?,
@@ -278,12 +348,12 @@ impl Credentials {
 
     /// Resolves a user spec alone into ids and environment, checked against what
     /// dmon runs as.
-    pub fn resolve(spec: &UserSpec) -> Result<Credentials, String> {
+    pub fn resolve(spec: &UserSpec) -> Result<Credentials, CredsError> {
         Credentials::resolve_for(spec, &Current::read())
     }
 
     /// [`Credentials::resolve`] against a given state of dmon (for tests).
-    pub fn resolve_for(spec: &UserSpec, current: &Current) -> Result<Credentials, String> {
+    pub fn resolve_for(spec: &UserSpec, current: &Current) -> Result<Credentials, CredsError> {
         let (ids, entry) = Ids::resolve(spec)?;
         let env = match &entry {
             Some(user) => vec![
@@ -304,20 +374,20 @@ impl Credentials {
 
     /// Without CAP_SETUID and CAP_SETGID dmon can only run a command as itself:
     /// asking for anything else is an error, not a silent no-op.
-    fn unprivileged(spec: &UserSpec, ids: Ids, current: &Current) -> Result<Option<Ids>, String> {
-        let whom = format!("dmon runs as uid {} without root's CAP_SETUID/CAP_SETGID", current.euid);
+    fn unprivileged(spec: &UserSpec, ids: Ids, current: &Current) -> Result<Option<Ids>, CredsError> {
+        let refuse = |refused| Err(CredsError::Unprivileged { euid: current.euid, refused });
         if ids.uid != current.euid || ids.uid != current.ruid {
-            return Err(format!("{whom}: it cannot run a command as '{}' (uid {})", spec.user, ids.uid));
+            return refuse(Refused::User { name: spec.user.clone(), uid: ids.uid });
         }
         if ids.gid != current.gid {
-            return Err(format!("{whom}: it cannot change the primary group to {}", ids.gid));
+            return refuse(Refused::PrimaryGroup(ids.gid));
         }
         let mut wanted = ids.groups.clone();
         let mut have = current.groups.clone();
         wanted.sort_unstable();
         have.sort_unstable();
         if !spec.groups.is_empty() && wanted != have {
-            return Err(format!("{whom}: it cannot change the supplementary groups"));
+            return refuse(Refused::Groups);
         }
         // Already the user asked for: nothing to change.
         Ok(None)
@@ -440,7 +510,7 @@ mod tests {
     }
 
     fn resolve(spec: &str, group: Option<&str>) -> Result<Ids, String> {
-        Ids::resolve(&UserSpec::parse(spec, group).unwrap()).map(|(ids, _)| ids)
+        Ids::resolve(&UserSpec::parse(spec, group).unwrap()).map(|(ids, _)| ids).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -510,7 +580,7 @@ mod tests {
     fn an_unprivileged_dmon_may_only_name_itself() {
         let me = Current { ruid: 4321, euid: 4321, gid: 4321, groups: vec![4321], can_change_ids: false };
         let spec = |s: &str, g: Option<&str>| UserSpec::parse(s, g).unwrap();
-        let run = |s: &str, g: Option<&str>| Credentials::resolve_for(&spec(s, g), &me);
+        let run = |s: &str, g: Option<&str>| Credentials::resolve_for(&spec(s, g), &me).map_err(|e| e.to_string());
         assert!(run("0", Some("0")).unwrap_err().contains("cannot run a command as '0' (uid 0)"));
         assert!(run("4321:7", None).unwrap_err().contains("primary group"));
         assert!(run("4321:4321:7", None).unwrap_err().contains("supplementary groups"));
@@ -526,18 +596,20 @@ mod tests {
             KeptCaps::parse(&names)
         };
         assert_eq!(mask(&[]), Ok(None));
-        assert!(mask(&["NET_BIND_SRVICE"]).unwrap_err().contains("unknown capability 'NET_BIND_SRVICE'"));
+        assert!(mask(&["NET_BIND_SRVICE"]).unwrap_err().to_string().contains("unknown capability 'NET_BIND_SRVICE'"));
         let kept = KeptCaps { mask: Capability::CAP_NET_BIND_SERVICE.bitmask() | Capability::CAP_KILL.bitmask() };
         for spelling in [["net_bind_service", "KILL"], ["CAP_NET_BIND_SERVICE", "cap_kill"]] {
             let names: Vec<String> = spelling.iter().map(|s| s.to_string()).collect();
             // Whether dmon holds them depends on who runs the test; the names parse.
             match KeptCaps::parse(&names) {
                 Ok(parsed) => assert_eq!(parsed, Some(kept)),
-                Err(e) => assert!(e.contains("dmon"), "{e}"),
+                Err(e) => assert!(e.to_string().contains("dmon"), "{e}"),
             }
         }
-        assert!(kept.check_holds(0, u64::MAX).unwrap_err().contains("does not hold CAP_KILL, CAP_NET_BIND_SERVICE"));
-        assert!(kept.check_holds(u64::MAX, 0).unwrap_err().contains("CAP_SETPCAP"));
+        assert_eq!(kept.check_holds(0, u64::MAX), Err(CredsError::NotHeld(kept.mask)));
+        assert_eq!(kept.check_holds(u64::MAX, 0), Err(CredsError::NoSetpcap));
+        let message = CredsError::NotHeld(kept.mask).to_string();
+        assert!(message.contains("does not hold CAP_KILL, CAP_NET_BIND_SERVICE"), "{message}");
         assert_eq!(kept.check_holds(kept.mask, u64::MAX), Ok(()));
     }
 }

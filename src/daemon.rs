@@ -1,29 +1,50 @@
 //! Detaching from the terminal, and telling the shell that started dmon whether
 //! the daemon came up.
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::logging::one_line;
+
+/// A step of [`detach`] that failed.
+#[derive(Debug)]
+pub enum DetachError {
+    OpenNull(io::Error),
+    /// A system call (`pipe`, `fork`, `setsid`, `dup2`) and its error.
+    Call(&'static str, nix::errno::Errno),
+}
+
+impl fmt::Display for DetachError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            DetachError::OpenNull(e) => write!(f, "cannot open /dev/null: {e}"),
+            DetachError::Call("fork", e) => write!(f, "cannot fork: {}", e.desc()),
+            DetachError::Call("dup2", e) => {
+                write!(f, "cannot put the standard streams on /dev/null: {}", e.desc())
+            }
+            DetachError::Call(call, e) => write!(f, "{call}: {}", e.desc()),
+        }
+    }
+}
+
+impl std::error::Error for DetachError {}
 
 /// Forks; the child starts a new session with its standard streams on
 /// /dev/null and goes on as the daemon. The parent waits, on a pipe, until the
 /// daemon is [`ready`] (its pid file written, the command started) and exits 0,
 /// or until it fails, and then prints the daemon's one-line message and exits
 /// with its code, as `-n` would: nothing that fails after the fork is silent.
-pub fn detach() -> Result<(), String> {
-    let null = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| format!("cannot open /dev/null: {e}"))?;
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {}", e.desc()))?;
+pub fn detach() -> Result<(), DetachError> {
+    let call = |name| move |e| DetachError::Call(name, e);
+    let null = OpenOptions::new().read(true).write(true).open("/dev/null").map_err(DetachError::OpenNull)?;
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(call("pipe"))?;
     // SAFETY: dmon has no other thread yet (the supervisor starts its helpers
     // later), so the child is a whole copy of the process and may go on running
     // any Rust code, allocation and locks included.
-    match unsafe { nix::unistd::fork() }.map_err(|e| format!("cannot fork: {}", e.desc()))? {
+    match unsafe { nix::unistd::fork() }.map_err(call("fork"))? {
         nix::unistd::ForkResult::Parent { .. } => {
             drop(write);
             let mut answer = String::new();
@@ -43,11 +64,11 @@ pub fn detach() -> Result<(), String> {
         }
         nix::unistd::ForkResult::Child => {
             drop(read);
-            nix::unistd::setsid().map_err(|e| format!("setsid: {}", e.desc()))?;
+            nix::unistd::setsid().map_err(call("setsid"))?;
             let on_null = nix::unistd::dup2_stdin(&null)
                 .and_then(|()| nix::unistd::dup2_stdout(&null))
                 .and_then(|()| nix::unistd::dup2_stderr(&null));
-            on_null.map_err(|e| format!("cannot put the standard streams on /dev/null: {}", e.desc()))?;
+            on_null.map_err(call("dup2"))?;
             crate::logging::to_system_log();
             READY.store(write.into_raw_fd(), Ordering::Relaxed);
             Ok(())

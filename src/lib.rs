@@ -42,6 +42,15 @@ pub fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// dmon's standard input, borrowed. Not `std::io::stdin()`, whose first call
+/// allocates an 8 KiB read buffer that dmon, which never reads it, would keep
+/// for its whole life.
+pub fn standard_input() -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: descriptor 0 is open for dmon's whole life: it is never closed,
+    // only replaced (by /dev/null when dmon detaches).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }
+}
+
 /// The unit tests' one way to skip, as tests/common's `skip` for the
 /// integration tests: a test that cannot run here says why and returns, and
 /// fails instead where `CI` is set, since CI has every feature the tests use.

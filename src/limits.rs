@@ -70,7 +70,7 @@ impl Limit {
     /// Whether the limit can be applied, checked before anything starts: a value
     /// above the hard limit needs CAP_SYS_RESOURCE, and open files cannot go above
     /// the kernel's `fs.nr_open` for anyone.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), LimitError> {
         let name = TABLE.iter().find(|row| row.1 == self.resource).map_or("?", |row| row.0);
         let mut now = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         // SAFETY: getrlimit writes one struct.
@@ -80,17 +80,13 @@ impl Limit {
         if self.resource == libc::RLIMIT_NOFILE {
             let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|t| t.trim().parse().ok());
             if let Some(max) = nr_open.filter(|max: &libc::rlim_t| self.value > *max) {
-                return Err(format!("{name}={} is above the kernel's maximum fs.nr_open = {max}", shown(self.value)));
+                return Err(LimitError::AboveNrOpen { name, value: self.value, max });
             }
         }
         let may_raise =
             caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap_or(false);
         if self.value > now.rlim_max && !may_raise {
-            return Err(format!(
-                "{name}={} is above the hard limit {}, which only CAP_SYS_RESOURCE may raise",
-                shown(self.value),
-                shown(now.rlim_max)
-            ));
+            return Err(LimitError::AboveHard { name, value: self.value, hard: now.rlim_max });
         }
         Ok(())
     }
@@ -106,6 +102,31 @@ impl Limit {
         Ok(())
     }
 }
+
+/// A limit that cannot be applied (`-r`): nothing was started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitError {
+    AboveNrOpen { name: &'static str, value: libc::rlim_t, max: libc::rlim_t },
+    AboveHard { name: &'static str, value: libc::rlim_t, hard: libc::rlim_t },
+}
+
+impl std::fmt::Display for LimitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match *self {
+            LimitError::AboveNrOpen { name, value, max } => {
+                write!(f, "{name}={} is above the kernel's maximum fs.nr_open = {max}", shown(value))
+            }
+            LimitError::AboveHard { name, value, hard } => write!(
+                f,
+                "{name}={} is above the hard limit {}, which only CAP_SYS_RESOURCE may raise",
+                shown(value),
+                shown(hard)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LimitError {}
 
 fn shown(value: libc::rlim_t) -> String {
     if value == libc::RLIM_INFINITY { "unlimited".into() } else { value.to_string() }

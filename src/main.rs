@@ -6,9 +6,10 @@ use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
 use dmon::cli::{self, Options, Parsed};
-use dmon::creds::Credentials;
-use dmon::daemon;
-use dmon::pidfile::PidFile;
+use dmon::creds::{Credentials, CredsError};
+use dmon::daemon::{self, DetachError};
+use dmon::limits::LimitError;
+use dmon::pidfile::{PidFile, PidFileError};
 use dmon::psi::PressureWatch;
 use dmon::status::StatusFile;
 use dmon::supervisor::{Forward, Proc, Supervisor, Usage};
@@ -61,6 +62,63 @@ enum Failure {
     Fatal(i32, String),
 }
 
+impl Failure {
+    /// The same failure, its message said of `option`.
+    fn of(self, option: &str) -> Failure {
+        match self {
+            Failure::Usage(m) => Failure::Usage(format!("{option}: {m}")),
+            Failure::Runtime(m) => Failure::Runtime(format!("{option}: {m}")),
+            Failure::Fatal(code, m) => Failure::Fatal(code, format!("{option}: {m}")),
+        }
+    }
+}
+
+/// `result.of("--cap")?`: the error as its failure, said of an option.
+trait Of<T> {
+    fn of(self, option: &str) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<Failure>> Of<T> for Result<T, E> {
+    fn of(self, option: &str) -> Result<T, Failure> {
+        self.map_err(|e| e.into().of(option))
+    }
+}
+
+/// A user, a group or a capability that cannot be had: nothing was started.
+impl From<CredsError> for Failure {
+    fn from(e: CredsError) -> Failure {
+        Failure::Usage(e.to_string())
+    }
+}
+
+/// A pid file that cannot be had, or is another dmon's.
+impl From<PidFileError> for Failure {
+    fn from(e: PidFileError) -> Failure {
+        Failure::Usage(e.to_string())
+    }
+}
+
+/// A limit above what dmon may set.
+impl From<LimitError> for Failure {
+    fn from(e: LimitError) -> Failure {
+        Failure::Usage(e.to_string())
+    }
+}
+
+/// The trees cannot be had as asked (`--tree`, `--cgroup-parent`, a limit).
+impl From<dmon::tree::TreeError> for Failure {
+    fn from(e: dmon::tree::TreeError) -> Failure {
+        Failure::Usage(e.to_string())
+    }
+}
+
+/// Detaching failed: a failure of dmon itself, not of what it was given.
+impl From<DetachError> for Failure {
+    fn from(e: DetachError) -> Failure {
+        Failure::Runtime(e.to_string())
+    }
+}
+
 /// What is checked and opened before dmon detaches, so that a mistake is an
 /// error on the caller's terminal and nothing was started.
 struct Prepared {
@@ -74,11 +132,10 @@ struct Prepared {
 
 fn prepare(opts: &Options) -> Result<Prepared, Failure> {
     let usage = Failure::Usage;
-    let keep_caps = dmon::creds::KeptCaps::parse(&opts.caps).map_err(|e| usage(format!("--cap: {e}")))?;
+    let keep_caps = dmon::creds::KeptCaps::parse(&opts.caps).of("--cap")?;
     let shared = opts.shared(keep_caps);
-    let resolve = |name: &str, spec: &Option<dmon::creds::UserSpec>| {
-        Credentials::for_command(spec.as_ref(), &shared).map_err(|e| Failure::Usage(format!("{name}: {e}")))
-    };
+    let resolve =
+        |name: &str, spec: &Option<dmon::creds::UserSpec>| Credentials::for_command(spec.as_ref(), &shared).of(name);
     let cmd_creds = resolve("-u/--cmd-user", &opts.cmd_user)?;
     let log_creds = resolve("-U/--log-user", &opts.log_user)?;
     if let Some(dir) = &opts.work_dir {
@@ -95,7 +152,7 @@ fn prepare(opts: &Options) -> Result<Prepared, Failure> {
         .into_iter()
         .filter_map(|(option, creds)| Some((option, creds.as_ref()?.ids.as_ref()?)))
         .collect();
-    let pid_file = opts.pid_file.as_deref().map(|path| PidFile::lock(path, &users)).transpose().map_err(usage)?;
+    let pid_file = opts.pid_file.as_deref().map(|path| PidFile::lock(path, &users)).transpose()?;
     let status = match &opts.status_file {
         Some(path) => Some(StatusFile::open(path, opts.status_format).map_err(|e| {
             usage(format!("-I/--write-info: cannot open '{}': {}", path.display(), dmon::io_reason(&e)))
@@ -116,7 +173,7 @@ fn prepare(opts: &Options) -> Result<Prepared, Failure> {
     }
 
     for limit in &opts.limits {
-        limit.check().map_err(|e| usage(format!("-r/--limit: {e}")))?;
+        limit.check().of("-r/--limit")?;
     }
     // Before detaching: a directory another supervisor holds is an error here.
     let control = match &opts.control {
@@ -139,13 +196,13 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
     opts.work_in_root_as_a_daemon().map_err(|e| usage(format!("cannot read the working directory: {e}")))?;
     // Whether dmon is the terminal's foreground job (not `dmon -n cmd &`): only
     // then is the command made the terminal's foreground group.
-    let stdin = std::io::stdin();
+    let stdin = dmon::standard_input();
     let foreground = !opts.daemon
-        && nix::unistd::isatty(&stdin).unwrap_or(false)
-        && nix::unistd::tcgetpgrp(&stdin).is_ok_and(|group| group == nix::unistd::getpgrp());
+        && nix::unistd::isatty(stdin).unwrap_or(false)
+        && nix::unistd::tcgetpgrp(stdin).is_ok_and(|group| group == nix::unistd::getpgrp());
 
     if opts.daemon {
-        daemon::detach().map_err(Failure::Runtime)?;
+        daemon::detach()?;
     }
     // Written by the daemon itself before anything is started, so a pid file that
     // cannot be written leaves nothing running.
@@ -160,7 +217,7 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
         })?;
     }
 
-    let tty = foreground.then(|| std::io::stdin().as_raw_fd());
+    let tty = foreground.then(|| dmon::standard_input().as_raw_fd());
 
     let policy = Policy {
         once: opts.once,
@@ -211,8 +268,7 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
 /// (a warning when it is with signals only, unasked) and records it.
 fn open_trees(opts: &Options, status: Option<&mut StatusFile>) -> Result<dmon::tree::Trees, Failure> {
     let with_log = opts.log_command.is_some();
-    let trees =
-        dmon::tree::open(opts.tree, opts.cgroup_parent.as_deref(), with_log, opts.resources).map_err(Failure::Usage)?;
+    let trees = dmon::tree::open(opts.tree, opts.cgroup_parent.as_deref(), with_log, opts.resources)?;
     if trees.home.is_none() && opts.tree == dmon::cli::TreeChoice::Auto {
         // The weaker control is the user's to know about, not only with -v.
         tracing::warn!("no writable cgroup, controlling the tree with signals: {}", trees.choice.why);

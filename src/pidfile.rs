@@ -2,10 +2,11 @@
 //! lock beside it held for dmon's whole life.
 
 use std::ffi::{OsStr, OsString};
+use std::fmt;
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag};
 use nix::unistd::UnlinkatFlags;
@@ -44,6 +45,45 @@ pub struct PidFile {
     lock: Flock<File>,
 }
 
+/// Why the pid file cannot be had (`-p`): nothing was started.
+#[derive(Debug)]
+pub enum PidFileError {
+    /// The pid file or its lock file (`path`) cannot be opened.
+    Open { path: PathBuf, err: io::Error },
+    /// The user of `option` (`uid`) can write to `dir`, on the way to `path`.
+    Writable { path: PathBuf, dir: PathBuf, option: String, uid: u32 },
+    /// Another dmon holds the lock; `pid` is what the pid file says.
+    Locked { path: PathBuf, pid: String },
+}
+
+impl fmt::Display for PidFileError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            PidFileError::Open { path, err } => {
+                write!(f, "-p/--pid-file: cannot open '{}': {}", path.display(), crate::io_reason(err))
+            }
+            PidFileError::Writable { path, dir, option, uid } => write!(
+                f,
+                "-p/--pid-file: '{}' can be written by the user of {option} (uid {uid}), who could put another pid in '{}'",
+                dir.display(),
+                path.display()
+            ),
+            PidFileError::Locked { path, pid } => {
+                write!(f, "-p/--pid-file: '{}' is locked by a running dmon (pid {pid})", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PidFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PidFileError::Open { err, .. } => Some(err),
+            _ => None,
+        }
+    }
+}
+
 /// Whether the user `ids` may write to a directory with `meta` (by its mode;
 /// ACLs are not read).
 fn writable_by(meta: &Metadata, ids: &Ids) -> bool {
@@ -64,27 +104,22 @@ fn same(a: &Metadata, b: &nix::sys::stat::FileStat) -> bool {
 impl PidFile {
     /// Opens PATH and locks PATH.lock. `users` are the users dmon's commands
     /// run as (`-u`, `-U`), each with the option that named it.
-    pub fn lock(path: &Path, users: &[(&str, &Ids)]) -> Result<PidFile, String> {
-        let shown = path.display();
-        let fail = |e: io::Error| format!("-p/--pid-file: cannot open '{shown}': {}", crate::io_reason(&e));
+    pub fn lock(path: &Path, users: &[(&str, &Ids)]) -> Result<PidFile, PidFileError> {
+        let fail = |err| PidFileError::Open { path: path.to_path_buf(), err };
         let walk = crate::planted::walk(path, "dmon").map_err(fail)?;
         let me = nix::unistd::geteuid().as_raw();
         for (option, ids) in users.iter().filter(|(_, ids)| ids.uid != 0 && ids.uid != me) {
             let sticky = |m: &Metadata| m.mode() & libc::S_ISVTX != 0;
             if let Some(step) = walk.chain.iter().find(|s| writable_by(&s.meta, ids) && !sticky(&s.meta)) {
-                return Err(format!(
-                    "-p/--pid-file: '{}' can be written by the user of {option} (uid {}), who could put another pid in '{shown}'",
-                    step.path.display(),
-                    ids.uid
-                ));
+                let (dir, option) = (step.path.clone(), option.to_string());
+                return Err(PidFileError::Writable { path: path.to_path_buf(), dir, option, uid: ids.uid });
             }
         }
         let file = open_checked(&walk, &walk.name, 0o644, false).map_err(fail)?;
         let mut lock_name = walk.name.clone();
         lock_name.push(".lock");
         let lock_shown = walk.shown().with_file_name(&lock_name);
-        let lock_fail =
-            |e: io::Error| format!("-p/--pid-file: cannot open '{}': {}", lock_shown.display(), crate::io_reason(&e));
+        let lock_fail = |err| PidFileError::Open { path: lock_shown.clone(), err };
         let lock = loop {
             let lock = open_checked(&walk, &lock_name, 0o600, true).map_err(lock_fail)?;
             let meta = lock.metadata().map_err(lock_fail)?;
@@ -93,7 +128,8 @@ impl PidFile {
                 Err((_, _)) => {
                     let mut text = String::new();
                     let _ = (&file).read_to_string(&mut text);
-                    return Err(format!("-p/--pid-file: '{shown}' is locked by a running dmon (pid {})", text.trim()));
+                    let pid = text.trim().to_string();
+                    return Err(PidFileError::Locked { path: path.to_path_buf(), pid });
                 }
             };
             // The dmon that held it removed it on its way out: lock the new one.

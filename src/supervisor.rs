@@ -615,7 +615,7 @@ impl Supervisor {
         // The terminal is dmon's standard input. SIGTTOU is blocked, so
         // tcsetpgrp from the background does not stop dmon.
         if self.start.tty.is_some() {
-            let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
+            let _ = nix::unistd::tcsetpgrp(crate::standard_input(), nix::unistd::getpgrp());
         }
     }
 }

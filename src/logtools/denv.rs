@@ -15,7 +15,8 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::io::{BufRead, BufReader};
+use std::fmt;
+use std::io::{self, BufRead, BufReader};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
@@ -115,6 +116,66 @@ fn identifier(name: &[u8]) -> bool {
         && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
+/// Why the environment cannot be built or the command found: exit 111.
+#[derive(Debug)]
+pub enum DenvError {
+    /// A bad `-E` (its message from [`apply_assignment`]).
+    Assignment(String),
+    /// An envdir that cannot be listed.
+    ReadDir {
+        dir: PathBuf,
+        err: io::Error,
+    },
+    /// A file of an envdir, or a `-f` file, that cannot be read.
+    Read {
+        path: PathBuf,
+        err: io::Error,
+    },
+    /// What is wrong in a file (at a line of a `-f` file).
+    Content {
+        path: PathBuf,
+        line: Option<usize>,
+        fault: Fault,
+    },
+    EmptyCommand,
+    NotFound(OsString),
+}
+
+/// What is wrong in an environment file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    NoEquals,
+    Name(String),
+    Nul,
+}
+
+impl fmt::Display for DenvError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            DenvError::Assignment(message) => f.write_str(message),
+            DenvError::ReadDir { dir, err } => write!(f, "envdir {}: {err}", dir.display()),
+            DenvError::Read { path, err } => write!(f, "{}: {err}", path.display()),
+            DenvError::Content { path, line, fault } => {
+                write!(f, "{}", path.display())?;
+                if let Some(line) = line {
+                    write!(f, ":{line}")?;
+                }
+                match fault {
+                    Fault::NoEquals => write!(f, ": expected NAME=VALUE"),
+                    Fault::Name(name) => write!(f, ": '{name}' is not a variable name"),
+                    Fault::Nul => write!(f, ": the value contains a NUL byte"),
+                }
+            }
+            DenvError::EmptyCommand => write!(f, "the command is empty"),
+            DenvError::NotFound(program) => {
+                write!(f, "cannot execute '{}': not found in PATH", program.to_string_lossy())
+            }
+        }
+    }
+}
+
+impl std::error::Error for DenvError {}
+
 /// Applies `-E NAME[=VALUE]`.
 pub fn apply_assignment(env: &mut Env, item: &OsStr) -> Result<(), String> {
     let bytes = item.as_bytes();
@@ -136,35 +197,32 @@ pub fn apply_assignment(env: &mut Env, item: &OsStr) -> Result<(), String> {
 /// starting with `.` are skipped) sets the variable named after it to its first
 /// line with trailing blanks (spaces, tabs, carriage returns) removed; an empty
 /// file removes the variable. Files are taken in name order.
-pub fn apply_envdir(env: &mut Env, dir: &Path) -> Result<(), String> {
-    let shown = dir.display();
+pub fn apply_envdir(env: &mut Env, dir: &Path) -> Result<(), DenvError> {
+    let list = |err| DenvError::ReadDir { dir: dir.to_path_buf(), err };
     let mut names: Vec<OsString> = std::fs::read_dir(dir)
-        .map_err(|e| format!("envdir {shown}: {e}"))?
+        .map_err(list)?
         .map(|e| e.map(|e| e.file_name()))
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("envdir {shown}: {e}"))?;
+        .map_err(list)?;
     names.sort();
     for name in names {
         if name.as_bytes().starts_with(b".") {
             continue;
         }
         let path = dir.join(&name);
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let read = |err| DenvError::Read { path: path.clone(), err };
+        let fault = |fault| DenvError::Content { path: path.clone(), line: None, fault };
+        let meta = std::fs::symlink_metadata(&path).map_err(read)?;
         if !meta.file_type().is_file() {
             continue;
         }
         if !valid_name(name.as_bytes()) {
-            return Err(format!("{}: '{}' is not a variable name", path.display(), name.to_string_lossy()));
+            return Err(fault(Fault::Name(name.to_string_lossy().into_owned())));
         }
         // O_NOFOLLOW: the file may have been swapped for a link since the check.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path).map_err(read)?;
         let mut line = Vec::new();
-        let read = BufReader::new(file).read_until(b'\n', &mut line).map_err(|e| format!("{}: {e}", path.display()))?;
-        if read == 0 {
+        if BufReader::new(file).read_until(b'\n', &mut line).map_err(read)? == 0 {
             env.remove(&name);
             continue;
         }
@@ -175,7 +233,7 @@ pub fn apply_envdir(env: &mut Env, dir: &Path) -> Result<(), String> {
             line.pop();
         }
         if line.contains(&0) {
-            return Err(format!("{}: the value contains a NUL byte", path.display()));
+            return Err(fault(Fault::Nul));
         }
         env.set(&name, &OsString::from_vec(line));
     }
@@ -185,23 +243,23 @@ pub fn apply_envdir(env: &mut Env, dir: &Path) -> Result<(), String> {
 /// Applies an environment.d-style file: `NAME=VALUE` lines, blanks around a line
 /// removed, empty lines and lines starting with `#` skipped; `NAME=` with nothing
 /// after it removes the variable (as DMon's denv did). No quoting, no expansion.
-pub fn apply_file(env: &mut Env, path: &Path) -> Result<(), String> {
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn apply_file(env: &mut Env, path: &Path) -> Result<(), DenvError> {
+    let text = std::fs::read(path).map_err(|err| DenvError::Read { path: path.to_path_buf(), err })?;
     for (number, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line = raw.trim_ascii();
         if line.is_empty() || line.starts_with(b"#") {
             continue;
         }
-        let at = |what: &str| format!("{}:{}: {what}", path.display(), number + 1);
+        let at = |fault| DenvError::Content { path: path.to_path_buf(), line: Some(number + 1), fault };
         let Some(eq) = line.iter().position(|&b| b == b'=') else {
-            return Err(at("expected NAME=VALUE"));
+            return Err(at(Fault::NoEquals));
         };
         let (name, value) = (&line[..eq], &line[eq + 1..]);
         if !identifier(name) {
-            return Err(at(&format!("'{}' is not a variable name", String::from_utf8_lossy(name))));
+            return Err(at(Fault::Name(String::from_utf8_lossy(name).into_owned())));
         }
         if value.contains(&0) {
-            return Err(at("the value contains a NUL byte"));
+            return Err(at(Fault::Nul));
         }
         if value.is_empty() {
             env.remove(OsStr::from_bytes(name));
@@ -213,7 +271,7 @@ pub fn apply_file(env: &mut Env, path: &Path) -> Result<(), String> {
 }
 
 /// Builds the environment from `steps`, with `inherited` as denv's own.
-pub fn build(steps: &[Step], inherited: &[(OsString, OsString)]) -> Result<Env, String> {
+pub fn build(steps: &[Step], inherited: &[(OsString, OsString)]) -> Result<Env, DenvError> {
     let mut env = Env::default();
     for step in steps {
         match step {
@@ -223,7 +281,7 @@ pub fn build(steps: &[Step], inherited: &[(OsString, OsString)]) -> Result<Env, 
                     env.set(n, v);
                 }
             }
-            Step::Set(item) => apply_assignment(&mut env, item)?,
+            Step::Set(item) => apply_assignment(&mut env, item).map_err(DenvError::Assignment)?,
             Step::EnvDir(dir) => apply_envdir(&mut env, dir)?,
             Step::File(path) => apply_file(&mut env, path)?,
         }
@@ -234,10 +292,9 @@ pub fn build(steps: &[Step], inherited: &[(OsString, OsString)]) -> Result<Env, 
 /// Finds `program` the way a shell would: as given when it contains a `/`, else
 /// in the PATH of the new environment, or denv's own PATH when the new environment
 /// has none (so `denv -d dir prog` finds what the caller would find).
-pub fn resolve(program: &OsStr, env: &Env) -> Result<PathBuf, String> {
-    let shown = program.to_string_lossy();
+pub fn resolve(program: &OsStr, env: &Env) -> Result<PathBuf, DenvError> {
     if program.is_empty() {
-        return Err("the command is empty".into());
+        return Err(DenvError::EmptyCommand);
     }
     if program.as_bytes().contains(&b'/') {
         return Ok(PathBuf::from(program));
@@ -251,7 +308,7 @@ pub fn resolve(program: &OsStr, env: &Env) -> Result<PathBuf, String> {
             return Ok(candidate);
         }
     }
-    Err(format!("cannot execute '{shown}': not found in PATH"))
+    Err(DenvError::NotFound(program.to_owned()))
 }
 
 fn executable(path: &Path) -> bool {
@@ -262,7 +319,7 @@ fn executable(path: &Path) -> bool {
 pub fn exec(command: &[OsString], env: &Env) -> String {
     let program = match resolve(&command[0], env) {
         Ok(p) => p,
-        Err(e) => return e,
+        Err(e) => return e.to_string(),
     };
     let error = std::process::Command::new(&program)
         .arg0(&command[0])
@@ -334,7 +391,7 @@ pub fn main() -> i32 {
     };
     match build(&steps, &inherited) {
         Ok(env) => fail(exec(&command, &env)),
-        Err(e) => fail(e),
+        Err(e) => fail(e.to_string()),
     }
 }
 

@@ -154,11 +154,23 @@ pub fn fail(what: impl std::fmt::Display) -> i32 {
     1
 }
 
+/// The signals of a run cannot be taken (the signalfd's error).
+#[derive(Debug)]
+pub struct SignalsError(pub io::Error);
+
+impl std::fmt::Display for SignalsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "signalfd: {}", self.0)
+    }
+}
+
+impl std::error::Error for SignalsError {}
+
 impl Control {
     /// The control of a run that stores lines of up to `max_line` bytes whole;
     /// fails with why the signals cannot be taken.
-    pub fn new(max_line: usize) -> Result<Control, String> {
-        let signals = SignalFd::new().map_err(|e| format!("signalfd: {e}"))?;
+    pub fn new(max_line: usize) -> Result<Control, SignalsError> {
+        let signals = SignalFd::new().map_err(SignalsError)?;
         Ok(Control { signals, stop: 0, hangup: false, max_line })
     }
 

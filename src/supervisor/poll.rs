@@ -85,9 +85,7 @@ pub fn wait(
         relay_slots[1] = Some(fds.len() - 1);
     }
     if typing && cmd_pty.is_some_and(|p| !p.pending()) {
-        // SAFETY: dmon's standard input, open for its whole life.
-        let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
-        fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+        fds.push(PollFd::new(crate::standard_input(), PollFlags::POLLIN));
         relay_slots[2] = Some(fds.len() - 1);
     }
     // And the control FIFOs of --control.

@@ -208,13 +208,47 @@ pub struct Host {
     pub euid: u32,
     /// Asks a user's systemd whether one of its units was delegated
     /// (`Delegate=`), where no xattr says so (see [`UserUnit`]).
-    pub ask: fn(&UserUnit) -> Result<bool, String>,
+    pub ask: fn(&UserUnit) -> Result<bool, AskError>,
 }
+
+/// Why a user's systemd could not say whether a unit was delegated.
+#[derive(Debug)]
+pub enum AskError {
+    NoManager,
+    /// dmon runs as `euid`, the unit belongs to `uid`'s manager.
+    NotTheUser {
+        euid: u32,
+        uid: u32,
+    },
+    Spawn(std::io::Error),
+    Wait(std::io::Error),
+    Timeout(std::time::Duration),
+    /// systemctl's first line of complaint (or its answer) about `unit`.
+    Said {
+        unit: String,
+        said: String,
+    },
+}
+
+impl std::fmt::Display for AskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            AskError::NoManager => write!(f, "no service manager to ask"),
+            AskError::NotTheUser { euid, uid } => write!(f, "dmon runs as uid {euid}, not as the unit's user {uid}"),
+            AskError::Spawn(e) => write!(f, "cannot run systemctl --user: {e}"),
+            AskError::Wait(e) => write!(f, "systemctl --user: {e}"),
+            AskError::Timeout(limit) => write!(f, "systemctl --user gave no answer within {} s", limit.as_secs()),
+            AskError::Said { unit, said } => write!(f, "systemctl --user show -p Delegate {unit}: {said}"),
+        }
+    }
+}
+
+impl std::error::Error for AskError {}
 
 impl Default for Host {
     /// A host without systemd, dmon not root, no service manager to ask.
     fn default() -> Host {
-        Host { systemd: false, euid: 1000, ask: |_| Err("no service manager to ask".into()) }
+        Host { systemd: false, euid: 1000, ask: |_| Err(AskError::NoManager) }
     }
 }
 
@@ -322,11 +356,11 @@ const ASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// `systemctl --user show -p Delegate --value UNIT`, as the unit's user only
 /// (another user's manager is not dmon's to trust or ask), bounded by
 /// [`ASK_LIMIT`].
-fn systemctl_delegate(unit: &UserUnit) -> Result<bool, String> {
+fn systemctl_delegate(unit: &UserUnit) -> Result<bool, AskError> {
     use std::process::{Command, Stdio};
     let uid = nix::unistd::geteuid().as_raw();
     if uid != unit.uid {
-        return Err(format!("dmon runs as uid {uid}, not as the unit's user {}", unit.uid));
+        return Err(AskError::NotTheUser { euid: uid, uid: unit.uid });
     }
     let mut command = Command::new("systemctl");
     command.args(["--user", "show", "-p", "Delegate", "--value", "--", &unit.name]);
@@ -336,7 +370,7 @@ fn systemctl_delegate(unit: &UserUnit) -> Result<bool, String> {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         command.env("XDG_RUNTIME_DIR", format!("/run/user/{uid}"));
     }
-    let child = command.spawn().map_err(|e| format!("cannot run systemctl --user: {e}"))?;
+    let child = command.spawn().map_err(AskError::Spawn)?;
     let pid = child.id() as i32;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -344,11 +378,11 @@ fn systemctl_delegate(unit: &UserUnit) -> Result<bool, String> {
     });
     let out = match rx.recv_timeout(ASK_LIMIT) {
         Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Err(format!("systemctl --user: {e}")),
+        Ok(Err(e)) => return Err(AskError::Wait(e)),
         Err(_) => {
             // Not reaped yet (its thread still waits), so the pid is still its.
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            return Err(format!("systemctl --user gave no answer within {} s", ASK_LIMIT.as_secs()));
+            return Err(AskError::Timeout(ASK_LIMIT));
         }
     };
     let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -358,7 +392,7 @@ fn systemctl_delegate(unit: &UserUnit) -> Result<bool, String> {
         _ => {
             let said = String::from_utf8_lossy(&out.stderr);
             let said = said.lines().next().unwrap_or(&answer);
-            Err(format!("systemctl --user show -p Delegate {}: {said}", unit.name))
+            Err(AskError::Said { unit: unit.name.clone(), said: said.to_string() })
         }
     }
 }
@@ -522,7 +556,13 @@ pub enum TreeChoice {
 /// Picks the backend: `--tree` first; with `auto`, cgroup2 wherever it is
 /// mounted, else the v1 freezer, else signals, each only where dmon may write.
 /// A backend asked for by name that cannot be had is an error.
-pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: &Host) -> Result<Choice, String> {
+pub fn choose(
+    layout: &Layout,
+    choice: TreeChoice,
+    parent: Option<&Path>,
+    host: &Host,
+) -> Result<Choice, super::TreeError> {
+    let refused = |option| move |why| super::TreeError::Unavailable { option, why };
     let named = choice != TreeChoice::Auto;
     // cgroup2 or the v1 freezer: its mount and dmon's cgroup there, its name in
     // messages, and its backend with the parent chosen.
@@ -545,8 +585,8 @@ pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: 
     let freezer = || pick(&layout.freezer, "cgroup v1 freezer", |parent| Backend::Freezer { parent });
     match choice {
         TreeChoice::Signals => Ok(Choice { backend: Backend::Signals, why: "asked for with --tree signals".into() }),
-        TreeChoice::Cgroup2 => v2().map_err(|e| format!("--tree cgroup2: {e}")),
-        TreeChoice::Freezer => freezer().map_err(|e| format!("--tree freezer: {e}")),
+        TreeChoice::Cgroup2 => v2().map_err(refused("--tree cgroup2")),
+        TreeChoice::Freezer => freezer().map_err(refused("--tree freezer")),
         // A parent named by the user picks its hierarchy, and is never silently
         // replaced by signals.
         TreeChoice::Auto if parent.is_some() => {
@@ -559,7 +599,7 @@ pub fn choose(layout: &Layout, choice: TreeChoice, parent: Option<&Path>, host: 
             } else {
                 Err(format!("{} is not a directory of a cgroup2 or v1 freezer hierarchy", parent.unwrap().display()))
             }
-            .map_err(|e| format!("--cgroup-parent: {e}"))
+            .map_err(refused("--cgroup-parent"))
         }
         TreeChoice::Auto => match layout.kind {
             Kind::PureV2 | Kind::Hybrid => v2().or_else(|e| {
@@ -692,7 +732,7 @@ mod tests {
         let got = choose(&layout, TreeChoice::Auto, None, &host).unwrap();
         assert_eq!(got.backend.name(), "freezer");
         // Asked for by name, a missing backend is an error.
-        let err = choose(&layout, TreeChoice::Cgroup2, None, &host).unwrap_err();
+        let err = choose(&layout, TreeChoice::Cgroup2, None, &host).unwrap_err().to_string();
         assert!(err.starts_with("--tree cgroup2:") && err.contains("does not exist"), "{err}");
         // Nothing usable at all: signals, and the reason.
         let none = Layout::detect(&fx.0, "", "");
@@ -715,7 +755,8 @@ mod tests {
         let got = choose(&layout, TreeChoice::Auto, Some(&parent), &systemd).unwrap();
         assert_eq!(got.backend, Backend::Cgroup2 { parent });
         // A parent outside every hierarchy is an error, not signals.
-        let outside = choose(&layout, TreeChoice::Auto, Some(&fx.0.join("elsewhere")), &systemd).unwrap_err();
+        let outside =
+            choose(&layout, TreeChoice::Auto, Some(&fx.0.join("elsewhere")), &systemd).unwrap_err().to_string();
         assert!(outside.contains("is not a directory of a cgroup2"), "{outside}");
         assert!(choose(&layout, TreeChoice::Cgroup2, Some(&fx.0.join("elsewhere")), &systemd).is_err());
         // Without systemd, dmon's own cgroup is fine.
@@ -829,8 +870,8 @@ mod tests {
         if mark_delegated(&manager) {
             assert_eq!(delegated_at(&fx.0.join("sys/fs/cgroup").join(path), &fx.0), None);
         }
-        let host = |ask: fn(&UserUnit) -> Result<bool, String>| Host { systemd: true, euid: 1000, ask };
-        let yes = host(|u| if u.name == "run-r1.scope" && u.uid == 1000 { Ok(true) } else { Err("?".into()) });
+        let host = |ask: fn(&UserUnit) -> Result<bool, AskError>| Host { systemd: true, euid: 1000, ask };
+        let yes = host(|u| if u.name == "run-r1.scope" && u.uid == 1000 { Ok(true) } else { Err(AskError::NoManager) });
         let got = choose(&layout, TreeChoice::Auto, None, &yes).unwrap();
         assert_eq!(got.backend.name(), "cgroup2");
         assert!(got.why.contains("run-r1.scope of the systemd of uid 1000 has Delegate=yes"), "{}", got.why);
@@ -839,12 +880,12 @@ mod tests {
         let got = choose(&layout, TreeChoice::Auto, None, &no).unwrap();
         assert_eq!(got.backend, Backend::Signals);
         assert!(got.why.contains("no Delegate=yes") && got.why.contains("-p Delegate=yes"), "{}", got.why);
-        let err = choose(&layout, TreeChoice::Cgroup2, None, &no).unwrap_err();
+        let err = choose(&layout, TreeChoice::Cgroup2, None, &no).unwrap_err().to_string();
         assert!(err.contains("no Delegate=yes"), "{err}");
 
         // The manager cannot be asked: auto falls back and says what would do;
         // --tree cgroup2 is the user's statement, with what was not confirmed.
-        let unknown = host(|_| Err("no bus".into()));
+        let unknown = host(|_| Err(AskError::Said { unit: "run-r1.scope".into(), said: "no bus".into() }));
         let got = choose(&layout, TreeChoice::Auto, None, &unknown).unwrap();
         assert_eq!(got.backend, Backend::Signals);
         assert!(got.why.contains("cannot be confirmed") && got.why.contains("no bus"), "{}", got.why);
@@ -866,7 +907,7 @@ mod tests {
         let root = Host { euid: 0, ..Host::default() };
         let cgroup = "6:freezer:/\n0::/deleg/inner\n";
         let layout = Layout::detect(&fx.0, HYBRID, cgroup);
-        let err = choose(&layout, TreeChoice::Auto, Some(&deleg), &root).unwrap_err();
+        let err = choose(&layout, TreeChoice::Auto, Some(&deleg), &root).unwrap_err().to_string();
         assert!(err.starts_with("--cgroup-parent: cgroup2: "), "{err}");
         assert!(err.contains(&format!("{} can be written by uid 65534 (the directory)", deleg.display())), "{err}");
         assert!(choose(&layout, TreeChoice::Cgroup2, Some(&deleg), &root).is_err());
@@ -876,12 +917,12 @@ mod tests {
         assert!(got.why.contains("can be written by uid 65534") && got.why.contains("falling back"), "{}", got.why);
         // Through a file only, or a group, too.
         nix::unistd::chown(&deleg, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
-        let err = choose(&layout, TreeChoice::Auto, Some(&deleg.join("inner")), &root).unwrap_err();
+        let err = choose(&layout, TreeChoice::Auto, Some(&deleg.join("inner")), &root).unwrap_err().to_string();
         assert!(err.contains("written by uid 65534 (cgroup.procs)"), "{err}");
         nix::unistd::chown(&deleg.join("cgroup.procs"), Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&deleg, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = choose(&layout, TreeChoice::Auto, Some(&deleg), &root).unwrap_err();
+        let err = choose(&layout, TreeChoice::Auto, Some(&deleg), &root).unwrap_err().to_string();
         assert!(err.contains("written by every user (the directory)"), "{err}");
         std::fs::set_permissions(&deleg, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(choose(&layout, TreeChoice::Auto, Some(&deleg), &root).unwrap().backend.name(), "cgroup2");
@@ -889,6 +930,6 @@ mod tests {
         chown(&deleg).unwrap();
         let user = Host { euid: 65534, ..Host::default() };
         let got = choose(&layout, TreeChoice::Auto, Some(&deleg), &user);
-        assert!(got.is_ok() || got.unwrap_err().contains("not writable by uid 65534"));
+        assert!(got.is_ok() || got.unwrap_err().to_string().contains("not writable by uid 65534"));
     }
 }

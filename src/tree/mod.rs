@@ -157,6 +157,51 @@ pub struct Trees {
     pub log_limits: Option<resources::Enforcer>,
 }
 
+/// Why the trees cannot be had as asked: nothing was started.
+#[derive(Debug)]
+pub enum TreeError {
+    /// `--tree NAME` or `--cgroup-parent` (`option`) cannot be had, and `why`.
+    Unavailable { option: &'static str, why: String },
+    /// dmon's cgroups for the named `backend` cannot be made.
+    Make { backend: &'static str, err: io::Error },
+    /// Limits (their `options`) on a tree controlled with signals, and `why` it is.
+    NeedsCgroup { options: String, why: String },
+    /// `--memory-high` where the memory controller is v1's.
+    NoMemoryHigh,
+    /// Controllers no hierarchy offers: which, with what would offer them.
+    Missing(String),
+    /// The limits (`options`) cannot be put on the tree; a cgroup file's
+    /// failure keeps its [`files::FileError`] inside `err`.
+    Limits { options: String, err: io::Error },
+}
+
+impl std::fmt::Display for TreeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            TreeError::Unavailable { option, why } => write!(f, "{option}: {why}"),
+            TreeError::Make { backend, err } => write!(f, "--tree {backend}: {}", crate::io_reason(err)),
+            TreeError::NeedsCgroup { options, why } => {
+                write!(f, "{options}: a limit needs a cgroup, and the tree is controlled with signals ({why})")
+            }
+            TreeError::NoMemoryHigh => write!(
+                f,
+                "--memory-high: the memory controller here is cgroup v1, which has no memory.high (use --memory-max)"
+            ),
+            TreeError::Missing(message) => f.write_str(message),
+            TreeError::Limits { options, err } => write!(f, "{options}: {}", crate::io_reason(err)),
+        }
+    }
+}
+
+impl std::error::Error for TreeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TreeError::Make { err, .. } | TreeError::Limits { err, .. } => Some(err),
+            _ => None,
+        }
+    }
+}
+
 /// Chooses the backend (see [`detect::choose`]) and makes the trees: for a cgroup
 /// backend, dmon's own cgroup under `parent` (by default dmon's current cgroup)
 /// with the leaves `supervisor`, `cmd` and, with a log command, `log`. When the
@@ -168,7 +213,7 @@ pub fn open(
     parent: Option<&Path>,
     with_log: bool,
     limits: resources::Resources,
-) -> Result<Trees, String> {
+) -> Result<Trees, TreeError> {
     let layout = Layout::detect_here();
     let chosen = detect::choose(&layout, choice, parent, &Host::here(&layout))?;
     let (trees, home) = open_backend(&layout, chosen, choice, with_log)?;
@@ -176,11 +221,7 @@ pub fn open(
         resources::enable_accounting(home, parent.is_some());
     }
     if !limits.is_empty() && trees.home.is_none() {
-        return Err(format!(
-            "{}: a limit needs a cgroup, and the tree is controlled with signals ({})",
-            limits.options(),
-            trees.choice.why
-        ));
+        return Err(TreeError::NeedsCgroup { options: limits.options(), why: trees.choice.why });
     }
     if trees.home.is_none() {
         return Ok(trees);
@@ -203,7 +244,7 @@ fn open_backend(
     chosen: Choice,
     choice: TreeChoice,
     with_log: bool,
-) -> Result<(Trees, Option<Arc<home::Home>>), String> {
+) -> Result<(Trees, Option<Arc<home::Home>>), TreeError> {
     // dmon's own cgroup in the hierarchy (where it moves back to at the end).
     let own = |place: &Option<(PathBuf, PathBuf)>| place.as_ref().map(|(_, own)| own.clone());
     let made = match &chosen.backend {
@@ -226,7 +267,7 @@ fn open_backend(
             );
             Ok((signal_trees(Choice { backend: Backend::Signals, why }, with_log), None))
         }
-        Err(e) => Err(format!("--tree {}: {}", chosen.backend.name(), crate::io_reason(&e))),
+        Err(err) => Err(TreeError::Make { backend: chosen.backend.name(), err }),
     }
 }
 

@@ -41,6 +41,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::TreeError;
 use super::detect::V1Hierarchy;
 use super::files::{self, Access};
 use super::home::Home;
@@ -247,7 +248,7 @@ pub fn open(
     v2: Option<V2Place>,
     v1: &[V1Hierarchy],
     leaves: &[&'static str],
-) -> Result<Option<Vec<Enforcer>>, String> {
+) -> Result<Option<Vec<Enforcer>>, TreeError> {
     let (offered, refused) = match &v2 {
         Some(place) => offer(place, &resources),
         None => (Vec::new(), None),
@@ -260,9 +261,7 @@ pub fn open(
             in_v2.push(controller);
         } else if let Some(h) = v1.iter().find(|h| h.has(controller)) {
             if controller == "memory" && resources.memory_high.is_some() {
-                return Err("--memory-high: the memory controller here is cgroup v1, which has no memory.high \
-                            (use --memory-max)"
-                    .into());
+                return Err(TreeError::NoMemoryHigh);
             }
             if !in_v1.contains(&h) {
                 in_v1.push(h);
@@ -272,9 +271,9 @@ pub fn open(
         }
     }
     if !lacking.is_empty() {
-        return Err(missing(&lacking, v2.as_ref(), &offered, refused.as_deref()));
+        return Err(TreeError::Missing(missing(&lacking, v2.as_ref(), &offered, refused.as_deref())));
     }
-    let failed = |e: io::Error| format!("{}: {}", resources.options(), crate::io_reason(&e));
+    let failed = |err| TreeError::Limits { options: resources.options(), err };
     let mut homes: Vec<(&V1Hierarchy, Arc<Home>)> = Vec::new();
     for h in in_v1 {
         homes.push((h, Arc::new(Home::create_plain(&h.own).map_err(failed)?)));
