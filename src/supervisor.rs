@@ -5,6 +5,10 @@
 //! `Spawned`, dmon's shutdown) go to a queue that is worked off to its end. While
 //! the command runs and no load watching is asked for, nothing wakes dmon up.
 //!
+//! Here is the loop and its queue; what it hears becomes events in `inputs`,
+//! the actions are carried out in `actions`, a process is started in `start`,
+//! and the poll set is built in `poll`.
+//!
 //! The pipe between the command and the log command belongs to dmon: both ends
 //! stay open here for dmon's whole life, so either side can die and be restarted
 //! without a byte in the pipe being lost. On shutdown the command's tree is
@@ -19,14 +23,16 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::cli::Options;
-use crate::status::{Record, StatusFile};
-use crate::task::{Action, Event, State, Status};
+use crate::status::StatusFile;
+use crate::task::Event;
 use crate::watch::{Ready, Watch};
 
 /// How long after a pause or resume its pages are unmapped again.
 const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
+mod actions;
 mod idle;
+mod inputs;
 mod poll;
 mod proc;
 mod relay;
@@ -243,14 +249,6 @@ impl Supervisor {
         }
     }
 
-    /// Tells the log task whether the pipe still holds data and whether the log
-    /// command made progress since the last look (see [`crate::logpipe`]).
-    fn observe_log_input(&mut self, now: Instant) {
-        let Some(log) = self.log.as_ref() else { return };
-        let (left, progress) = self.progress.look(self.start.pipe_read.as_ref(), log.task.pid());
-        self.feed(Which::Log, Event::Input { left, progress }, now);
-    }
-
     fn finished(&self) -> bool {
         self.cmd.task.is_done() && self.log.as_ref().is_none_or(|l| l.task.is_done())
     }
@@ -284,86 +282,6 @@ impl Supervisor {
             .min()
     }
 
-    fn on_signal(&mut self, signal: Signal) {
-        match signal {
-            Signal::SIGCHLD | Signal::SIGTTOU | Signal::SIGTTIN | Signal::SIGPIPE => {}
-            // The real terminal's window changed: so does the command's pty,
-            // and the kernel tells the command (a child on dmon's own terminal
-            // hears of it from the terminal itself).
-            Signal::SIGWINCH => {
-                if let (Some(pty), Some(tty)) = (self.cmd.pty.as_ref(), relay::terminal_of_dmon()) {
-                    pty.resize(tty);
-                }
-            }
-            Signal::SIGTERM | Signal::SIGINT => self.shutdown(),
-            forwarded => {
-                if forwarded == Signal::SIGHUP {
-                    // Perhaps the terminal dmon shares hung up (the task decides);
-                    // then nothing forwards HUP.
-                    self.feed(Which::Cmd, Event::Hangup, Instant::now());
-                }
-                for proc in [Some(&mut self.cmd), self.log.as_mut()].into_iter().flatten() {
-                    if let (Forward::Signals, Some(pid)) = (proc.forward, proc.task.pid()) {
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), forwarded);
-                        if let Some(status) = self.status.as_mut() {
-                            status.record(Record::Signal { process: proc.name, pid, signal: forwarded as i32 });
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Carries out the letters on the control FIFO of `which`, in order: task
-    /// events, a signal to the leader (as `-s` forwards it), or the end of dmon.
-    fn on_control(&mut self, which: Which) {
-        use crate::control::Command;
-        let Some(control) = self.control.as_mut() else { return };
-        let supervise = if which == Which::Cmd { Some(&mut control.cmd) } else { control.log.as_mut() };
-        let Some(letters) = supervise.map(|s| s.read_letters()) else { return };
-        for letter in letters {
-            let Some(command) = crate::control::command(letter) else { continue };
-            let name = which.name();
-            tracing::info!("{name}: control {}", letter as char);
-            if let Some(status) = self.status.as_mut() {
-                status.record(Record::Control { process: name, command: letter as char });
-            }
-            let now = Instant::now();
-            match command {
-                Command::Task(event) => self.feed(which, event, now),
-                Command::Exit if which == Which::Cmd => self.shutdown(),
-                Command::Exit => {}
-                Command::Signal(signal) => self.signal_leader(which, signal),
-            }
-            self.publish_control();
-        }
-    }
-
-    /// Sends `signal` to the leader of `which`, if it runs, and records it.
-    fn signal_leader(&mut self, which: Which, signal: Signal) {
-        let proc = self.proc(which);
-        let (name, Some(pid)) = (proc.name, proc.task.pid()) else { return };
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
-        if let Some(status) = self.status.as_mut() {
-            status.record(Record::Signal { process: name, pid, signal: signal as i32 });
-        }
-        if let (Signal::SIGTERM, Some(control)) = (signal, self.control.as_mut()) {
-            let supervise = if which == Which::Cmd { Some(&mut control.cmd) } else { control.log.as_mut() };
-            if let Some(supervise) = supervise {
-                supervise.term_sent(pid);
-            }
-        }
-    }
-
-    /// Brings `supervise/status`, `stat` and `pid` up to date.
-    fn publish_control(&mut self) {
-        let Some(control) = self.control.as_mut() else { return };
-        control.cmd.publish(&self.cmd.task, self.shutting_down);
-        if let (Some(supervise), Some(log)) = (control.log.as_mut(), self.log.as_ref()) {
-            supervise.publish(&log.task, self.shutting_down);
-        }
-    }
-
     fn shutdown(&mut self) {
         self.queue.push_back(Step::Shutdown);
         self.work_off(Instant::now());
@@ -382,64 +300,6 @@ impl Supervisor {
             self.progress.restart();
             self.observe_log_input(now);
             self.feed(Which::Log, Event::Drain, now);
-        }
-    }
-
-    /// Reaps every child that has exited: the leaders, and orphans re-parented to
-    /// dmon as subreaper. Their rusage goes to their run's meter; an orphan's to
-    /// the command's, the tree that claims orphans.
-    fn reap(&mut self) {
-        while let Some((pid, status, rusage)) = signals::reaped() {
-            let now = Instant::now();
-            match self.log.as_mut() {
-                Some(log) if log.task.pid() == Some(pid) => log.meter.reaped(&rusage),
-                _ => self.cmd.meter.reaped(&rusage),
-            }
-            if self.cmd.task.pid() == Some(pid) {
-                // An OOM kill is said before the exit it caused.
-                self.check_memory(Which::Cmd);
-                let tree_empty = self.cmd.tree.is_empty();
-                self.feed(Which::Cmd, Event::Exited { status, tree_empty }, now);
-            } else if self.log.as_ref().is_some_and(|l| l.task.pid() == Some(pid)) {
-                self.check_memory(Which::Log);
-                self.observe_log_input(now);
-                self.progress.forget_process();
-                let log = self.log.as_mut().expect("checked above");
-                let tree_empty = log.tree.is_empty();
-                self.feed(Which::Log, Event::Exited { status, tree_empty }, now);
-            }
-        }
-    }
-
-    /// Tells the task of `which` if the kernel killed a process of its run for
-    /// want of memory.
-    fn check_memory(&mut self, which: Which) {
-        let Some(proc) = (match which {
-            Which::Cmd => Some(&mut self.cmd),
-            Which::Log => self.log.as_mut(),
-        }) else {
-            return;
-        };
-        if proc.limits.as_mut().is_some_and(|l| l.oom_killed()) {
-            self.feed(which, Event::OutOfMemory, Instant::now());
-        }
-    }
-
-    /// Tells tasks that wait for an empty tree when theirs is.
-    fn check_trees(&mut self) {
-        let now = Instant::now();
-        // A cgroup v2 tree keeps its event fd readable until it is read again.
-        self.cmd.tree.acknowledge();
-        if let Some(log) = self.log.as_mut() {
-            log.tree.acknowledge();
-        }
-        if matches!(self.cmd.task.state(), State::Stopping { leader: None, .. }) && self.cmd.tree.is_empty() {
-            self.feed(Which::Cmd, Event::TreeEmpty, now);
-        }
-        if let Some(log) = self.log.as_mut() {
-            if matches!(log.task.state(), State::Stopping { leader: None, .. }) && log.tree.is_empty() {
-                self.feed(Which::Log, Event::TreeEmpty, now);
-            }
         }
     }
 
@@ -495,115 +355,10 @@ impl Supervisor {
         }
     }
 
-    fn act(&mut self, which: Which, action: Action, now: Instant) {
-        let name = which.name();
-        tracing::debug!("{name}: {action}");
-        let result = match action {
-            Action::Report(status) => {
-                let measured = self.start.usage;
-                let proc = self.proc(which);
-                // The exit of a run comes once its tree is empty: what it used is complete.
-                let usage = (measured && matches!(status, Status::Exit(..)))
-                    .then(|| proc.meter.finish(proc.tree.dir(), Instant::now()));
-                if let Some(file) = self.status.as_mut() {
-                    file.report(name, status, usage.as_ref());
-                }
-                Ok(())
-            }
-            Action::ReportOom { pid } => {
-                tracing::warn!(
-                    "{name}: out of memory (--memory-max): the kernel killed a process of the run; ending it"
-                );
-                if let Some(status) = self.status.as_mut() {
-                    status.record(Record::Oom { process: name, pid });
-                }
-                Ok(())
-            }
-            Action::ReportStartFailure => {
-                let proc = self.proc(which);
-                if let Some(e) = proc.start_error.take() {
-                    if !std::mem::replace(&mut proc.start_failure_reported, true) {
-                        tracing::error!("{name}: {e}");
-                    }
-                }
-                Ok(())
-            }
-            Action::EndDmon { code } => {
-                let message = self.proc(which).start_error.take().unwrap_or_default();
-                self.fatal.get_or_insert((code, message));
-                self.queue.push_back(Step::Shutdown);
-                Ok(())
-            }
-            Action::Shutdown => {
-                self.queue.push_back(Step::Shutdown);
-                Ok(())
-            }
-            Action::Unlogged => {
-                let unlogged = self.start.pipe_read.as_ref().map_or(0, crate::logpipe::bytes_in);
-                if unlogged > 0 {
-                    tracing::warn!(
-                        "{unlogged} bytes of the command's output were left unlogged: the log command made no \
-                         progress for {} s",
-                        self.proc(which).task.grace().as_secs_f64()
-                    );
-                }
-                Ok(())
-            }
-            Action::Spawn { frozen } => {
-                let proc = match which {
-                    Which::Cmd => &mut self.cmd,
-                    Which::Log => self.log.as_mut().expect("log task without a log command"),
-                };
-                let event = self.start.spawn(which, proc, frozen);
-                self.queue.push_back(Step::Feed(which, event));
-                Ok(())
-            }
-            Action::Terminate => self.proc(which).tree.terminate(),
-            Action::Kill => self.proc(which).tree.kill(),
-            Action::Freeze => {
-                self.release_at = Some(now + RELEASE_AFTER);
-                let proc = self.proc(which);
-                proc.meter.pause(Instant::now());
-                proc.tree.freeze()
-            }
-            Action::Thaw => {
-                self.release_at = Some(now + RELEASE_AFTER);
-                let proc = self.proc(which);
-                proc.meter.resume(Instant::now());
-                proc.tree.thaw()
-            }
-        };
-        if let Err(e) = result {
-            tracing::warn!("{name}: {action} failed: {}", crate::io_reason(&e));
-        }
-    }
-
-    /// Tells the service manager that dmon is ready (`READY=1`) once the command
-    /// and the log command have both started.
-    fn notify_ready(&mut self) {
-        let started = |p: &Proc| p.task.pid().is_some();
-        if !self.shutting_down && started(&self.cmd) && self.log.as_ref().is_none_or(started) {
-            crate::daemon::ready();
-            if let Some(notify) = self.notify.as_mut() {
-                notify.ready();
-            }
-        }
-    }
-
     fn proc(&mut self, which: Which) -> &mut Proc {
         match which {
             Which::Cmd => &mut self.cmd,
             Which::Log => self.log.as_mut().expect("log task without a log command"),
-        }
-    }
-
-    /// Keeps the command's tree from claiming the log command's processes.
-    fn update_foreign(&mut self) {
-        let foreign: Vec<i32> = self.log.as_ref().and_then(|l| l.task.pid()).into_iter().collect();
-        self.cmd.tree.set_foreign(&foreign);
-        let foreign: Vec<i32> = self.cmd.task.pid().into_iter().collect();
-        if let Some(log) = self.log.as_mut() {
-            log.tree.set_foreign(&foreign);
         }
     }
 
