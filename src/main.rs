@@ -235,9 +235,6 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
     let trees = open_trees(&opts, status.as_mut())?;
     let mut cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, forward(opts.cmd_sigs));
     cmd.limits = trees.limits;
-    if opts.load.is_none() && !opts.pressure.is_empty() {
-        cmd.task.set_watch_cause(dmon::task::Cause::Pressure);
-    }
     let log_limits = trees.log_limits;
     let log = opts.log_command.clone().zip(trees.log).map(|(argv, tree)| {
         let policy = Policy::forever(opts.grace, opts.backoff_max);

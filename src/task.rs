@@ -149,8 +149,9 @@ pub enum Event {
         left: bool,
         progress: bool,
     },
-    /// The load or pressure watchers ask for a pause, or let the tree go on.
-    Pause,
+    /// The load or pressure watchers ask for a pause (`Load` or `Pressure`: the
+    /// source that rose), or let the tree go on.
+    Pause(Cause),
     Resume,
     /// A pause asked for by hand (`p` on the control FIFO): held whatever the
     /// watchers say, until [`Event::Release`] (`c`).
@@ -406,11 +407,6 @@ impl Task {
         !self.want_down
     }
 
-    /// What the watchers' pauses are reported as: `load` (the default) or `pressure`.
-    pub fn set_watch_cause(&mut self, cause: Cause) {
-        self.watch_cause = cause;
-    }
-
     /// The cause a pause is reported with: by hand wins, as only `c` ends it.
     fn cause(&self) -> Cause {
         if self.held { Cause::Manual } else { self.watch_cause }
@@ -461,7 +457,10 @@ impl Task {
             Event::Tick => self.on_tick(now, &mut out),
             Event::Stop => self.on_stop(now, &mut out),
             Event::Drain => self.on_drain(now, &mut out),
-            Event::Pause => self.on_pause(false, now, &mut out),
+            Event::Pause(cause) => {
+                self.watch_cause = cause;
+                self.on_pause(false, now, &mut out)
+            }
             Event::Resume => self.on_resume(false, now, &mut out),
             Event::Hold => self.on_pause(true, now, &mut out),
             Event::Release => self.on_resume(true, now, &mut out),
@@ -999,10 +998,10 @@ mod tests {
         p.timeout = Some(secs(10));
         let mut task = running(p, t0);
         assert_eq!(
-            task.handle(Event::Pause, t0 + secs(4)),
+            task.handle(Event::Pause(Cause::Load), t0 + secs(4)),
             [Action::Report(Status::Pause(100, Cause::Load)), Action::Freeze]
         );
-        assert_eq!(task.handle(Event::Pause, t0 + secs(5)), []);
+        assert_eq!(task.handle(Event::Pause(Cause::Load), t0 + secs(5)), []);
         assert_eq!(task.deadline(), None);
         assert_eq!(
             task.handle(Event::Resume, t0 + secs(100)),
@@ -1016,7 +1015,7 @@ mod tests {
     fn a_respawn_while_paused_starts_frozen() {
         let t0 = Instant::now();
         let mut task = running(policy(), t0);
-        task.handle(Event::Pause, t0);
+        task.handle(Event::Pause(Cause::Load), t0);
         let out = task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(30));
         assert_eq!(out.last(), Some(&Action::Spawn { frozen: true }));
         let out = task.handle(Event::Spawned { pid: 101 }, t0 + secs(30));
@@ -1031,7 +1030,7 @@ mod tests {
     fn stopping_a_paused_tree_thaws_it() {
         let t0 = Instant::now();
         let mut task = running(policy(), t0);
-        task.handle(Event::Pause, t0);
+        task.handle(Event::Pause(Cause::Load), t0);
         assert_eq!(task.handle(Event::Stop, t0), [Action::Report(Status::Stop(100)), Action::Terminate, Action::Thaw]);
     }
 
@@ -1262,7 +1261,7 @@ mod tests {
         let hold = task.handle(Event::Hold, t0);
         assert_eq!(hold, [Action::Report(Status::Pause(100, Cause::Manual)), Action::Freeze]);
         // The load rises and falls: the tree stays frozen, nothing is said.
-        assert_eq!(task.handle(Event::Pause, t0 + secs(1)), []);
+        assert_eq!(task.handle(Event::Pause(Cause::Load), t0 + secs(1)), []);
         assert_eq!(task.handle(Event::Resume, t0 + secs(2)), []);
         assert!(task.frozen());
         assert_eq!(
@@ -1276,7 +1275,10 @@ mod tests {
     fn a_load_pause_held_by_hand_waits_for_the_release() {
         let t0 = Instant::now();
         let mut task = running(policy(), t0);
-        assert_eq!(task.handle(Event::Pause, t0), [Action::Report(Status::Pause(100, Cause::Load)), Action::Freeze]);
+        assert_eq!(
+            task.handle(Event::Pause(Cause::Load), t0),
+            [Action::Report(Status::Pause(100, Cause::Load)), Action::Freeze]
+        );
         assert_eq!(task.handle(Event::Hold, t0 + secs(1)), []);
         assert_eq!(task.handle(Event::Resume, t0 + secs(2)), []);
         assert!(task.frozen() && task.held());
@@ -1286,7 +1288,7 @@ mod tests {
         );
         // Released while the load is still high: the load's pause goes on.
         let mut busy = running(policy(), t0);
-        busy.handle(Event::Pause, t0);
+        busy.handle(Event::Pause(Cause::Load), t0);
         busy.handle(Event::Hold, t0);
         assert_eq!(busy.handle(Event::Release, t0 + secs(1)), []);
         assert_eq!(
@@ -1296,12 +1298,16 @@ mod tests {
     }
 
     #[test]
-    fn the_watchers_cause_is_reported_as_set() {
+    fn a_watchers_pause_and_its_resume_name_the_source_that_rose() {
         let t0 = Instant::now();
         let mut task = running(policy(), t0);
-        task.set_watch_cause(Cause::Pressure);
-        assert_eq!(task.handle(Event::Pause, t0)[0], Action::Report(Status::Pause(100, Cause::Pressure)));
+        assert_eq!(
+            task.handle(Event::Pause(Cause::Pressure), t0)[0],
+            Action::Report(Status::Pause(100, Cause::Pressure))
+        );
         assert_eq!(task.handle(Event::Resume, t0)[0], Action::Report(Status::Resume(100, Cause::Pressure)));
+        assert_eq!(task.handle(Event::Pause(Cause::Load), t0)[0], Action::Report(Status::Pause(100, Cause::Load)));
+        assert_eq!(task.handle(Event::Resume, t0)[0], Action::Report(Status::Resume(100, Cause::Load)));
     }
 
     #[test]

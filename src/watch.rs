@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::marks::{Level, Marks};
 use crate::psi::PressureWatch;
-use crate::task::Event;
+use crate::task::{Cause, Event};
 
 /// The file the load watcher reads, and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,14 @@ pub enum Watcher {
 }
 
 impl Watcher {
+    /// What a pause it asks for is reported as.
+    fn cause(&self) -> Cause {
+        match self {
+            Watcher::Load(_) => Cause::Load,
+            Watcher::Pressure(_) => Cause::Pressure,
+        }
+    }
+
     /// As in dmon's messages.
     pub fn name(&self) -> &'static str {
         match self {
@@ -132,12 +140,13 @@ impl Gate {
         Gate { levels: vec![Level::Low; sources], paused: false }
     }
 
-    /// Source `i` is at `level` now: the event for the task, if any.
-    pub fn update(&mut self, i: usize, level: Level) -> Option<Event> {
+    /// Source `i`, a `cause` of pauses, is at `level` now: the event for the
+    /// task, if any.
+    pub fn update(&mut self, i: usize, level: Level, cause: Cause) -> Option<Event> {
         self.levels[i] = level;
         if !self.paused && level == Level::High {
             self.paused = true;
-            return Some(Event::Pause);
+            return Some(Event::Pause(cause));
         }
         if self.paused && self.levels.iter().all(|l| *l == Level::Low) {
             self.paused = false;
@@ -183,7 +192,7 @@ impl Watch {
                 if self.gate.levels[i] != level {
                     tracing::debug!("{}: {level:?}", watcher.name());
                 }
-                events.extend(self.gate.update(i, level));
+                events.extend(self.gate.update(i, level, watcher.cause()));
             }
         }
         events
@@ -195,17 +204,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_pause_names_the_source_that_rose() {
+        let mut gate = Gate::new(2);
+        assert_eq!(gate.update(1, Level::High, Cause::Pressure), Some(Event::Pause(Cause::Pressure)));
+        assert_eq!(gate.update(0, Level::High, Cause::Load), None, "already paused");
+    }
+
+    #[test]
     fn the_first_high_pauses_and_all_low_resume() {
         use Level::*;
         let mut gate = Gate::new(3);
-        assert_eq!(gate.update(0, Between), None, "between keeps it running");
-        assert_eq!(gate.update(1, High), Some(Event::Pause));
-        assert_eq!(gate.update(0, High), None, "already paused");
-        assert_eq!(gate.update(1, Low), None, "another source is still high");
-        assert_eq!(gate.update(0, Between), None, "between keeps it paused");
-        assert_eq!(gate.update(2, Low), None);
-        assert_eq!(gate.update(0, Low), Some(Event::Resume));
-        assert_eq!(gate.update(0, Low), None, "already running");
-        assert_eq!(gate.update(2, High), Some(Event::Pause));
+        assert_eq!(gate.update(0, Between, Cause::Load), None, "between keeps it running");
+        assert_eq!(gate.update(1, High, Cause::Load), Some(Event::Pause(Cause::Load)));
+        assert_eq!(gate.update(0, High, Cause::Load), None, "already paused");
+        assert_eq!(gate.update(1, Low, Cause::Load), None, "another source is still high");
+        assert_eq!(gate.update(0, Between, Cause::Load), None, "between keeps it paused");
+        assert_eq!(gate.update(2, Low, Cause::Load), None);
+        assert_eq!(gate.update(0, Low, Cause::Load), Some(Event::Resume));
+        assert_eq!(gate.update(0, Low, Cause::Load), None, "already running");
+        assert_eq!(gate.update(2, High, Cause::Load), Some(Event::Pause(Cause::Load)));
     }
 }
