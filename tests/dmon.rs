@@ -644,7 +644,8 @@ fn cpu_pressure_pauses_the_tree_and_calm_resumes_it() {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut hogs: Vec<Child> =
         (0..cpus * 3).map(|_| Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap()).collect();
-    let paused = wait_until(Duration::from_secs(20), || lines(&st).contains(&format!("cmd pause {pid}")));
+    let paused =
+        wait_until(Duration::from_secs(20), || lines(&st).contains(&format!("cmd pause {pid} reason=pressure")));
     for hog in &mut hogs {
         let _ = hog.kill();
         let _ = hog.wait();
@@ -653,7 +654,7 @@ fn cpu_pressure_pauses_the_tree_and_calm_resumes_it() {
     // avg10 decays below 70% within seconds, and must stay there 6 s. (The marks
     // are high so that the other tests running meanwhile do not keep it paused.)
     assert!(
-        wait_until(Duration::from_secs(180), || lines(&st).contains(&format!("cmd resume {pid}"))),
+        wait_until(Duration::from_secs(180), || lines(&st).contains(&format!("cmd resume {pid} reason=pressure"))),
         "no resume once calm: {:?}",
         lines(&st)
     );

@@ -189,9 +189,12 @@ impl Dmon {
         self.lines().iter().find_map(|l| l.strip_prefix("cmd start ").map(str::to_string))
     }
 
+    /// The `pause` or `resume` lines of the command's run: DMon's line for the
+    /// load, with `reason=pressure` after it for the pressure.
     fn count(&self, what: &str) -> usize {
         let line = format!("cmd {what} {}", self.cmd_pid().unwrap());
-        self.lines().iter().filter(|l| **l == line).count()
+        let pressure = format!("{line} reason=pressure");
+        self.lines().iter().filter(|l| **l == line || **l == pressure).count()
     }
 
     fn wait_for(&self, what: &str, n: usize, limit: Duration) -> bool {
