@@ -12,6 +12,7 @@ use nix::sys::signalfd::SignalFd;
 use crate::watch::{Ready, Watch};
 
 use super::proc::{Proc, Which};
+use super::relay::RelayReady;
 
 /// What a wake-up found: the watchers that fired, whether the out-of-memory
 /// notification came, and the relay's descriptors that are ready.
@@ -22,15 +23,6 @@ pub struct Wake {
     pub relay: RelayReady,
     /// The processes whose control FIFO (`--control`) holds letters.
     pub control: Vec<Which>,
-}
-
-/// Which relay descriptors the last poll found ready.
-#[derive(Default)]
-pub struct RelayReady {
-    pub cmd_out: bool,
-    pub log_out: bool,
-    pub typed: bool,
-    pub cmd_in: bool,
 }
 
 /// Waits for a signal, a tree's event, a watcher's trigger or `deadline`.

@@ -240,9 +240,18 @@ fn write_all(fd: RawFd, mut data: &[u8]) {
     }
 }
 
+/// Which relay descriptors the last poll found ready.
+#[derive(Default)]
+pub struct RelayReady {
+    pub cmd_out: bool,
+    pub log_out: bool,
+    pub typed: bool,
+    pub cmd_in: bool,
+}
+
 /// Copies between the ptys and the real terminal what the last poll found
 /// ready. Returns false once the real terminal gives no more input.
-pub fn copy(mut cmd: Option<&mut Pty>, log: Option<&mut Pty>, ready: super::poll::RelayReady) -> bool {
+pub fn copy(mut cmd: Option<&mut Pty>, log: Option<&mut Pty>, ready: RelayReady) -> bool {
     if let (true, Some(pty)) = (ready.cmd_out, cmd.as_deref_mut()) {
         pty.copy_out();
     }
