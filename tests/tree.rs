@@ -156,10 +156,16 @@ fn timeout_of_a_large_busy_tree_freezer() {
 }
 
 /// 200 busy processes that TERM ends, under a leader that ignores TERM and
-/// writes a numbered line every 50 ms.
+/// writes a numbered line every 50 ms. The busy loops wait for `go` before they
+/// spin: forked one by one by a leader that shares two CPUs with those already
+/// spinning, 200 took longer than the run's `-t` under load.
 const BUSY_200_AND_A_WRITER: &str = r#"dir=${0%/tree.sh}
 i=0
-while [ $i -lt 200 ]; do sh -c 'while :; do :; done' "$dir/orphan-$i" & i=$((i+1)); done
+while [ $i -lt 200 ]; do
+    sh -c 'while [ ! -e "$1" ]; do sleep 0.1; done; while :; do :; done' "$dir/orphan-$i" "$dir/go" &
+    i=$((i+1))
+done
+: > "$dir/go"
 trap '' TERM
 n=0
 while :; do n=$((n+1)); echo "line $n"; sleep 0.05; done
