@@ -67,6 +67,12 @@ fn all_stopped(pids: &[i32]) -> bool {
     pids.iter().zip(before).all(|(p, b)| cpu(*p) == b && alive(*p))
 }
 
+/// Whether every process in `pids` stops making progress within 10 s: a freeze
+/// is asked for when dmon writes its record, and completes a little later.
+fn stop(pids: &[i32]) -> bool {
+    wait_until(Duration::from_secs(10), || all_stopped(pids))
+}
+
 /// Whether every process in `pids` made CPU progress (within a few tries).
 fn all_running(pids: &[i32]) -> bool {
     wait_until(Duration::from_secs(5), || {
@@ -163,7 +169,7 @@ fn pause_and_cont(service: &Service) {
     assert!(all_running(&pids), "the tree does not run");
     assert!(service.sv(&["pause"]).status.success());
     assert!(wait_until(Duration::from_secs(5), || status_of(&service.supervise()).1));
-    assert!(all_stopped(&pids), "sv pause left part of the tree running: {pids:?}");
+    assert!(stop(&pids), "sv pause left part of the tree running: {pids:?}");
     let leader = pids[0] as u32;
     assert_eq!(status_of(&service.supervise()), (leader, true, b'u', false, 1));
     assert_eq!(read(&service.supervise().join("stat")), "run, paused\n");
@@ -249,7 +255,7 @@ fn a_manual_pause_holds_while_the_load_is_low() {
     fs::write(svc.join("supervise/control"), "p").unwrap();
     assert!(wait_until(Duration::from_secs(5), || lines(&dir.path("info"))
         .contains(&format!("cmd pause {leader} reason=manual"))));
-    assert!(all_stopped(&pids));
+    assert!(stop(&pids));
     // The load rises and falls (read every 100 ms here): the tree stays stopped.
     fs::write(&load, "5.00 1.00 1.00 1/100 1\n").unwrap();
     std::thread::sleep(Duration::from_millis(600));
@@ -411,7 +417,7 @@ fn a_burst_loses_no_letter_and_a_silent_writer_blocks_nothing() {
     assert!(all_running(&service.pids()));
     let out = service.sv(&["-w", "5", "pause"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(all_stopped(&service.pids()));
+    assert!(stop(&service.pids()));
     // dmon's own writer end keeps the FIFO from ending: no spinning.
     let dmon_pid = service.child.as_ref().unwrap().id() as i32;
     let before = cpu(dmon_pid);
