@@ -156,16 +156,20 @@ fn timeout_of_a_large_busy_tree_freezer() {
 }
 
 /// 200 busy processes that TERM ends, under a leader that ignores TERM and
-/// writes a numbered line every 50 ms. The busy loops wait for `go` before they
-/// spin: forked one by one by a leader that shares two CPUs with those already
-/// spinning, 200 took longer than the run's `-t` under load.
+/// writes a numbered line every 50 ms. The busy loops wait before they spin,
+/// so that the leader forks them all within the run's `-t` under load, and
+/// they wait without polling (200 pollers fork as fast as the leader does):
+/// each one reads an inherited FIFO, and the leader closes the only writer
+/// once all are forked.
 const BUSY_200_AND_A_WRITER: &str = r#"dir=${0%/tree.sh}
+mkfifo "$dir/go"
+exec 4<>"$dir/go" 3<"$dir/go"
 i=0
 while [ $i -lt 200 ]; do
-    sh -c 'while [ ! -e "$1" ]; do sleep 0.1; done; while :; do :; done' "$dir/orphan-$i" "$dir/go" &
+    sh -c 'read _ <&3; exec 3<&-; while :; do :; done' "$dir/orphan-$i" 4>&- &
     i=$((i+1))
 done
-: > "$dir/go"
+exec 3<&- 4>&-
 trap '' TERM
 n=0
 while :; do n=$((n+1)); echo "line $n"; sleep 0.05; done
