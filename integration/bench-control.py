@@ -6,6 +6,7 @@ the floor (the same kernel operation made directly by this script) and a peer
 
     sudo integration/bench-control.py                  # sizes 10 100 1000
     sudo integration/bench-control.py --sizes 10,100 --backends signals --kinds busy
+    sudo integration/bench-control.py --sizes 1000 --kinds busy --repeat 20 --dmon-only   # tails
 
 This observer runs at real-time priority (SCHED_FIFO 10) and sleeps between its
 looks, so that it measures dmon, which runs at normal priority, and not its own
@@ -400,6 +401,9 @@ def main():
     p.add_argument("--kinds", default="sleep,busy")
     p.add_argument("--dmon", default=os.path.join(ROOT, "target/release/dmon"))
     p.add_argument("--json", help="also write the rows to this file (for integration/bench.py)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="measure dmon's stop and kill this many times per case (the tails: median, p95, max)")
+    p.add_argument("--dmon-only", action="store_true", help="no floor and no peer, dmon's own times only")
     a = p.parse_args()
     DMON = a.dmon
     if os.geteuid() != 0:
@@ -418,16 +422,18 @@ def main():
         os.chmod(work, 0o755)
         for kind in a.kinds.split(","):
             for size in map(int, a.sizes.split(",")):
-                peer_ms, left = again(peer_kill, work, size, kind) if peer else (None, None)
+                measure_peer = peer and not a.dmon_only
+                peer_ms, left = again(peer_kill, work, size, kind) if measure_peer else (None, None)
                 for backend in a.backends.split(","):
-                    f_stop, f_kill = again(floor, work, backend, size, kind)
-                    stop = again(dmon_stop, work, backend, size, kind)
-                    kill = again(dmon_kill, work, backend, size, kind)
-                    print(f"{backend:8} {kind:5} {size:5} | {ms(stop):>8} {ms(f_stop):>6} {ratio(stop, f_stop):>6} | "
-                          f"{ms(kill):>8} {ms(f_kill):>6} {ratio(kill, f_kill):>6} | {ms(peer_ms):>10} "
-                          f"{'-' if left is None else left:>4}", flush=True)
-                    rows.append(dict(backend=backend, kind=kind, size=size, stop=stop, stop_floor=f_stop,
-                                     kill=kill, kill_floor=f_kill, peer_kill=peer_ms, peer_left=left))
+                    f_stop, f_kill = (None, None) if a.dmon_only else again(floor, work, backend, size, kind)
+                    for _ in range(a.repeat):
+                        stop = again(dmon_stop, work, backend, size, kind)
+                        kill = again(dmon_kill, work, backend, size, kind)
+                        print(f"{backend:8} {kind:5} {size:5} | {ms(stop):>8} {ms(f_stop):>6} {ratio(stop, f_stop):>6} | "
+                              f"{ms(kill):>8} {ms(f_kill):>6} {ratio(kill, f_kill):>6} | {ms(peer_ms):>10} "
+                              f"{'-' if left is None else left:>4}", flush=True)
+                        rows.append(dict(backend=backend, kind=kind, size=size, stop=stop, stop_floor=f_stop,
+                                         kill=kill, kill_floor=f_kill, peer_kill=peer_ms, peer_left=left))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f)
