@@ -20,8 +20,10 @@ mod choice;
 mod host;
 mod layout;
 
-pub use choice::{Backend, Choice, TreeChoice, choose, refusal};
-pub use host::{AskError, Host, UserUnit, delegated_at, foreign_writer, is_delegated, is_writable};
+pub use choice::{Backend, Choice, Refusal, TreeChoice, Unavailable, choose, refusal};
+pub use host::{
+    AskError, ForeignWriter, Host, UserUnit, Writer, delegated_at, foreign_writer, is_delegated, is_writable,
+};
 pub use layout::{Kind, Layout, V1Hierarchy, v1_hierarchies, v1_hierarchies_here};
 
 #[cfg(test)]

@@ -163,6 +163,13 @@ impl UserUnit {
     }
 }
 
+/// The unit and its manager, as messages name them.
+impl std::fmt::Display for UserUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{} of the systemd of uid {}", self.name, self.uid)
+    }
+}
+
 /// How long the user manager may take to answer.
 const ASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -230,6 +237,57 @@ const CONTROL_FILES: [&str; 7] = [
     "freezer.state",
 ];
 
+/// A user other than root who can write a cgroup directory or one of its
+/// [`CONTROL_FILES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignWriter {
+    /// The cgroup directory.
+    pub dir: PathBuf,
+    /// Who can write it.
+    pub who: Writer,
+    /// What they can write: `dir` itself, or one of its control files.
+    pub file: PathBuf,
+}
+
+/// Who, besides root, can write a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// Its owner, not root.
+    Uid(u32),
+    /// Its group, not root's.
+    Group(u32),
+    /// Every user.
+    Everyone,
+}
+
+impl std::fmt::Display for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Writer::Uid(uid) => write!(f, "uid {uid}"),
+            Writer::Group(gid) => write!(f, "group {gid}"),
+            Writer::Everyone => f.write_str("every user"),
+        }
+    }
+}
+
+impl std::fmt::Display for ForeignWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let file = match self.file == self.dir {
+            true => "the directory",
+            false => self.file.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
+        };
+        write!(
+            f,
+            "{} can be written by {} ({file}), who could move or freeze a root dmon; \
+             a root dmon nests its cgroups only where no other user can write",
+            self.dir.display(),
+            self.who
+        )
+    }
+}
+
+impl std::error::Error for ForeignWriter {}
+
 /// The first of `dir` and its ancestors up to the mount point `top` that a user
 /// other than root can write, with who and through which file. cgroup v2 lets
 /// whoever can write `cgroup.procs` of the common ancestor of two cgroups move
@@ -237,16 +295,16 @@ const CONTROL_FILES: [&str; 7] = [
 /// Containment"), and `cgroup.freeze` of an ancestor freezes everything below:
 /// such a user could take a root dmon out of its cgroup, or freeze it, and
 /// escape its shutdown.
-pub fn foreign_writer(dir: &Path, top: &Path) -> Option<String> {
+pub fn foreign_writer(dir: &Path, top: &Path) -> Option<ForeignWriter> {
     use std::os::unix::fs::MetadataExt;
     let who = |meta: &std::fs::Metadata| {
         let mode = meta.mode();
         if mode & 0o200 != 0 && meta.uid() != 0 {
-            Some(format!("uid {}", meta.uid()))
+            Some(Writer::Uid(meta.uid()))
         } else if mode & 0o020 != 0 && meta.gid() != 0 {
-            Some(format!("group {}", meta.gid()))
+            Some(Writer::Group(meta.gid()))
         } else if mode & 0o002 != 0 {
-            Some("every user".to_string())
+            Some(Writer::Everyone)
         } else {
             None
         }
@@ -256,12 +314,7 @@ pub fn foreign_writer(dir: &Path, top: &Path) -> Option<String> {
         for file in files {
             let Ok(meta) = std::fs::symlink_metadata(&file) else { continue };
             if let Some(who) = who(&meta) {
-                return Some(format!(
-                    "{} can be written by {who} ({}), who could move or freeze a root dmon; \
-                     a root dmon nests its cgroups only where no other user can write",
-                    d.display(),
-                    if file == d { "the directory" } else { file.file_name().and_then(|n| n.to_str()).unwrap_or("?") }
-                ));
+                return Some(ForeignWriter { dir: d.to_path_buf(), who, file });
             }
         }
     }

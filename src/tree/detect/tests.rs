@@ -310,3 +310,97 @@ fn a_root_dmon_never_nests_under_a_cgroup_another_user_can_write() {
     let got = choose(&layout, TreeChoice::Auto, Some(&deleg), &user);
     assert!(got.is_ok() || got.unwrap_err().to_string().contains("not writable by uid 65534"));
 }
+
+#[test]
+fn a_refusal_names_the_option_the_hierarchy_and_the_place() {
+    let fx = Fixture::new(&["sys/fs/cgroup/unified/jobs", "sys/fs/cgroup/freezer/jobs", "elsewhere"]);
+    let layout = Layout::detect(&fx.0, HYBRID, HYBRID_CGROUP);
+    let host = Host::default();
+    let err = |layout: &Layout, choice, parent: Option<&Path>, host: &Host| {
+        choose(layout, choice, parent, host).unwrap_err().to_string()
+    };
+    let (unified, freezer) = (fx.0.join("sys/fs/cgroup/unified"), fx.0.join("sys/fs/cgroup/freezer"));
+    assert_eq!(
+        err(&layout, TreeChoice::Cgroup2, None, &host),
+        format!("--tree cgroup2: cgroup2: {} does not exist", unified.join("jobs/web").display())
+    );
+    let elsewhere = fx.0.join("elsewhere");
+    assert_eq!(
+        err(&layout, TreeChoice::Freezer, Some(&elsewhere), &host),
+        format!(
+            "--tree freezer: {} is not in the cgroup v1 freezer hierarchy at {}",
+            elsewhere.display(),
+            freezer.display()
+        )
+    );
+    assert_eq!(
+        err(&layout, TreeChoice::Auto, Some(&elsewhere), &host),
+        format!("--cgroup-parent: {} is not a directory of a cgroup2 or v1 freezer hierarchy", elsewhere.display())
+    );
+    let pure = Layout::detect(&fx.0, PURE, "0::/unified/jobs\n");
+    assert_eq!(
+        err(&pure, TreeChoice::Freezer, None, &host),
+        "--tree freezer: no cgroup v1 freezer hierarchy is mounted"
+    );
+    let none = Layout::detect(&fx.0, "", "");
+    let got = choose(&none, TreeChoice::Auto, None, &host).unwrap();
+    assert_eq!(got.why, "no cgroup hierarchy is mounted; falling back to signals");
+    let systemd = Host { systemd: true, ..Host::default() };
+    assert_eq!(
+        err(&pure, TreeChoice::Cgroup2, None, &systemd),
+        format!(
+            "--tree cgroup2: cgroup2: {} belongs to systemd and was not delegated (no trusted.delegate or \
+             user.delegate on it or above); start dmon in a unit with Delegate=yes (systemd-run -p Delegate=yes)",
+            fx.0.join("sys/fs/cgroup/unified/jobs").display()
+        )
+    );
+}
+
+#[test]
+fn a_users_unit_is_named_with_its_manager_in_the_reason() {
+    let path = "user.slice/user-1000.slice/user@1000.service/app.slice/run-r1.scope";
+    let fx = Fixture::new(&[&format!("sys/fs/cgroup/{path}")]);
+    let layout = Layout::detect(&fx.0, PURE, &format!("0::/{path}\n"));
+    let (dir, mount) = (fx.0.join("sys/fs/cgroup").join(path), fx.0.join("sys/fs/cgroup"));
+    let host = |ask: fn(&UserUnit) -> Result<bool, AskError>| Host { systemd: true, euid: 1000, ask };
+    let got = choose(&layout, TreeChoice::Auto, None, &host(|_| Ok(true))).unwrap();
+    assert_eq!(
+        got.why,
+        format!(
+            "pure cgroup v2 layout, cgroup2 mounted at {}, dmon's own cgroup {} is writable, delegated \
+             (run-r1.scope of the systemd of uid 1000 has Delegate=yes)",
+            mount.display(),
+            dir.display()
+        )
+    );
+    let no = choose(&layout, TreeChoice::Cgroup2, None, &host(|_| Ok(false))).unwrap_err().to_string();
+    assert_eq!(
+        no,
+        format!(
+            "--tree cgroup2: cgroup2: {} belongs to run-r1.scope of the systemd of uid 1000, which has no \
+             Delegate=yes; start dmon with systemd-run --user --scope -p Delegate=yes",
+            dir.display()
+        )
+    );
+    let unknown = host(|_| Err(AskError::Said { unit: "run-r1.scope".into(), said: "no bus".into() }));
+    let got = choose(&layout, TreeChoice::Cgroup2, None, &unknown).unwrap();
+    assert!(
+        got.why.ends_with(
+            "is writable, cannot confirm that run-r1.scope of the systemd of uid 1000 was delegated (no delegate \
+             xattr; systemctl --user show -p Delegate run-r1.scope: no bus); taking the named backend as the \
+             statement that it was"
+        ),
+        "{}",
+        got.why
+    );
+    let err = choose(&layout, TreeChoice::Auto, None, &unknown).unwrap();
+    assert_eq!(
+        err.why,
+        format!(
+            "cgroup2: {} belongs to run-r1.scope of the systemd of uid 1000, whose delegation cannot be confirmed \
+             (no delegate xattr; systemctl --user show -p Delegate run-r1.scope: no bus); --tree cgroup2 states \
+             that it is; falling back to signals",
+            dir.display()
+        )
+    );
+}
