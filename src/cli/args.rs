@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, Parser};
 
-use crate::creds::UserSpec;
+use crate::creds::{SpecError, UserSpec};
 use crate::limits::Limit;
 use crate::marks::Marks;
 use crate::psi::Source;
@@ -262,7 +262,7 @@ fn parse_umask(text: &str) -> Result<u32, String> {
 }
 
 /// `-u`, `-U`: `USER[:GROUP...]`; `-g` and `-G` are added by [`super::parse`].
-fn parse_user(spec: &str) -> Result<UserSpec, String> {
+fn parse_user(spec: &str) -> Result<UserSpec, SpecError> {
     UserSpec::parse(spec, None)
 }
 
