@@ -44,7 +44,7 @@ or the log command is not found at its first start, 126 when it cannot be execut
 2 for a bad option, value, user, file or directory, before anything starts; 1 when
 supervision itself fails. Without -n the detaching parent exits 0 once the command runs.";
 
-/// The options as clap parses them; `parse` makes them [`Options`].
+/// The options as clap parses them; `parse` makes them [`super::Options`].
 #[derive(Parser, Debug)]
 #[command(
     name = "dmon",

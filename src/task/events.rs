@@ -22,7 +22,7 @@ pub enum Event {
     },
     /// Nothing of the tree is left (after `Exited` with leftovers).
     TreeEmpty,
-    /// The deadline given by [`Task::deadline`] has come.
+    /// The deadline given by [`super::Task::deadline`] has come.
     Tick,
     /// Stop the tree and finish (dmon is shutting down).
     Stop,

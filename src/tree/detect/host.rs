@@ -237,8 +237,8 @@ const CONTROL_FILES: [&str; 7] = [
     "freezer.state",
 ];
 
-/// A user other than root who can write a cgroup directory or one of its
-/// [`CONTROL_FILES`].
+/// A user other than root who can write a cgroup directory or one of the
+/// files through which a writer moves, freezes or kills what is below it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForeignWriter {
     /// The cgroup directory.
