@@ -32,6 +32,10 @@ use nix::sys::stat::{Mode, SFlag};
 
 use crate::task::{Event, State, Task};
 
+mod error;
+
+pub use error::{ControlError, Op, OpenError};
+
 /// runit's run states, byte 19 of `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Run {
@@ -168,70 +172,67 @@ const FIFOS: [&CStr; 2] = [c"control", c"ok"];
 
 impl Supervise {
     /// Makes (or takes over) `service/supervise`; `service` is made when missing.
-    pub fn open(service: &Path) -> Result<Supervise, String> {
+    pub fn open(service: &Path) -> Result<Supervise, ControlError> {
         let path = service.join("supervise");
-        let show = |name: &str| path.join(name).display().to_string();
-        if let Err(e) = std::fs::create_dir(service) {
-            if e.kind() != io::ErrorKind::AlreadyExists {
-                return Err(format!("cannot make '{}': {}", service.display(), crate::io_reason(&e)));
+        let at = |name: &CStr| path.join(name.to_str().unwrap_or("?"));
+        if let Err(err) = std::fs::create_dir(service) {
+            if err.kind() != io::ErrorKind::AlreadyExists {
+                return Err(ControlError::Failed { op: Op::Make, path: service.to_path_buf(), err });
             }
         }
         let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
         let top = nix::fcntl::open(service, flags, Mode::empty())
-            .map_err(|e| format!("cannot open '{}': {}", service.display(), e.desc()))?;
+            .map_err(|e| ControlError::Open { path: service.to_path_buf(), err: OpenError::Os(e.into()) })?;
         match nix::sys::stat::mkdirat(&top, c"supervise", Mode::from_bits_truncate(0o700)) {
             Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(format!("cannot make '{}': {}", path.display(), e.desc())),
+            Err(e) => return Err(ControlError::Failed { op: Op::Make, path, err: e.into() }),
         }
         let dir = nix::fcntl::openat(&top, c"supervise", flags | OFlag::O_NOFOLLOW, Mode::empty()).map_err(|e| {
-            let why = if e == Errno::ELOOP || e == Errno::ENOTDIR {
-                "not a directory (a link is not followed)"
-            } else {
-                e.desc()
+            let err = match e {
+                Errno::ELOOP | Errno::ENOTDIR => OpenError::NotADirectory,
+                e => OpenError::Os(e.into()),
             };
-            format!("cannot open '{}': {why}", path.display())
+            ControlError::Open { path: path.clone(), err }
         })?;
-        let meta = File::from(dir.try_clone().map_err(|e| e.to_string())?).metadata().map_err(|e| e.to_string())?;
+        let meta = File::from(dir.try_clone().map_err(ControlError::Stat)?).metadata().map_err(ControlError::Stat)?;
         let me = nix::unistd::geteuid().as_raw();
         if meta.uid() != me {
-            return Err(format!("'{}' belongs to uid {}, not to dmon's user ({me})", path.display(), meta.uid()));
+            return Err(ControlError::Owner { path, uid: meta.uid(), euid: me });
         }
         if meta.permissions().mode() & 0o002 != 0 {
-            return Err(format!("'{}' can be written by anyone; make it 0700 (or 0770 for a group)", path.display()));
+            return Err(ControlError::OpenToAll { path });
         }
 
         let lock = open_at(&dir, c"lock", OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT, 0o600)
-            .map_err(|e| format!("cannot open '{}': {e}", show("lock")))?;
-        check_regular(&lock, &show("lock"))?;
+            .map_err(|err| ControlError::Open { path: at(c"lock"), err })?;
+        check_regular(&lock, at(c"lock"))?;
         // flock, as runit's lock_exnb: held by the open file description for
         // as long as `lock` stays open.
         // SAFETY: flock on a descriptor this function owns.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let e = Errno::last();
             if e == Errno::EWOULDBLOCK {
-                let who = lock_holder(&lock).map_or_else(String::new, |pid| format!(" (pid {pid})"));
-                return Err(format!("'{}' is locked by another supervisor{who}", show("lock")));
+                return Err(ControlError::Locked { path: at(c"lock"), holder: lock_holder(&lock) });
             }
-            return Err(format!("cannot lock '{}': {}", show("lock"), e.desc()));
+            return Err(ControlError::Failed { op: Op::Lock, path: at(c"lock"), err: e.into() });
         }
 
         for name in FIFOS {
-            make_fifo(&dir, name, &show(name.to_str().unwrap_or("?")))?;
+            make_fifo(&dir, name, at(name))?;
         }
-        let fifo = |name: &CStr, flags: OFlag| -> Result<File, String> {
-            let shown = show(name.to_str().unwrap_or("?"));
-            let file =
-                open_at(&dir, name, flags | OFlag::O_NONBLOCK, 0).map_err(|e| format!("cannot open '{shown}': {e}"))?;
-            let meta = file.metadata().map_err(|e| e.to_string())?;
+        let fifo = |name: &CStr, flags: OFlag| -> Result<File, ControlError> {
+            let file = open_at(&dir, name, flags | OFlag::O_NONBLOCK, 0)
+                .map_err(|err| ControlError::Open { path: at(name), err })?;
+            let meta = file.metadata().map_err(ControlError::Stat)?;
             if !meta.file_type().is_fifo() || meta.uid() != me {
-                return Err(format!("'{shown}' was replaced while being opened"));
+                return Err(ControlError::Replaced { path: at(name) });
             }
             Ok(file)
         };
         let control = fifo(c"control", OFlag::O_RDWR)?;
         let ok = fifo(c"ok", OFlag::O_RDONLY)?;
         for name in [c"status", c"stat", c"pid"] {
-            refuse_link(&dir, name, &show(name.to_str().unwrap_or("?")))?;
+            refuse_link(&dir, name, at(name))?;
         }
         Ok(Supervise {
             dir,
@@ -332,28 +333,24 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn open(dir: &Path, with_log: bool) -> Result<Control, String> {
+    pub fn open(dir: &Path, with_log: bool) -> Result<Control, ControlError> {
         let cmd = Supervise::open(dir)?;
         let log = with_log.then(|| Supervise::open(&dir.join("log"))).transpose()?;
         Ok(Control { cmd, log })
     }
 }
 
-fn open_at(dir: &OwnedFd, name: &CStr, flags: OFlag, mode: u32) -> Result<File, String> {
+fn open_at(dir: &OwnedFd, name: &CStr, flags: OFlag, mode: u32) -> Result<File, OpenError> {
     let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
-    match nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(mode)) {
-        Ok(fd) => Ok(File::from(fd)),
-        Err(Errno::ELOOP) => Err("it is a symbolic link, which dmon does not follow (remove it)".into()),
-        Err(Errno::ENXIO) => Err("no such device or address".into()),
-        Err(e) => Err(e.desc().into()),
-    }
+    let fd = nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(mode)).map_err(OpenError::of)?;
+    Ok(File::from(fd))
 }
 
-fn check_regular(file: &File, shown: &str) -> Result<(), String> {
+fn check_regular(file: &File, path: PathBuf) -> Result<(), ControlError> {
     match file.metadata() {
         Ok(meta) if meta.is_file() && meta.nlink() == 1 => Ok(()),
-        Ok(_) => Err(format!("'{shown}' is not a regular file of its own")),
-        Err(e) => Err(format!("cannot look at '{shown}': {}", crate::io_reason(&e))),
+        Ok(_) => Err(ControlError::NotOwnFile { path }),
+        Err(err) => Err(ControlError::Failed { op: Op::LookAt, path, err }),
     }
 }
 
@@ -366,39 +363,33 @@ fn kind_at(dir: &OwnedFd, name: &CStr) -> Result<Option<(SFlag, u32)>, Errno> {
     }
 }
 
-fn refuse_link(dir: &OwnedFd, name: &CStr, shown: &str) -> Result<(), String> {
+fn refuse_link(dir: &OwnedFd, name: &CStr, path: PathBuf) -> Result<(), ControlError> {
     match kind_at(dir, name) {
-        Ok(Some((kind, _))) if kind == SFlag::S_IFLNK => {
-            Err(format!("'{shown}' is a symbolic link, which dmon does not follow (remove it)"))
-        }
-        Ok(Some((kind, _))) if kind != SFlag::S_IFREG => Err(format!("'{shown}' is not a regular file")),
+        Ok(Some((kind, _))) if kind == SFlag::S_IFLNK => Err(ControlError::Link { path }),
+        Ok(Some((kind, _))) if kind != SFlag::S_IFREG => Err(ControlError::NotRegular { path }),
         Ok(_) => Ok(()),
-        Err(e) => Err(format!("cannot look at '{shown}': {}", e.desc())),
+        Err(e) => Err(ControlError::Failed { op: Op::LookAt, path, err: e.into() }),
     }
 }
 
 /// A FIFO at `name`, fresh: one a dead supervisor left (dmon holds the lock now)
 /// is replaced, so no earlier writer still holds it; anything else there is
 /// refused, never used as half a FIFO.
-fn make_fifo(dir: &OwnedFd, name: &CStr, shown: &str) -> Result<(), String> {
+fn make_fifo(dir: &OwnedFd, name: &CStr, path: PathBuf) -> Result<(), ControlError> {
     let me = nix::unistd::geteuid().as_raw();
+    let failed = |op, e: Errno, path| ControlError::Failed { op, path, err: e.into() };
     match kind_at(dir, name) {
         Ok(None) => {}
         Ok(Some((kind, uid))) if kind == SFlag::S_IFIFO && uid == me => {
-            nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
-                .map_err(|e| format!("cannot replace the stale FIFO '{shown}': {}", e.desc()))?;
+            let unlink = nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+            unlink.map_err(|e| failed(Op::ReplaceStaleFifo, e, path.clone()))?;
         }
-        Ok(Some((kind, _))) if kind == SFlag::S_IFLNK => {
-            return Err(format!("'{shown}' is a symbolic link, which dmon does not follow (remove it)"));
-        }
-        Ok(Some((kind, uid))) if kind == SFlag::S_IFIFO => {
-            return Err(format!("'{shown}' is a FIFO of uid {uid}, not of dmon's user (remove it)"));
-        }
-        Ok(Some(_)) => return Err(format!("'{shown}' exists and is not a FIFO (remove it)")),
-        Err(e) => return Err(format!("cannot look at '{shown}': {}", e.desc())),
+        Ok(Some((kind, _))) if kind == SFlag::S_IFLNK => return Err(ControlError::Link { path }),
+        Ok(Some((kind, uid))) if kind == SFlag::S_IFIFO => return Err(ControlError::ForeignFifo { path, uid }),
+        Ok(Some(_)) => return Err(ControlError::NotFifo { path }),
+        Err(e) => return Err(failed(Op::LookAt, e, path)),
     }
-    nix::unistd::mkfifoat(dir, name, Mode::from_bits_truncate(0o600))
-        .map_err(|e| format!("cannot make the FIFO '{shown}': {}", e.desc()))
+    nix::unistd::mkfifoat(dir, name, Mode::from_bits_truncate(0o600)).map_err(|e| failed(Op::MakeFifo, e, path))
 }
 
 /// The pid holding a flock on `file`, from /proc/locks (matched by device and inode).
@@ -448,6 +439,82 @@ mod tests {
         assert_eq!(stat_text(&Snapshot { pid: 0, run: Run::Down, want_up: false, ..snap() }), "down\n");
         assert_eq!(pid_text(0), "");
         assert_eq!(pid_text(42), "42\n");
+    }
+
+    /// A fresh service directory, removed at the end.
+    struct Service(PathBuf);
+
+    impl Service {
+        fn new(name: &str) -> Service {
+            let dir = std::env::temp_dir().join(format!("dmon-control-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("supervise")).unwrap();
+            Service(dir)
+        }
+
+        fn at(&self, name: &str) -> PathBuf {
+            self.0.join("supervise").join(name)
+        }
+
+        fn refusal(&self) -> String {
+            Supervise::open(&self.0).err().expect("refused").to_string()
+        }
+    }
+
+    impl Drop for Service {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_the_file_and_what_is_wrong_with_it() {
+        let link = |s: &Service, name: &str| std::os::unix::fs::symlink("/etc/passwd", s.at(name)).unwrap();
+        let lock = Service::new("lock");
+        link(&lock, "lock");
+        let said = format!(
+            "cannot open '{}': it is a symbolic link, which dmon does not follow (remove it)",
+            lock.at("lock").display()
+        );
+        assert_eq!(lock.refusal(), said);
+
+        let ok = Service::new("ok");
+        std::fs::create_dir(ok.at("ok")).unwrap();
+        assert_eq!(ok.refusal(), format!("'{}' exists and is not a FIFO (remove it)", ok.at("ok").display()));
+
+        let status = Service::new("status");
+        link(&status, "status");
+        let said =
+            format!("'{}' is a symbolic link, which dmon does not follow (remove it)", status.at("status").display());
+        assert_eq!(status.refusal(), said);
+
+        let pid = Service::new("pid");
+        std::fs::create_dir(pid.at("pid")).unwrap();
+        assert_eq!(pid.refusal(), format!("'{}' is not a regular file", pid.at("pid").display()));
+
+        let open = Service::new("open");
+        std::fs::set_permissions(open.at(""), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let said = format!(
+            "'{}' can be written by anyone; make it 0700 (or 0770 for a group)",
+            open.0.join("supervise").display()
+        );
+        assert_eq!(open.refusal(), said);
+
+        let moved = Service::new("moved");
+        std::fs::remove_dir(moved.at("")).unwrap();
+        std::os::unix::fs::symlink("/tmp", moved.0.join("supervise")).unwrap();
+        let said =
+            format!("cannot open '{}': not a directory (a link is not followed)", moved.0.join("supervise").display());
+        assert_eq!(moved.refusal(), said);
+    }
+
+    #[test]
+    fn a_held_lock_names_its_holder() {
+        let service = Service::new("held");
+        let _first = Supervise::open(&service.0).unwrap();
+        let said =
+            format!("'{}' is locked by another supervisor (pid {})", service.at("lock").display(), std::process::id());
+        assert_eq!(service.refusal(), said);
     }
 
     #[test]

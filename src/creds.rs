@@ -39,12 +39,13 @@
 
 use std::ffi::CString;
 use std::fmt;
-use std::io;
 use std::str::FromStr;
 
 use caps::{CapSet, Capability};
 use nix::errno::Errno;
 use nix::unistd::{Gid, Group, Uid, User};
+
+mod apply;
 
 /// What makes a user, a group or a capability request impossible, found before
 /// anything starts.
@@ -130,16 +131,34 @@ pub struct UserSpec {
     pub primary_group: Option<String>,
 }
 
+/// A `USER[:GROUP...]` spec that names no user, or an empty group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpecError {
+    NoUser(String),
+    EmptyGroup(String),
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            SpecError::NoUser(spec) => write!(f, "'{spec}' does not name a user (expected USER[:GROUP...])"),
+            SpecError::EmptyGroup(spec) => write!(f, "'{spec}' has an empty group name (expected USER[:GROUP...])"),
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
 impl UserSpec {
-    pub fn parse(spec: &str, primary_group: Option<&str>) -> Result<UserSpec, String> {
+    pub fn parse(spec: &str, primary_group: Option<&str>) -> Result<UserSpec, SpecError> {
         let mut parts = spec.split(':');
         let user = parts.next().unwrap_or_default();
         if user.is_empty() {
-            return Err(format!("'{spec}' does not name a user (expected USER[:GROUP...])"));
+            return Err(SpecError::NoUser(spec.to_string()));
         }
         let groups: Vec<String> = parts.map(str::to_string).collect();
         if groups.iter().any(String::is_empty) || primary_group == Some("") {
-            return Err(format!("'{spec}' has an empty group name (expected USER[:GROUP...])"));
+            return Err(SpecError::EmptyGroup(spec.to_string()));
         }
         Ok(UserSpec { user: user.to_string(), groups, primary_group: primary_group.map(str::to_string) })
     }
@@ -392,224 +411,7 @@ impl Credentials {
         // Already the user asked for: nothing to change.
         Ok(None)
     }
-
-    /// Carries the change out in the calling process (see the module doc for the
-    /// order). Runs in the child between fork and exec: raw system calls on
-    /// prepared data only, no allocation, no locks.
-    pub fn apply(&self) -> io::Result<()> {
-        if let Some(mask) = self.umask {
-            // SAFETY: umask takes an integer and cannot fail.
-            unsafe { libc::umask(mask as libc::mode_t) };
-        }
-        if let Some(keep) = self.keep {
-            narrow_bounding_set(keep.mask)?;
-        }
-        if let Some(ids) = &self.ids {
-            if self.keep.is_some() {
-                nix::sys::prctl::set_keepcaps(true)?;
-            }
-            // Raw system calls: glibc's wrappers would broadcast the change to
-            // other threads (there are none after fork) under a lock.
-            // SAFETY: the pointer and length describe a live slice of gid_t.
-            unsafe {
-                syscall(libc::syscall(libc::SYS_setgroups, ids.groups.len(), ids.groups.as_ptr()))?;
-                syscall(libc::syscall(libc::SYS_setresgid, ids.gid, ids.gid, ids.gid))?;
-                syscall(libc::syscall(libc::SYS_setresuid, ids.uid, ids.uid, ids.uid))?;
-            }
-        }
-        match (self.keep, &self.ids) {
-            (Some(keep), ids) => {
-                capset(keep.mask)?;
-                prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0)?;
-                for cap in 0..64 {
-                    if keep.mask & (1 << cap) != 0 {
-                        prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap)?;
-                    }
-                }
-                if ids.is_some() {
-                    nix::sys::prctl::set_keepcaps(false)?;
-                }
-            }
-            (None, Some(ids)) if ids.uid != 0 => capset(0)?,
-            (None, _) => {}
-        }
-        if self.no_new_privs {
-            nix::sys::prctl::set_no_new_privs()?;
-        }
-        Ok(())
-    }
-}
-
-fn syscall(r: libc::c_long) -> io::Result<()> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-}
-
-fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only, for options that take no
-    // pointer (the ambient set and the bounding set).
-    syscall(unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) } as libc::c_long)
-}
-
-/// Drops every capability outside `keep` from the bounding set. Capability
-/// numbers past the kernel's last one fail with EINVAL, which ends the walk; the
-/// walk covers numbers the caps crate does not know yet.
-fn narrow_bounding_set(keep: u64) -> io::Result<()> {
-    for cap in 0..64 {
-        if keep & (1 << cap) != 0 {
-            continue;
-        }
-        if let Err(e) = prctl(libc::PR_CAPBSET_DROP, cap, 0) {
-            if e.raw_os_error() == Some(libc::EINVAL) {
-                break;
-            }
-            return Err(e);
-        }
-    }
-    Ok(())
-}
-
-/// `struct __user_cap_header_struct` (linux/capability.h).
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-/// `struct __user_cap_data_struct` (linux/capability.h).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit sets, as two 32-bit halves.
-const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
-/// Sets the permitted, effective and inheritable sets of the calling thread to
-/// `mask` (capset(2) as a raw system call; the caps crate allocates).
-fn capset(mask: u64) -> io::Result<()> {
-    let half = |shift: u32| {
-        let bits = (mask >> shift) as u32;
-        CapData { effective: bits, permitted: bits, inheritable: bits }
-    };
-    let header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
-    let data = [half(0), half(32)];
-    // SAFETY: capset reads one header and two data structs, laid out as the
-    // kernel's.
-    syscall(unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn root() -> Current {
-        Current { ruid: 0, euid: 0, gid: 0, groups: vec![], can_change_ids: true }
-    }
-
-    fn resolve(spec: &str, group: Option<&str>) -> Result<Ids, String> {
-        Ids::resolve(&UserSpec::parse(spec, group).unwrap()).map(|(ids, _)| ids).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn parses_specs() {
-        let spec = UserSpec::parse("log:wheel:users", Some("adm")).unwrap();
-        assert_eq!(spec.user, "log");
-        assert_eq!(spec.groups, ["wheel", "users"]);
-        assert_eq!(spec.primary_group.as_deref(), Some("adm"));
-        assert!(UserSpec::parse("", None).is_err());
-        assert!(UserSpec::parse(":x", None).is_err());
-        assert!(UserSpec::parse("a::b", None).is_err());
-        assert!(UserSpec::parse("a:", None).is_err());
-        assert!(UserSpec::parse("a", Some("")).is_err());
-    }
-
-    #[test]
-    fn resolves_root_and_numbers() {
-        let root = resolve("root", None).unwrap();
-        assert_eq!((root.uid, root.gid), (0, 0));
-        assert_eq!(resolve("4321:4321", None).unwrap(), Ids { uid: 4321, gid: 4321, groups: vec![4321] });
-        assert_eq!(resolve("4321", Some("77")).unwrap(), Ids { uid: 4321, gid: 77, groups: vec![77] });
-        assert!(resolve("4321", None).unwrap_err().contains("give its group"));
-        assert!(resolve("no-such-user-here", None).unwrap_err().contains("unknown user 'no-such-user-here'"));
-        assert!(resolve("root:no-such-group", None).unwrap_err().contains("unknown group 'no-such-group'"));
-        assert!(resolve("root", Some("no-such-group")).unwrap_err().contains("unknown group"));
-    }
-
-    #[test]
-    fn listed_groups_are_exact_and_the_first_is_primary() {
-        assert_eq!(resolve("0:5:7:5", None).unwrap(), Ids { uid: 0, gid: 5, groups: vec![5, 7] });
-        // -g names the primary group; the supplementary list stays exactly as listed.
-        assert_eq!(resolve("0:5:7", Some("9")).unwrap(), Ids { uid: 0, gid: 9, groups: vec![5, 7] });
-    }
-
-    #[test]
-    fn numeric_users_get_an_environment_but_not_roots() {
-        let creds = Credentials::resolve_for(&UserSpec::parse("4321:4321", None).unwrap(), &root()).unwrap();
-        let env: Vec<(&str, &str)> = creds.env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        assert_eq!(env, [("USER", "4321"), ("LOGNAME", "4321"), ("HOME", "/")]);
-    }
-
-    #[test]
-    fn nothing_to_do_without_options() {
-        assert_eq!(Credentials::for_command(None, &Shared::default()), Ok(None));
-        let nnp = Credentials::for_command(None, &Shared { no_new_privs: true, ..Shared::default() }).unwrap().unwrap();
-        assert!(nnp.ids.is_none() && nnp.no_new_privs && nnp.env.is_empty() && nnp.keep.is_none());
-        assert_eq!(nnp.umask, None, "no user of its own: dmon's umask");
-        let keep = Some(KeptCaps { mask: 1 << 10 });
-        let root = UserSpec::parse("0:0", None).unwrap();
-        let root = Credentials::for_command(Some(&root), &Shared { keep, ..Shared::default() }).unwrap().unwrap();
-        assert_eq!(root.keep, keep);
-        assert_eq!(root.umask, Some(USER_UMASK));
-    }
-
-    #[test]
-    fn kept_capabilities_come_with_no_new_privs_unless_allowed() {
-        let keep = Some(KeptCaps { mask: 1 << 10 });
-        let with = |shared: Shared| Credentials::for_command(None, &shared).unwrap().unwrap();
-        assert!(with(Shared { keep, ..Shared::default() }).no_new_privs);
-        assert!(!with(Shared { keep, allow_new_privs: true, ..Shared::default() }).no_new_privs);
-        let clean = with(Shared { clean_env: true, umask: Some(0o77), ..Shared::default() });
-        assert!(clean.clean_env && !clean.no_new_privs);
-        assert_eq!(clean.umask, Some(0o77));
-    }
-
-    #[test]
-    fn an_unprivileged_dmon_may_only_name_itself() {
-        let me = Current { ruid: 4321, euid: 4321, gid: 4321, groups: vec![4321], can_change_ids: false };
-        let spec = |s: &str, g: Option<&str>| UserSpec::parse(s, g).unwrap();
-        let run = |s: &str, g: Option<&str>| Credentials::resolve_for(&spec(s, g), &me).map_err(|e| e.to_string());
-        assert!(run("0", Some("0")).unwrap_err().contains("cannot run a command as '0' (uid 0)"));
-        assert!(run("4321:7", None).unwrap_err().contains("primary group"));
-        assert!(run("4321:4321:7", None).unwrap_err().contains("supplementary groups"));
-        let same = run("4321:4321", None).unwrap();
-        assert_eq!(same.ids, None, "nothing to change");
-        assert_eq!(same.env[0], ("USER".to_string(), "4321".to_string()));
-    }
-
-    #[test]
-    fn capability_names() {
-        let mask = |names: &[&str]| {
-            let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-            KeptCaps::parse(&names)
-        };
-        assert_eq!(mask(&[]), Ok(None));
-        assert!(mask(&["NET_BIND_SRVICE"]).unwrap_err().to_string().contains("unknown capability 'NET_BIND_SRVICE'"));
-        let kept = KeptCaps { mask: Capability::CAP_NET_BIND_SERVICE.bitmask() | Capability::CAP_KILL.bitmask() };
-        for spelling in [["net_bind_service", "KILL"], ["CAP_NET_BIND_SERVICE", "cap_kill"]] {
-            let names: Vec<String> = spelling.iter().map(|s| s.to_string()).collect();
-            // Whether dmon holds them depends on who runs the test; the names parse.
-            match KeptCaps::parse(&names) {
-                Ok(parsed) => assert_eq!(parsed, Some(kept)),
-                Err(e) => assert!(e.to_string().contains("dmon"), "{e}"),
-            }
-        }
-        assert_eq!(kept.check_holds(0, u64::MAX), Err(CredsError::NotHeld(kept.mask)));
-        assert_eq!(kept.check_holds(u64::MAX, 0), Err(CredsError::NoSetpcap));
-        let message = CredsError::NotHeld(kept.mask).to_string();
-        assert!(message.contains("does not hold CAP_KILL, CAP_NET_BIND_SERVICE"), "{message}");
-        assert_eq!(kept.check_holds(kept.mask, u64::MAX), Ok(()));
-    }
-}
+mod tests;
