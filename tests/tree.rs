@@ -177,25 +177,37 @@ while :; do n=$((n+1)); echo "line $n"; sleep 0.05; done
 
 /// While the command's tree is stopped (frozen, TERM, thawed, and KILL after
 /// the grace), the log command is not: it goes on logging the lines the leader
-/// still writes, and at the end it has every line up to the last.
+/// still writes, and at the end it has every line up to the last. The stop is
+/// asked for through `--control` (`d`, a stop as a timeout makes) once all 201
+/// processes are seen, so that no deadline runs while a loaded machine forks them.
 fn the_log_is_drained_while_the_tree_is_stopped(layout: Layout) {
     let Some(_serial) = serial(layout) else { return };
     let t = TestDir::new(layout, "log-drain");
     t.write("tree.sh", BUSY_200_AND_A_WRITER);
+    let svc = t.path("svc");
+    std::fs::create_dir(&svc).unwrap();
     let out = t.path("log.out").display().to_string();
     let logger = ["sh", "-c", r#"while IFS= read -r l; do echo "$l" >> "$0"; done"#, out.as_str()];
-    let mut dmon = t.start_with_log(&["-t", "6", "--grace", "6", "-m", "0"], &logger);
-    let run = dmon.wait_line("cmd start ", 1);
+    let control = svc.display().to_string();
+    let mut dmon = t.start_with_log(&["--control", &control, "--grace", "6"], &logger);
+    dmon.wait_line("cmd start ", 1);
     t.wait_members(201);
-    dmon.wait_line(&format!("cmd timeout {run}"), 1);
-    let lines = || t.read("log.out").lines().count();
-    let at_timeout = lines();
+    std::fs::write(svc.join("supervise/control"), "d").unwrap();
     assert!(
-        wait_until(Duration::from_secs(4), || lines() > at_timeout + 5),
-        "{layout:?}: the log did not grow while the tree was stopped ({at_timeout} lines); dmon said:\n{}",
+        wait_until(Duration::from_secs(30), || t.read("dmon.err").contains("stop the tree (TERM)")),
+        "{layout:?}: dmon did not stop the tree; it said:\n{}",
         t.read("dmon.err")
     );
+    let lines = || t.read("log.out").lines().count();
+    let at_stop = lines();
+    assert!(
+        wait_until(Duration::from_secs(4), || lines() > at_stop + 5),
+        "{layout:?}: the log did not grow while the tree was stopped ({at_stop} lines); dmon said:\n{}",
+        t.read("dmon.err")
+    );
+    std::fs::write(svc.join("supervise/control"), "x").unwrap();
     assert!(dmon.wait_exit(Duration::from_secs(60)), "{layout:?}: dmon did not exit; it said:\n{}", t.read("dmon.err"));
+    assert!(t.read("dmon.err").contains("kill the tree"), "{layout:?}: the leader ignores TERM, yet no KILL came");
     t.assert_no_members();
     let logged = t.read("log.out");
     let numbers: Vec<u64> = logged.lines().filter_map(|l| l.strip_prefix("line ")?.parse().ok()).collect();
