@@ -20,6 +20,10 @@
 //! start, and keeps it through that change: only the command's tree claims the
 //! orphans re-parented to dmon.
 //!
+//! Each tree owns its limits and peak leaves ([`resources::Enforcer`]): it adds
+//! their descriptors to what the child joins, and gives the loop the OOM
+//! notification, so the loop asks the tree alone.
+//!
 //! In every backend the command is still put in a process group of its own (the
 //! loop does that), so `-n`'s terminal and Ctrl-C work the same everywhere.
 //!
@@ -102,10 +106,13 @@ pub fn until_no_new(mut round: impl FnMut(&BTreeSet<i32>) -> io::Result<Vec<i32>
     Ok(signalled.len())
 }
 
-/// One supervised command's tree: its backend and its role.
+/// One supervised command's tree: its backend, its role, and its limits.
 pub struct Tree {
     kind: Kind,
     role: Role,
+    /// The limits and v1 peak leaves of the tree, where it has any. They stay
+    /// when a cgroup tree falls back to signals: the v1 leaves are the run's.
+    limits: Option<resources::Enforcer>,
 }
 
 /// A tree's backend: what was detected at start, or the signals a cgroup tree
@@ -148,10 +155,32 @@ pub struct Trees {
     pub choice: Choice,
     /// dmon's own cgroup directory, when a cgroup backend is used.
     pub home: Option<PathBuf>,
-    /// The limits and v1 peak leaves of the command's tree, where it has any.
-    pub limits: Option<resources::Enforcer>,
-    /// The same for the log command's tree.
-    pub log_limits: Option<resources::Enforcer>,
+}
+
+/// Why a tree cannot take its next child: nothing was started.
+#[derive(Debug)]
+pub enum SetupError {
+    /// The backend cannot be prepared (after a cgroup tree fell back to signals,
+    /// where its files failed).
+    Tree(io::Error),
+    /// This run's limit leaves cannot be made.
+    Limits(io::Error),
+}
+
+impl SetupError {
+    /// What could not be prepared, for the message.
+    pub fn what(&self) -> &'static str {
+        match self {
+            SetupError::Tree(_) => "the tree",
+            SetupError::Limits(_) => "the limits",
+        }
+    }
+
+    pub fn error(&self) -> &io::Error {
+        match self {
+            SetupError::Tree(e) | SetupError::Limits(e) => e,
+        }
+    }
 }
 
 /// Why the trees cannot be had as asked: nothing was started.
@@ -229,11 +258,17 @@ pub fn open(
         }
         _ => None,
     };
-    let Some(mut enforcers) = resources::open(limits, v2, &detect::v1_hierarchies_here(), leaves(with_log))? else {
+    let Some(enforcers) = resources::open(limits, v2, &detect::v1_hierarchies_here(), leaves(with_log))? else {
         return Ok(trees);
     };
-    let log_limits = if with_log { enforcers.pop() } else { None };
-    Ok(Trees { limits: enforcers.pop(), log_limits, ..trees })
+    // One enforcer per leaf, in the order of the trees.
+    let mut trees = trees;
+    let mut enforcers = enforcers.into_iter();
+    trees.cmd.limits = enforcers.next();
+    if let Some(log) = trees.log.as_mut() {
+        log.limits = enforcers.next();
+    }
+    Ok(trees)
 }
 
 fn open_backend(
@@ -256,7 +291,7 @@ fn open_backend(
     match made {
         Ok((cmd, log, home)) => {
             let dir = Some(home.dir().to_path_buf());
-            Ok((Trees { cmd, log, choice: chosen, home: dir, limits: None, log_limits: None }, Some(home)))
+            Ok((Trees { cmd, log, choice: chosen, home: dir }, Some(home)))
         }
         Err(e) if choice == TreeChoice::Auto => {
             let why = format!(
@@ -271,14 +306,7 @@ fn open_backend(
 }
 
 fn signal_trees(choice: Choice, with_log: bool) -> Trees {
-    Trees {
-        cmd: Tree::signals(Role::Cmd),
-        log: with_log.then(|| Tree::signals(Role::Log)),
-        choice,
-        home: None,
-        limits: None,
-        log_limits: None,
-    }
+    Trees { cmd: Tree::signals(Role::Cmd), log: with_log.then(|| Tree::signals(Role::Log)), choice, home: None }
 }
 
 /// The leaves of dmon's cgroup for the trees: the command's, and with a log
@@ -374,7 +402,7 @@ impl Kind {
 
 impl Tree {
     fn new(kind: Kind, role: Role) -> Tree {
-        Tree { kind, role }
+        Tree { kind, role, limits: None }
     }
 
     fn signals(role: Role) -> Tree {
@@ -404,14 +432,22 @@ impl Tree {
         }
     }
 
-    /// What the next child needs between fork and exec. `frozen`: the child must
-    /// start paused.
-    pub fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup> {
-        self.with_fallback(|t| t.child_setup(frozen))
+    /// What the next child needs between fork and exec, this run's limit
+    /// leaves included. `frozen`: the child must start paused.
+    pub fn child_setup(&mut self, frozen: bool) -> Result<ChildSetup, SetupError> {
+        let mut setup = self.with_fallback(|t| t.child_setup(frozen)).map_err(SetupError::Tree)?;
+        if let Some(limits) = self.limits.as_mut() {
+            let fds = limits.prepare_run().map_err(SetupError::Limits)?;
+            fds.into_iter().zip(&mut setup.limit_fds).for_each(|(fd, slot)| *slot = Some(fd));
+        }
+        Ok(setup)
     }
 
-    /// The child `pid` was started into the tree.
+    /// The child `pid` was started into the tree (and has joined its limit leaves).
     pub fn started(&mut self, pid: i32) {
+        if let Some(limits) = self.limits.as_mut() {
+            limits.started();
+        }
         match &mut self.kind {
             Kind::Cgroup2(V2 { leaf, .. }) | Kind::Freezer(V1 { leaf, .. }) => leaf.started(),
             Kind::Signals(t) => t.started(pid),
@@ -528,5 +564,23 @@ impl Tree {
     /// The tree's cgroup directory (a v2 or v1 freezer leaf); None with signals.
     pub fn dir(&self) -> Option<&Path> {
         self.kind.leaf().map(Leaf::dir)
+    }
+
+    /// The directories of this run's v1 leaves, whose peak files describe the
+    /// run beside [`Tree::dir`].
+    pub fn peak_dirs(&self) -> Vec<&Path> {
+        self.limits.as_ref().map(|l| l.run_dirs()).unwrap_or_default()
+    }
+
+    /// The descriptor to poll for an OOM kill of the tree's run, and whether
+    /// for POLLPRI (else POLLIN).
+    pub fn oom_fd(&self) -> Option<(BorrowedFd<'_>, bool)> {
+        self.limits.as_ref()?.oom_fd()
+    }
+
+    /// After [`Tree::oom_fd`] woke the loop: whether the kernel killed a process
+    /// of the run for lack of memory since the last look.
+    pub fn oom_killed(&mut self) -> bool {
+        self.limits.as_mut().is_some_and(|l| l.oom_killed())
     }
 }
