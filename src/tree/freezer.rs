@@ -64,7 +64,7 @@ impl V1 {
     }
 
     /// Starts the kill cycle (or starts it again): freeze, KILL all, thaw,
-    /// until no process is listed (or [`KILL_ROUNDS`]), one step per tick.
+    /// until no process is listed (or `KILL_ROUNDS`), one step per tick.
     /// While the state reads FROZEN no listed process can exit (it would have
     /// to run), so none of their pids can be reused before the thaw; when the
     /// freeze did not complete in its bound some may, so the KILL goes through

@@ -16,7 +16,7 @@
 //!
 //! A cgroup tree whose files fail while dmon runs becomes a signal tree (see
 //! [`Tree`]): a variant chosen by what happened, never by a directory's name.
-//! The tree knows its [`Role`] (the command's or the log command's) from the
+//! The tree knows its `Role` (the command's or the log command's) from the
 //! start, and keeps it through that change: only the command's tree claims the
 //! orphans re-parented to dmon.
 //!
