@@ -233,14 +233,10 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
     };
     let forward = |on: bool| if on { Forward::Signals } else { Forward::Nothing };
     let trees = open_trees(&opts, status.as_mut())?;
-    let mut cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, forward(opts.cmd_sigs));
-    cmd.limits = trees.limits;
-    let log_limits = trees.log_limits;
+    let cmd = Proc::new("cmd", opts.command.clone(), policy, trees.cmd, cmd_creds, forward(opts.cmd_sigs));
     let log = opts.log_command.clone().zip(trees.log).map(|(argv, tree)| {
         let policy = Policy::forever(opts.grace, opts.backoff_max);
-        let mut log = Proc::new("log", argv, policy, tree, log_creds, forward(opts.log_sigs));
-        log.limits = log_limits;
-        log
+        Proc::new("log", argv, policy, tree, log_creds, forward(opts.log_sigs))
     });
     // `DMON_USAGE=0` leaves runs unmeasured, to measure what the usage record costs.
     let usage = match std::env::var_os("DMON_USAGE") {

@@ -127,7 +127,7 @@ impl Supervisor {
         }) else {
             return;
         };
-        if proc.limits.as_mut().is_some_and(|l| l.oom_killed()) {
+        if proc.tree.oom_killed() {
             self.feed(which, Event::OutOfMemory, Instant::now());
         }
     }

@@ -56,7 +56,7 @@ pub fn wait(
     // Last, the out-of-memory notifications of the trees' limits.
     let oom: Vec<_> = [(Which::Cmd, Some(cmd)), (Which::Log, log)]
         .into_iter()
-        .filter_map(|(which, p)| Some((which, p?.limits.as_ref()?.oom_fd()?)))
+        .filter_map(|(which, p)| Some((which, p?.tree.oom_fd()?)))
         .collect();
     let oom_slots = fds.len()..fds.len() + oom.len();
     for (_, (fd, pri)) in &oom {

@@ -52,8 +52,6 @@ pub struct Proc {
     pub(crate) start_failure_reported: bool,
     /// Why the last start failed, until it is reported.
     pub(crate) start_error: Option<String>,
-    /// `--memory-max` and the other limits of the command's tree.
-    pub limits: Option<crate::tree::resources::Enforcer>,
     /// The pty that stands in for dmon's terminal when the process runs as
     /// another user ([`relay`]).
     pub(crate) pty: Option<relay::Pty>,
@@ -78,7 +76,6 @@ impl Proc {
             meter: Meter::start(None, &[], Begins::Running, Instant::now()),
             start_failure_reported: false,
             start_error: None,
-            limits: None,
             pty: None,
         }
     }

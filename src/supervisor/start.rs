@@ -60,22 +60,16 @@ impl Starter {
             Ok(terminal) => terminal,
             Err(e) => return failed(&format!("{}: cannot make its terminal", which.name()), &e),
         };
-        let mut setup = match proc.tree.child_setup(frozen) {
+        let setup = match proc.tree.child_setup(frozen) {
             Ok(setup) => setup,
-            Err(e) => return failed(&format!("{}: cannot prepare the tree", proc.name), &e),
+            Err(e) => return failed(&format!("{}: cannot prepare {}", proc.name, e.what()), e.error()),
         };
-        if let Some(limits) = proc.limits.as_mut() {
-            match limits.prepare_run() {
-                Ok(fds) => fds.into_iter().zip(&mut setup.limit_fds).for_each(|(fd, slot)| *slot = Some(fd)),
-                Err(e) => return failed(&format!("{}: cannot prepare the limits", proc.name), &e),
-            }
-        }
         // The last run's peak files are closed first, so that the new run's
         // take the same descriptor numbers: dmon's descriptors stay the same.
         proc.meter = Meter::start(None, &[], Begins::Running, Instant::now());
         // Before the start: the leaf's counters are read while it is empty.
         let measured = self.usage;
-        let peaks = proc.limits.as_ref().filter(|_| measured).map(|l| l.run_dirs()).unwrap_or_default();
+        let peaks = if measured { proc.tree.peak_dirs() } else { Vec::new() };
         let leaf = proc.tree.dir().filter(|_| measured);
         let begins = if frozen { Begins::Frozen } else { Begins::Running };
         let meter = Meter::start(leaf, &peaks, begins, Instant::now());
@@ -93,9 +87,6 @@ impl Starter {
         };
         match child.start() {
             Ok(pid) => {
-                if let Some(limits) = proc.limits.as_mut() {
-                    limits.started();
-                }
                 proc.meter = meter;
                 proc.start_failure_reported = false;
                 proc.tree.started(pid);

@@ -20,21 +20,24 @@ use nix::sys::signal::Signal;
 use super::TreeEvents;
 use super::files::{self, Access};
 use super::home::Home;
-use super::leaf::{self, CgroupTree, Leaf, Version};
+use super::leaf::{self, Leaf};
 
-/// What v2 adds to the leaf: its `cgroup.events`, in the loop's poll set.
+/// A tree in a cgroup v2 leaf: the leaf, and its `cgroup.events`, in the
+/// loop's poll set.
 pub struct V2 {
+    pub leaf: Leaf,
     events: File,
 }
 
-pub fn new(home: Arc<Home>, name: &str) -> io::Result<CgroupTree<V2>> {
-    let leaf = Leaf::new(home, name, &leaf::V2)?;
-    let events = files::open(&leaf.dir().join("cgroup.events"), Access::Read)?;
-    Ok(CgroupTree { leaf, version: V2 { events } })
-}
-
 impl V2 {
-    fn events(&mut self, leaf: &mut Leaf) -> TreeEvents {
+    pub fn new(home: Arc<Home>, name: &str) -> io::Result<V2> {
+        let leaf = Leaf::new(home, name, &leaf::V2)?;
+        let events = files::open(&leaf.dir().join("cgroup.events"), Access::Read)?;
+        Ok(V2 { leaf, events })
+    }
+
+    /// Reads `cgroup.events` (which re-arms its POLLPRI).
+    pub fn events(&mut self) -> TreeEvents {
         let events = match files::read_fd(&self.events) {
             Ok(text) => TreeEvents {
                 populated: crate::keyed::number(&text, "populated") != Some(0),
@@ -43,42 +46,35 @@ impl V2 {
             Err(_) => TreeEvents { populated: true, frozen: false },
         };
         if events.frozen || !events.populated {
-            leaf.freeze_done();
+            self.leaf.freeze_done();
         }
         events
     }
-}
 
-impl Version for V2 {
     /// `cgroup.kill`, whatever the freezer's state (frozen processes die too);
     /// before Linux 5.14, KILL to every listed process.
-    fn kill(&mut self, leaf: &mut Leaf) -> io::Result<()> {
-        leaf.killed();
-        match files::write(&leaf.dir().join("cgroup.kill"), "1") {
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.leaf.killed();
+        match files::write(&self.leaf.dir().join("cgroup.kill"), "1") {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                leaf.signal(Signal::SIGKILL);
+                self.leaf.signal(Signal::SIGKILL);
                 Ok(())
             }
             other => other,
         }
     }
 
-    fn is_empty(&mut self, leaf: &mut Leaf) -> bool {
-        !self.events(leaf).populated
+    pub fn is_empty(&mut self) -> bool {
+        !self.events().populated
     }
 
-    fn event_fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.events.as_fd())
-    }
-
-    fn acknowledge(&mut self, leaf: &mut Leaf) -> Option<TreeEvents> {
-        Some(self.events(leaf))
+    pub fn event_fd(&self) -> BorrowedFd<'_> {
+        self.events.as_fd()
     }
 
     /// A freeze that has not completed in [`leaf::FREEZE_WAIT`] is reported (once).
-    fn on_tick(&mut self, leaf: &mut Leaf) -> io::Result<()> {
-        let events = self.events(leaf);
-        leaf.check_freeze(|_| events.populated && !events.frozen);
-        Ok(())
+    pub fn on_tick(&mut self) {
+        let events = self.events();
+        self.leaf.check_freeze(|_| events.populated && !events.frozen);
     }
 }

@@ -24,7 +24,7 @@ use nix::sys::signal::Signal;
 
 use super::files;
 use super::home::Home;
-use super::leaf::{self, CgroupTree, Leaf, Version};
+use super::leaf::{self, Leaf};
 
 /// How many freeze–kill–thaw cycles one `kill` runs at most; the task machine
 /// repeats KILL every second while the tree is not empty.
@@ -45,21 +45,40 @@ enum Kill {
     Thawed { round: u32 },
 }
 
-/// What v1 adds to the leaf: the kill cycle, while it runs, and when its next
-/// step is due.
+/// A tree in a cgroup v1 freezer leaf: the leaf, and the kill cycle while it
+/// runs, with when its next step is due.
 pub struct V1 {
+    pub leaf: Leaf,
     kill: Option<(Kill, Instant)>,
 }
 
-pub fn new(home: Arc<Home>, name: &str) -> io::Result<CgroupTree<V1>> {
-    Ok(CgroupTree { leaf: Leaf::new(home, name, &leaf::V1)?, version: V1 { kill: None } })
-}
-
 impl V1 {
+    pub fn new(home: Arc<Home>, name: &str) -> io::Result<V1> {
+        Ok(V1 { leaf: Leaf::new(home, name, &leaf::V1)?, kill: None })
+    }
+
+    /// A new child is about to start: the last run's kill cycle ends.
+    pub fn child_setup(&mut self, frozen: bool) -> io::Result<super::ChildSetup> {
+        self.kill = None;
+        self.leaf.child_setup(frozen)
+    }
+
+    /// Starts the kill cycle (or starts it again): freeze, KILL all, thaw,
+    /// until no process is listed (or `KILL_ROUNDS`), one step per tick.
+    /// While the state reads FROZEN no listed process can exit (it would have
+    /// to run), so none of their pids can be reused before the thaw; when the
+    /// freeze did not complete in its bound some may, so the KILL goes through
+    /// pidfds checked against the list (see [`files::with_pidfds`]) either way.
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.kill = Some((Kill::Freeze { round: 0 }, Instant::now()));
+        self.step()
+    }
+
     /// One step of the kill cycle; never waits.
-    fn step(&mut self, leaf: &mut Leaf) -> io::Result<()> {
+    fn step(&mut self) -> io::Result<()> {
         let Some((kill, _)) = self.kill else { return Ok(()) };
         let now = Instant::now();
+        let leaf = &mut self.leaf;
         let dir = leaf.dir().to_path_buf();
         let next = match kill {
             // The thaw is still being written.
@@ -92,30 +111,14 @@ impl V1 {
         self.kill = next;
         // A step due now is taken now.
         match next {
-            Some((_, at)) if at <= now => self.step(leaf),
+            Some((_, at)) if at <= now => self.step(),
             _ => Ok(()),
         }
     }
-}
-
-impl Version for V1 {
-    fn reset(&mut self) {
-        self.kill = None;
-    }
-
-    /// Starts the kill cycle (or starts it again): freeze, KILL all, thaw,
-    /// until no process is listed (or [`KILL_ROUNDS`]), one step per tick.
-    /// While the state reads FROZEN no listed process can exit (it would have
-    /// to run), so none of their pids can be reused before the thaw; when the
-    /// freeze did not complete in its bound some may, so the KILL goes through
-    /// pidfds checked against the list (see [`files::with_pidfds`]) either way.
-    fn kill(&mut self, leaf: &mut Leaf) -> io::Result<()> {
-        self.kill = Some((Kill::Freeze { round: 0 }, Instant::now()));
-        self.step(leaf)
-    }
 
     /// No process is listed but those dmon may not signal (not waited for).
-    fn is_empty(&mut self, leaf: &mut Leaf) -> bool {
+    pub fn is_empty(&self) -> bool {
+        let leaf = &self.leaf;
         let pids = files::pids(leaf.dir());
         if leaf.refused.is_empty() || pids.is_empty() {
             return pids.is_empty();
@@ -130,12 +133,12 @@ impl Version for V1 {
     }
 
     /// When the next step of the kill cycle, or the look at a freeze, is due.
-    fn deadline(&self, leaf: &Leaf) -> Option<Instant> {
-        [self.kill.map(|(_, at)| at), leaf.freeze_check()].into_iter().flatten().min()
+    pub fn deadline(&self) -> Option<Instant> {
+        [self.kill.map(|(_, at)| at), self.leaf.freeze_check()].into_iter().flatten().min()
     }
 
-    fn on_tick(&mut self, leaf: &mut Leaf) -> io::Result<()> {
-        leaf.check_freeze(|leaf| leaf.state().is_ok_and(|state| state == "FREEZING"));
-        if self.kill.is_some_and(|(_, at)| at <= Instant::now()) { self.step(leaf) } else { Ok(()) }
+    pub fn on_tick(&mut self) -> io::Result<()> {
+        self.leaf.check_freeze(|leaf| leaf.state().is_ok_and(|state| state == "FREEZING"));
+        if self.kill.is_some_and(|(_, at)| at <= Instant::now()) { self.step() } else { Ok(()) }
     }
 }

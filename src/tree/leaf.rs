@@ -1,12 +1,10 @@
-//! What the two cgroup backends share, and the [`Control`] they both are: a
-//! [`CgroupTree`] is a [`Leaf`] and the part of its [`Version`] that differs
-//! (v2: `cgroup.events` and `cgroup.kill`; v1: the kill cycle).
-//!
-//! A leaf is a directory with its open
+//! What the two cgroup backends share: a [`Leaf`] is a directory with its open
 //! `cgroup.procs` (the child joins by writing "0" into it), the file that
 //! freezes it (`cgroup.freeze` in v2, `freezer.state` in v1), starting a child
 //! frozen, thawing without waiting, the freeze-first terminate, and the warning
-//! when a freeze does not complete.
+//! when a freeze does not complete. Each version's backend holds a leaf and
+//! adds only what is its own: [`super::cgroup2::V2`] its `cgroup.events` and
+//! `cgroup.kill`, [`super::freezer::V1`] the kill cycle.
 //!
 //! Kernel facts both versions share:
 //! - a process joining a frozen cgroup, or born in one (`CLONE_INTO_CGROUP`),
@@ -23,17 +21,17 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use super::ChildSetup;
 use super::files::{self, Access};
 use super::home::Home;
 use super::pidfd::Refused;
-use super::{ChildSetup, Control, TreeEvents};
 
 /// How long after a freeze dmon says that it has not completed (the kernel
 /// goes on freezing; measured: 1000 processes frozen in 3–17 ms).
@@ -193,93 +191,5 @@ impl Leaf {
     pub fn remove(&mut self) -> io::Result<()> {
         self.state.settle();
         files::remove_tree(&self.dir)
-    }
-}
-
-/// What a cgroup version does its own way.
-pub trait Version {
-    fn kill(&mut self, leaf: &mut Leaf) -> io::Result<()>;
-    fn is_empty(&mut self, leaf: &mut Leaf) -> bool;
-    fn event_fd(&self) -> Option<BorrowedFd<'_>> {
-        None
-    }
-    fn acknowledge(&mut self, _leaf: &mut Leaf) -> Option<TreeEvents> {
-        None
-    }
-    fn deadline(&self, leaf: &Leaf) -> Option<Instant> {
-        leaf.freeze_check()
-    }
-    fn on_tick(&mut self, leaf: &mut Leaf) -> io::Result<()>;
-    /// A new child is about to start: work for the last run ends.
-    fn reset(&mut self) {}
-}
-
-/// A tree in a cgroup leaf of either version.
-pub struct CgroupTree<V> {
-    pub leaf: Leaf,
-    pub version: V,
-}
-
-impl<V: Version> Control for CgroupTree<V> {
-    fn cgroup(&self) -> Option<&Path> {
-        Some(self.leaf.dir())
-    }
-
-    fn child_setup(&mut self, frozen: bool) -> io::Result<ChildSetup> {
-        self.version.reset();
-        self.leaf.child_setup(frozen)
-    }
-
-    fn started(&mut self, _pid: i32) {
-        self.leaf.started();
-    }
-
-    fn signal(&mut self, signal: Signal) -> io::Result<()> {
-        self.leaf.signal(signal);
-        Ok(())
-    }
-
-    fn freeze(&mut self) -> io::Result<()> {
-        self.leaf.freeze()
-    }
-
-    fn thaw(&mut self) -> io::Result<()> {
-        self.leaf.thaw()
-    }
-
-    fn terminate(&mut self) -> io::Result<()> {
-        self.leaf.terminate()
-    }
-
-    fn kill(&mut self) -> io::Result<()> {
-        self.version.kill(&mut self.leaf)
-    }
-
-    fn is_empty(&mut self) -> bool {
-        self.version.is_empty(&mut self.leaf)
-    }
-
-    fn event_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.version.event_fd()
-    }
-
-    fn acknowledge(&mut self) -> Option<TreeEvents> {
-        self.version.acknowledge(&mut self.leaf)
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        self.version.deadline(&self.leaf)
-    }
-
-    fn on_tick(&mut self) -> io::Result<()> {
-        self.version.on_tick(&mut self.leaf)
-    }
-
-    fn writing(&mut self) -> bool {
-        self.leaf.busy()
-    }
-
-    fn remove(&mut self) -> io::Result<()> {
-        self.leaf.remove()
     }
 }

@@ -131,7 +131,7 @@ impl Resources {
 /// between the command, the log command and dmon by leaf rather than by thread.
 const ACCOUNTING: [&str; 3] = ["memory", "pids", "io"];
 
-/// Enables [`ACCOUNTING`]'s controllers for the leaves of `home` (dmon's v2
+/// Enables `ACCOUNTING`'s controllers for the leaves of `home` (dmon's v2
 /// cgroup), in its `cgroup.subtree_control`. Those the parent has but does not
 /// pass on (a container's cgroup, a delegated service's) are first enabled in
 /// the parent, when it is dmon's to write: not the root (the kernel exempts it

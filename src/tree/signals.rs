@@ -182,7 +182,7 @@ impl SignalTree {
             self.known.insert(pid, Member { start: row.start, ino: fd.ino() });
         }
         if std::mem::take(&mut self.start_frozen) {
-            if let Err(e) = self.signal_all(Signal::SIGSTOP) {
+            if let Err(e) = self.signal(Signal::SIGSTOP) {
                 tracing::warn!("cannot start the tree stopped: {}", crate::io_reason(&e));
             }
         }
@@ -255,7 +255,7 @@ impl SignalTree {
     /// pidfd: a large busy group stops at once, instead of one process after
     /// another while the rest keep both CPUs from dmon. The walk then finds the
     /// rest and signals each process again; only that shows a refusal.
-    fn signal_all(&mut self, signal: Signal) -> io::Result<()> {
+    pub fn signal(&mut self, signal: Signal) -> io::Result<()> {
         if matches!(signal, Signal::SIGSTOP | Signal::SIGCONT | Signal::SIGKILL) && self.pgrp.is_some() {
             if let Some(leader) = &self.leader {
                 let _ = leader.send_group(Some(signal));
@@ -276,50 +276,37 @@ impl SignalTree {
         })
         .map(drop)
     }
-}
 
-impl super::Control for SignalTree {
-    fn child_setup(&mut self, frozen: bool) -> io::Result<super::ChildSetup> {
-        Ok(self.child_setup(frozen))
+    pub fn freeze(&mut self) -> io::Result<()> {
+        self.signal(Signal::SIGSTOP)
     }
 
-    fn started(&mut self, pid: i32) {
-        self.started(pid)
+    pub fn thaw(&mut self) -> io::Result<()> {
+        self.signal(Signal::SIGCONT)
     }
 
-    fn signal(&mut self, signal: Signal) -> io::Result<()> {
-        self.signal_all(signal)
-    }
-
-    fn freeze(&mut self) -> io::Result<()> {
-        self.signal_all(Signal::SIGSTOP)
-    }
-
-    fn thaw(&mut self) -> io::Result<()> {
-        self.signal_all(Signal::SIGCONT)
-    }
-
-    fn kill(&mut self) -> io::Result<()> {
-        self.signal_all(Signal::SIGKILL)
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.signal(Signal::SIGKILL)
     }
 
     /// TERM and CONT to every member, once all are stopped: a stopped tree cannot
     /// fork while it is terminated, and every process has its TERM before any
     /// runs again.
-    fn terminate(&mut self) -> io::Result<()> {
-        self.signal_all(Signal::SIGSTOP)?;
-        self.signal_all(Signal::SIGTERM)?;
-        self.signal_all(Signal::SIGCONT)
+    pub fn terminate(&mut self) -> io::Result<()> {
+        self.signal(Signal::SIGSTOP)?;
+        self.signal(Signal::SIGTERM)?;
+        self.signal(Signal::SIGCONT)
     }
 
     /// Whether no member is left but those dmon may not signal: nothing dmon
     /// does would end those, so they are not waited for.
-    fn is_empty(&mut self) -> bool {
+    pub fn is_empty(&mut self) -> bool {
         let (_, order) = self.walk();
         order.iter().all(|pid| self.known.get(pid).is_some_and(|m| self.refused.contains(*pid, m.ino)))
     }
 
-    fn set_foreign(&mut self, pids: &[i32]) {
+    /// Pids the tree must never claim as its own (the other tree's leader and group).
+    pub fn set_foreign(&mut self, pids: &[i32]) {
         self.foreign = pids.to_vec();
     }
 }
