@@ -4,8 +4,14 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
 
 use crate::logging::one_line;
 
@@ -13,7 +19,7 @@ use crate::logging::one_line;
 #[derive(Debug)]
 pub enum DetachError {
     OpenNull(io::Error),
-    /// A system call (`pipe`, `fork`, `setsid`, `dup2`) and its error.
+    /// A system call (`pipe`, `sigprocmask`, `fork`, `setsid`, `dup2`) and its error.
     Call(&'static str, nix::errno::Errno),
 }
 
@@ -37,18 +43,26 @@ impl std::error::Error for DetachError {}
 /// daemon is [`ready`] (its pid file written, the command started) and exits 0,
 /// or until it fails, and then prints the daemon's one-line message and exits
 /// with its code, as `-n` would: nothing that fails after the fork is silent.
+///
+/// Until the parent exits, its pid is the only one the caller knows (the pid
+/// file may not be written yet). A TERM or INT to it then is meant for dmon:
+/// the parent passes it on to the daemon. Both are blocked before the fork, so
+/// that neither can end the parent by its default action and leave the daemon
+/// running, re-parented to init, after what looked like a successful stop; the
+/// daemon keeps them blocked, pending, until its signalfd reads them.
 pub fn detach() -> Result<(), DetachError> {
     let call = |name| move |e| DetachError::Call(name, e);
     let null = OpenOptions::new().read(true).write(true).open("/dev/null").map_err(DetachError::OpenNull)?;
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(call("pipe"))?;
+    let stop = stop_signals();
+    stop.thread_block().map_err(call("sigprocmask"))?;
     // SAFETY: dmon has no other thread yet (the supervisor starts its helpers
     // later), so the child is a whole copy of the process and may go on running
     // any Rust code, allocation and locks included.
     match unsafe { nix::unistd::fork() }.map_err(call("fork"))? {
-        nix::unistd::ForkResult::Parent { .. } => {
+        nix::unistd::ForkResult::Parent { child } => {
             drop(write);
-            let mut answer = String::new();
-            let _ = File::from(read).read_to_string(&mut answer);
+            let (answer, passed_on) = wait_for_daemon(File::from(read), child, &stop);
             // Destructors do not run: the pid file belongs to the daemon.
             std::process::exit(match answer.split_once(' ') {
                 _ if answer == "0" => 0,
@@ -56,6 +70,12 @@ pub fn detach() -> Result<(), DetachError> {
                     eprintln!("dmon: {message}");
                     code.parse().unwrap_or(1)
                 }
+                // Stopped before it was ready, as asked: its own exit status.
+                None if passed_on => match nix::sys::wait::waitpid(child, None) {
+                    Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
+                    Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, _)) => 128 + signal as i32,
+                    _ => 1,
+                },
                 None => {
                     eprintln!("dmon: the daemon ended before it was ready (see the system log)");
                     1
@@ -76,6 +96,52 @@ pub fn detach() -> Result<(), DetachError> {
     }
 }
 
+/// TERM and INT: what stops dmon.
+fn stop_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set
+}
+
+/// The parent's wait for the daemon's answer on `pipe`, passing on to it every
+/// signal of `stop` that comes meanwhile. Returns the answer (empty when the
+/// daemon ended without one) and whether a signal was passed on.
+fn wait_for_daemon(mut pipe: File, daemon: Pid, stop: &SigSet) -> (String, bool) {
+    let mut answer = Vec::new();
+    let mut passed_on = false;
+    // Without a signalfd the signals stay blocked, pending, and are dropped at
+    // the parent's exit; the answer still comes.
+    let signals = SignalFd::with_flags(stop, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok();
+    loop {
+        if let Some(signals) = signals.as_ref() {
+            let mut fds =
+                [PollFd::new(pipe.as_fd(), PollFlags::POLLIN), PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => break,
+            }
+            while let Ok(Some(info)) = signals.read_signal() {
+                if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
+                    let _ = kill(daemon, signal);
+                    passed_on = true;
+                }
+            }
+            if fds[0].revents().is_none_or(|r| r.is_empty()) {
+                continue;
+            }
+        }
+        let mut buffer = [0u8; 512];
+        match pipe.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    (String::from_utf8_lossy(&answer).into_owned(), passed_on)
+}
+
 /// As PID 1, blocks TERM and INT at once. The kernel drops a signal sent to a
 /// pid namespace's init for which it has the default action, so a `docker stop`
 /// or `crun kill` that came before the supervisor blocks them (to read them
@@ -84,10 +150,7 @@ pub fn detach() -> Result<(), DetachError> {
 /// with an empty mask (src/child.rs), so nothing else changes.
 pub fn hold_stop_signals() {
     if std::process::id() == 1 {
-        let mut mask = nix::sys::signal::SigSet::empty();
-        mask.add(nix::sys::signal::Signal::SIGTERM);
-        mask.add(nix::sys::signal::Signal::SIGINT);
-        let _ = mask.thread_block();
+        let _ = stop_signals().thread_block();
     }
 }
 
