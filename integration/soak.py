@@ -23,8 +23,13 @@ c. log: the command writes numbered lines, one every millisecond, for 60 s
 d. TERM: dmons that restart `true` as fast as they can get TERM at random
    moments, in the foreground (-n), as daemons (-p, TERM to the pid in the pid
    file) and as daemons whose detaching parent, the process the caller
-   started, gets the TERM; each must be gone 5 s later, else it is counted,
-   killed and reported.
+   started, gets the TERM (stopped with STOP around it, so that it cannot exit
+   in between; one that had exited already, its daemon ready, counts apart and
+   its daemon gets the TERM); each must be gone 5 s later, else it is
+   counted, killed and reported. Also in the foreground with TERM inherited
+   ignored (a shell's `trap '' TERM` before exec), from the pid file's
+   appearance on. A dmon that got TERM before it supervised
+   and died of it would leave its cgroup for the next dmon: counted too.
 
 A sample counts the descriptors open through a window of looks (at least 20 ms
 and three restarts): a start's own descriptors come and go within it. The run
@@ -370,16 +375,23 @@ def remove_cgroup(top):
 def terms(work, dmon, tries, mode):
     """TERM at a random moment to a dmon restarting `true`; how many did not end."""
     parent = cgroup_of(os.getpid()) or V2
-    late, killed_by_term, exits, left_cgroups = [], 0, {}, 0
+    late, killed_by_term, exits, left_cgroups, ready = [], 0, {}, 0, 0
     for i in range(tries):
         pid_file = os.path.join(work, f"d.{mode}.{i}.pid")
         argv = [dmon, "--backoff-max", "0", "-p", pid_file, "true"]
         if mode == "foreground":
             argv.insert(1, "-n")
+        if mode == "ignored":
+            argv = ["sh", "-c", "trap '' TERM INT; exec \"$0\" \"$@\"", dmon, "-n"] + argv[1:]
         proc = subprocess.Popen(argv, start_new_session=True, **QUIET)
         target = proc.pid
         if mode == "foreground":
             time.sleep(random.uniform(0, 0.05))
+        elif mode == "ignored":
+            # From the pid file on, made early in dmon's start-up: before it,
+            # the shell and the loader run, and the ignored TERM is theirs.
+            until(lambda: os.path.exists(pid_file), 10)
+            time.sleep(random.uniform(0, 0.01))
         elif mode == "daemon":
             # The daemon writes its pid before anything starts: from then on,
             # any moment up to well into its restart loop.
@@ -388,7 +400,17 @@ def terms(work, dmon, tries, mode):
             time.sleep(random.uniform(0, 0.02))
         else:  # parent: the detaching parent waits until the daemon is ready
             time.sleep(random.uniform(0, 0.006))
+            # Stopped, the parent cannot exit between the look and the TERM: a
+            # TERM to a parent that had already exited (the daemon was ready)
+            # would be meant for no one.
+            os.kill(target, signal.SIGSTOP)
+            until(lambda: state(target) in ("T", "Z", None), 5)
+            if state(target) != "T":
+                ready += 1
+                target = int(read(pid_file) or 0) or target
         os.kill(target, signal.SIGTERM)
+        if mode == "parent" and target == proc.pid:
+            os.kill(target, signal.SIGCONT)
         sent = now()
         ended = until(lambda: proc.poll() is not None and gone(target) and not ours(pid_file), END_WITHIN)
         proc.wait()
@@ -421,11 +443,12 @@ def terms(work, dmon, tries, mode):
             except OSError:
                 pass
     fig = dict(mode=mode, tries=tries, not_ended=len(late), late=late[:10], exits=exits,
-               died_by_term=killed_by_term, cgroups_left=left_cgroups)
+               died_by_term=killed_by_term, cgroups_left=left_cgroups, parent_gone_first=ready)
     shown = ", ".join(f"{'TERM' if k == -15 else k}: {v}" for k, v in sorted(exits.items()))
     print(f"d. {tries} TERMs ({mode}): {len(late)} dmons still running {END_WITHIN:.0f} s after"
           f"{' ' + str([l['left'] for l in late[:5]]) if late else ''}; exit statuses {{{shown}}}; "
-          f"{left_cgroups} cgroups left: {'ok' if not late else 'FAILED'}", flush=True)
+          f"{left_cgroups} cgroups left{f'; {ready} parents had exited first (TERM to the daemon)' if ready else ''}: "
+          f"{'ok' if not late else 'FAILED'}", flush=True)
     return fig, not late
 
 
@@ -453,8 +476,8 @@ def main():
             "b": lambda: [("b", pauses(work, dmon, 50 if q else 1000))],
             "c": lambda: [(f"c.{s.name}", logs(work, dmon, 4 if q else 60, s)) for s in (signal.SIGTERM, signal.SIGKILL)],
             "d": lambda: [(f"d.{m}", terms(work, dmon, n, m))
-                          for m, n in (("foreground", 50 if q else 300), ("daemon", 20 if q else 200),
-                                       ("parent", 20 if q else 200))],
+                          for m, n in (("foreground", 30 if q else 300), ("ignored", 20 if q else 200),
+                                       ("daemon", 20 if q else 200), ("parent", 20 if q else 200))],
         }
         for case in cases:
             for name, (fig, ok) in runs[case]():

@@ -4,13 +4,10 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal, kill};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::unistd::Pid;
 
 use crate::logging::one_line;
@@ -104,54 +101,63 @@ fn stop_signals() -> SigSet {
     set
 }
 
-/// The parent's wait for the daemon's answer on `pipe`, passing on to it every
-/// signal of `stop` that comes meanwhile. Returns the answer (empty when the
-/// daemon ended without one) and whether a signal was passed on.
-fn wait_for_daemon(mut pipe: File, daemon: Pid, stop: &SigSet) -> (String, bool) {
-    let mut answer = Vec::new();
-    let mut passed_on = false;
-    // Without a signalfd the signals stay blocked, pending, and are dropped at
-    // the parent's exit; the answer still comes.
-    let signals = SignalFd::with_flags(stop, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok();
-    loop {
-        if let Some(signals) = signals.as_ref() {
-            let mut fds =
-                [PollFd::new(pipe.as_fd(), PollFlags::POLLIN), PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(_) => break,
-            }
-            while let Ok(Some(info)) = signals.read_signal() {
-                if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
-                    let _ = kill(daemon, signal);
-                    passed_on = true;
-                }
-            }
-            if fds[0].revents().is_none_or(|r| r.is_empty()) {
-                continue;
-            }
+/// The daemon's pid, for [`pass_on`] in the waiting parent; 0 before the fork.
+static DAEMON: AtomicI32 = AtomicI32::new(0);
+/// Whether [`pass_on`] passed a signal on.
+static PASSED_ON: AtomicBool = AtomicBool::new(false);
+
+/// The waiting parent's handler of TERM and INT: the same signal to the daemon.
+/// Only async-signal-safe calls: an atomic load, kill, and errno put back.
+extern "C" fn pass_on(signal: libc::c_int) {
+    // SAFETY: __errno_location points at this thread's errno; kill takes integers.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let daemon = DAEMON.load(Ordering::Relaxed);
+        if daemon > 0 {
+            libc::kill(daemon, signal);
+            PASSED_ON.store(true, Ordering::Relaxed);
         }
-        let mut buffer = [0u8; 512];
-        match pipe.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&buffer[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
+        *libc::__errno_location() = errno;
     }
-    (String::from_utf8_lossy(&answer).into_owned(), passed_on)
 }
 
-/// As PID 1, blocks TERM and INT at once. The kernel drops a signal sent to a
-/// pid namespace's init for which it has the default action, so a `docker stop`
-/// or `crun kill` that came before the supervisor blocks them (to read them
-/// from its signalfd) would be lost, and the container would wait for its KILL.
-/// Blocked, they stay pending until the signalfd reads them. Children start
-/// with an empty mask (src/child.rs), so nothing else changes.
-pub fn hold_stop_signals() {
-    if std::process::id() == 1 {
-        let _ = stop_signals().thread_block();
+/// The parent's wait for the daemon's answer on `pipe`, passing on to it every
+/// TERM and INT that comes meanwhile. Returns the answer (empty when the daemon
+/// ended without one) and whether a signal was passed on.
+///
+/// A handler, not a signalfd: a signal read from a signalfd only after the
+/// answer came would be dropped with the parent, blocked, while a handler runs
+/// for every signal that comes until the parent's very exit, which is where a
+/// TERM stops being the parent's to answer.
+fn wait_for_daemon(mut pipe: File, daemon: Pid, stop: &SigSet) -> (String, bool) {
+    DAEMON.store(daemon.as_raw(), Ordering::Relaxed);
+    let action = SigAction::new(SigHandler::Handler(pass_on), SaFlags::SA_RESTART, SigSet::empty());
+    for signal in stop.iter() {
+        // SAFETY: the handler makes only async-signal-safe calls.
+        let _ = unsafe { sigaction(signal, &action) };
     }
+    // What came since the block is handled now, passed on.
+    let _ = stop.thread_unblock();
+    let mut answer = String::new();
+    let _ = pipe.read_to_string(&mut answer);
+    (answer, PASSED_ON.load(Ordering::Relaxed))
+}
+
+/// Blocks TERM and INT at once, before anything else, so that one that comes
+/// before the supervisor reads them from its signalfd stays pending for it
+/// instead of being lost:
+/// - dmon may inherit TERM ignored (a shell's `trap '' TERM` carries over
+///   exec), and the kernel discards an ignored signal that is not blocked; the
+///   supervisor gives TERM its default action back only once it has blocked it;
+/// - as PID 1, the kernel drops a signal sent to a pid namespace's init for
+///   which it has the default action, so a `docker stop` or `crun kill` that
+///   came early would be lost and the container would wait for its KILL.
+///
+/// A TERM during the start-up then stops dmon once it supervises, cleanly:
+/// its cgroups and pid file go with it. Children start with an empty mask
+/// (src/child.rs), so nothing else changes.
+pub fn hold_stop_signals() {
+    let _ = stop_signals().thread_block();
 }
 
 /// Whether dmon, asked to detach, must not: as PID 1 (a container's first
