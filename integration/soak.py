@@ -413,11 +413,11 @@ def terms(work, dmon, tries, mode):
             os.kill(target, signal.SIGCONT)
         sent = now()
         ended = until(lambda: proc.poll() is not None and gone(target) and not ours(pid_file), END_WITHIN)
-        proc.wait()
-        exits[proc.returncode] = exits.get(proc.returncode, 0) + 1
-        if target == proc.pid and proc.returncode == -signal.SIGTERM:
-            killed_by_term += 1
-        if not ended:
+        if ended:
+            exits[proc.returncode] = exits.get(proc.returncode, 0) + 1
+            if target == proc.pid and proc.returncode == -signal.SIGTERM:
+                killed_by_term += 1
+        else:
             left = ours(pid_file)
             late.append(dict(try_=i, after_s=round(now() - sent, 1), left=left))
             for pid in left:
@@ -430,6 +430,11 @@ def terms(work, dmon, tries, mode):
                 if home and os.path.basename(home).startswith("dmon."):
                     until(lambda: "populated 0" in (read(os.path.join(home, "cmd", "cgroup.events")) or ""), 5)
                     remove_cgroup(home)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        proc.wait()
         # A dmon that ended by TERM's default action (before its signalfd was
         # made) leaves its cgroup for the next dmon to remove: counted, removed.
         for pid in {proc.pid, target}:
@@ -472,12 +477,12 @@ def main():
     with tempfile.TemporaryDirectory(prefix="soak.") as work:
         os.chmod(work, 0o755)
         runs = {
-            "a": lambda: [("a", restarts(work, dmon, 2000 if q else 10000))],
-            "b": lambda: [("b", pauses(work, dmon, 50 if q else 1000))],
-            "c": lambda: [(f"c.{s.name}", logs(work, dmon, 4 if q else 60, s)) for s in (signal.SIGTERM, signal.SIGKILL)],
+            "a": lambda: [("a", restarts(work, dmon, 1000 if q else 10000))],
+            "b": lambda: [("b", pauses(work, dmon, 20 if q else 1000))],
+            "c": lambda: [(f"c.{s.name}", logs(work, dmon, 2 if q else 60, s)) for s in (signal.SIGTERM, signal.SIGKILL)],
             "d": lambda: [(f"d.{m}", terms(work, dmon, n, m))
-                          for m, n in (("foreground", 30 if q else 300), ("ignored", 20 if q else 200),
-                                       ("daemon", 20 if q else 200), ("parent", 20 if q else 200))],
+                          for m, n in (("foreground", 20 if q else 300), ("ignored", 10 if q else 200),
+                                       ("daemon", 10 if q else 200), ("parent", 10 if q else 200))],
         }
         for case in cases:
             for name, (fig, ok) in runs[case]():
