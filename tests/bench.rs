@@ -62,22 +62,3 @@ fn one_control_case_yields_a_figure() {
         assert!(row[figure].as_f64().is_some_and(|s| s > 0.0 && s < 10.0), "{figure} in {row}");
     }
 }
-
-#[test]
-fn the_quick_soak_holds() {
-    if !common::is_root() {
-        return common::skip("the soak's dmons make cgroups, which needs root here");
-    }
-    let dmon = env!("CARGO_BIN_EXE_dmon");
-    // The soak's log case runs dlog from beside dmon; cargo builds every binary
-    // of the package for an integration test.
-    assert!(Path::new(dmon).with_file_name("dlog").exists(), "no dlog beside {dmon}");
-    let out = Command::new(common::python())
-        .arg(integration().join("soak.py"))
-        .args(["--quick", "--dmon", dmon])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "soak.py --quick:\n{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("soak: every case held"), "{text}");
-}
