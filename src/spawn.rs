@@ -369,8 +369,7 @@ mod tests {
             || !root.join("cgroup.procs").exists()
             || std::fs::create_dir(&dir).is_err()
         {
-            eprintln!("skipped: needs root and a cgroup v2 hierarchy");
-            return;
+            return crate::skip("needs root and a cgroup v2 hierarchy");
         }
         let fd = std::fs::File::open(&dir).unwrap();
         // A child forked instead of born in the cgroup fails its start.
