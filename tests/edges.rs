@@ -1,6 +1,6 @@
 //! Trust at the edges: the log pipe at the very end, errors after detaching, a
 //! command that cannot be started, limits that cannot be applied, and the
-//! terminal. Each test drives the built binary with real processes and files,
+//! terminal, and many dmons starting at once. Each test drives the built binary with real processes and files,
 //! and is named after the behaviour it pins.
 
 mod common;
@@ -458,4 +458,38 @@ fn a_command_dying_of_hup_ends_dmon_only_when_hup_is_not_forwarded() {
         let got = read(&status).lines().filter(|l| l.starts_with("cmd start ")).count();
         assert_eq!(got, starts, "forwarded {forward}: {}{}", read(&status), String::from_utf8_lossy(&out.stdout));
     }
+}
+
+/// Forty dmons started at once under one parent cgroup each get a cgroup of
+/// their own: a starting dmon removes the `dmon.*` directories nobody holds
+/// locked, and another's, made an instant before its lock, is one of them; the
+/// one that loses its directory makes it again.
+#[test]
+fn dmons_started_at_once_each_get_their_cgroup() {
+    if !common::is_root() || !Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+        return skip("needs root and the hybrid layout's cgroup2 at /sys/fs/cgroup/unified");
+    }
+    let parent = Path::new("/sys/fs/cgroup/unified").join(format!("dmon-test-at-once-{}", std::process::id()));
+    fs::create_dir(&parent).unwrap();
+    let children: Vec<_> = (0..40)
+        .map(|_| {
+            common::dmon()
+                .args(["-n", "-m", "0", "--tree", "cgroup2", "--cgroup-parent"])
+                .arg(&parent)
+                .arg("true")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let failed: Vec<String> = children
+        .into_iter()
+        .map(|child| child.wait_with_output().unwrap())
+        .filter(|out| !out.status.success() || !out.stderr.is_empty())
+        .map(|out| format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr)))
+        .collect();
+    let _ = fs::remove_dir(&parent);
+    assert!(failed.is_empty(), "{} of 40 failed:\n{}", failed.len(), failed.join("\n"));
 }

@@ -15,7 +15,8 @@
 //!
 //! The lock closes a race between a starting dmon and one cleaning up: the
 //! cleaner only removes what it could lock, and a starter that loses the race
-//! finds its directory gone (ENOENT) and starts over.
+//! (between its mkdir and its open, or its flock and the leaves) finds its
+//! directory gone (ENOENT) and starts over.
 
 use std::fs::File;
 use std::io;
@@ -77,7 +78,12 @@ impl Home {
                 }
                 Err(e) => return Err(files::context(e, "mkdir", &dir, "")),
             }
-            let lock = open_dir(&dir).map_err(|e| files::context(e, "open", &dir, ""))?;
+            let lock = match open_dir(&dir) {
+                Ok(lock) => lock,
+                // A dmon cleaning up leftovers took it between mkdir and open.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(files::context(e, "open", &dir, "")),
+            };
             let lock = Flock::lock(lock, FlockArg::LockExclusive)
                 .map_err(|(_, e)| files::context(e.into(), "flock", &dir, ""))?;
             match populate(&dir, leaves, joined) {
