@@ -1,7 +1,7 @@
 //! Trust at the edges: the log pipe at the very end, errors after detaching, a
-//! command that cannot be started, limits that cannot be applied, and the
-//! terminal, and many dmons starting at once. Each test drives the built binary with real processes and files,
-//! and is named after the behaviour it pins.
+//! command that cannot be started, limits that cannot be applied, the terminal,
+//! and many dmons starting at once. Each test drives the built binary with real
+//! processes and files, and is named after the behaviour it pins.
 
 mod common;
 
