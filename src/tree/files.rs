@@ -145,8 +145,9 @@ pub fn with_pidfds(dir: &Path, pids: &[i32], mut f: impl FnMut(i32, &Pidfd)) {
 /// after the first read is caught by the next). Signals go through pidfds (see
 /// [`with_pidfds`]); a process dmon may not signal is noted in `refused` (and
 /// reported once), not an error: the others are signalled all the same.
-pub fn signal_all(dir: &Path, signal: Signal, refused: &mut Refused) -> usize {
-    let signalled = super::until_no_new(|signalled| {
+pub fn signal_all(dir: &Path, signal: Signal, refused: &mut Refused) {
+    // Reading a list never fails the round: an unreadable list is empty.
+    let _ = super::until_no_new(|signalled| {
         let fresh: Vec<i32> = pids(dir).into_iter().filter(|p| !signalled.contains(p)).collect();
         with_pidfds(dir, &fresh, |pid, fd| {
             if fd.send(Some(signal)) == Err(Errno::EPERM) {
@@ -155,7 +156,6 @@ pub fn signal_all(dir: &Path, signal: Signal, refused: &mut Refused) -> usize {
         });
         Ok(fresh)
     });
-    signalled.unwrap_or(0)
 }
 
 /// The writes to one cgroup state file (`cgroup.freeze`, `freezer.state`), in

@@ -92,9 +92,8 @@ const ROUNDS: usize = 64;
 
 /// Signals a tree until a round finds no new member: `round` reads the members
 /// again (a process forked after one reading is found by the next), signals
-/// those not in the set it is given, and returns them. Returns how many were
-/// signalled.
-pub fn until_no_new(mut round: impl FnMut(&BTreeSet<i32>) -> io::Result<Vec<i32>>) -> io::Result<usize> {
+/// those not in the set it is given, and returns them.
+pub fn until_no_new(mut round: impl FnMut(&BTreeSet<i32>) -> io::Result<Vec<i32>>) -> io::Result<()> {
     let mut signalled = BTreeSet::new();
     for _ in 0..ROUNDS {
         let fresh = round(&signalled)?;
@@ -103,7 +102,7 @@ pub fn until_no_new(mut round: impl FnMut(&BTreeSet<i32>) -> io::Result<Vec<i32>
         }
         signalled.extend(fresh);
     }
-    Ok(signalled.len())
+    Ok(())
 }
 
 /// One supervised command's tree: its backend, its role, and its limits.

@@ -274,7 +274,6 @@ impl SignalTree {
             }
             Ok(fresh)
         })
-        .map(drop)
     }
 
     pub fn freeze(&mut self) -> io::Result<()> {
