@@ -12,6 +12,9 @@
 //!   [`CHECK`]; the source is low again once it has stayed below the low mark for
 //!   [`CALM`]. A paused tree adds no pressure of its own, so this measures
 //!   everybody else.
+//! - A trigger just armed on a system-wide file reports a rise within its first
+//!   two windows on an idle machine (see [`SETTLE`]): a report that early is
+//!   decided, once [`SETTLE`] has passed, by the stall since arming.
 //! - The marks are percentages of wall time during which tasks stalled:
 //!   `--pressure 40` pauses when tasks stalled more than 0.8 s of a 2 s window.
 //! - Which line each source watches is [`Source::line`].
@@ -35,6 +38,11 @@ pub const WINDOW: Duration = Duration::from_secs(2);
 pub const CHECK: Duration = Duration::from_secs(2);
 /// How long `avg10` must stay below the low mark before the source is low.
 pub const CALM: Duration = Duration::from_secs(6);
+/// How long after a trigger is armed its reports are not taken as they are:
+/// on the system-wide files (Linux 6.18, measured) a new trigger fires within
+/// its first window and again at the second on an idle machine, with a
+/// millisecond of stall against a threshold of 1.8 s; a cgroup's file does not.
+pub const SETTLE: Duration = Duration::from_secs(5);
 
 /// What is under pressure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +122,19 @@ pub fn trigger(line: &str, high: f64) -> String {
     format!("{line} {stall} {}\0", WINDOW.as_micros())
 }
 
+/// The `total` (µs stalled since boot) of `line` of the pressure file at `path`.
+fn read_total(path: &Path, line: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    crate::keyed::pair(crate::keyed::line(&text, line)?, "total")
+}
+
+/// Whether tasks stalled for `stalled` µs of `elapsed` is above the high mark
+/// (in percent): what decides a trigger that fired within [`SETTLE`] of being
+/// armed. Pure, for tests.
+pub fn settled_high(stalled: f64, elapsed: Duration, high: f64) -> bool {
+    stalled >= elapsed.as_micros() as f64 * high / 100.0
+}
+
 /// What one reading of `avg10` after a trigger says: low once it has stayed
 /// below the low mark for [`CALM`], else between (with when the calm started;
 /// above the high mark it is high again). Pure, for tests.
@@ -139,6 +160,9 @@ pub struct PressureWatch {
     /// The trigger reported POLLERR: its file is gone (a removed cgroup under
     /// `DMON_PRESSURE_DIR`), and it would report POLLERR on every poll.
     gone: bool,
+    /// When the trigger was armed and the line's `total` (µs stalled) then,
+    /// until [`SETTLE`] has passed.
+    armed: Option<(Instant, f64)>,
 }
 
 impl PressureWatch {
@@ -167,6 +191,7 @@ impl PressureWatch {
             calm_since: None,
             next_check: None,
             gone: false,
+            armed: Some((Instant::now(), read_total(path, source.line()).unwrap_or(0.0))),
         })
     }
 
@@ -192,10 +217,21 @@ impl PressureWatch {
     }
 
     /// The trigger fired (the fd polled POLLPRI): high, and watched until calm.
-    pub fn on_trigger(&mut self, now: Instant) -> Level {
-        self.calm_since = None;
-        self.next_check = Some(now + CHECK);
-        Level::High
+    /// Within [`SETTLE`] of arming, nothing yet: the stall since arming decides
+    /// once it has passed (see [`settled_high`]).
+    pub fn on_trigger(&mut self, now: Instant) -> Option<Level> {
+        match self.armed {
+            Some((at, _)) if now < at + SETTLE => {
+                self.next_check = Some(at + SETTLE);
+                None
+            }
+            _ => {
+                self.armed = None;
+                self.calm_since = None;
+                self.next_check = Some(now + CHECK);
+                Some(Level::High)
+            }
+        }
     }
 
     /// When [`PressureWatch::on_deadline`] wants to be called: only after a
@@ -206,6 +242,16 @@ impl PressureWatch {
 
     /// Reads `avg10`; low once it stayed below the low mark for [`CALM`].
     pub fn on_deadline(&mut self, now: Instant) -> Level {
+        if let Some((at, before)) = self.armed.take() {
+            let stalled = read_total(&self.path, self.source.line()).unwrap_or(before) - before;
+            if !settled_high(stalled, now.duration_since(at), self.marks.high) {
+                self.next_check = None;
+                return Level::Low;
+            }
+            self.calm_since = None;
+            self.next_check = Some(now + CHECK);
+            return Level::High;
+        }
         let mut buf = [0u8; 256];
         // The trigger's descriptor cannot be re-read from the start: read a
         // fresh one. Only after a trigger, every CHECK.
@@ -251,6 +297,15 @@ mod tests {
     }
 
     #[test]
+    fn a_trigger_just_after_arming_counts_only_with_the_stall_to_match() {
+        let five = Duration::from_secs(5);
+        // Linux's spurious report: a millisecond stalled.
+        assert!(!settled_high(1_000.0, five, 90.0));
+        assert!(settled_high(4_600_000.0, five, 90.0));
+        assert!(!settled_high(4_400_000.0, five, 90.0));
+    }
+
+    #[test]
     fn low_only_after_a_calm_period() {
         let t0 = Instant::now();
         let s = |n: u64| t0 + Duration::from_secs(n);
@@ -274,7 +329,15 @@ mod tests {
         let mut watch = PressureWatch::open_at(path, Source::Cpu, Marks { high: 100.0, low: 101.0 }).unwrap();
         let t0 = Instant::now();
         assert_eq!(watch.deadline(), None, "no wake-up while there is no pressure");
-        assert_eq!(watch.on_trigger(t0), Level::High);
+        // A report just after arming waits for SETTLE, and a stall below the
+        // mark since then (none can reach 100%) makes it nothing.
+        assert_eq!(watch.on_trigger(t0), None);
+        let settle = watch.deadline().expect("a look once SETTLE has passed");
+        assert!(settle > t0 && settle <= t0 + SETTLE);
+        assert_eq!(watch.on_deadline(settle), Level::Low);
+        assert_eq!(watch.deadline(), None);
+        let t0 = t0 + SETTLE;
+        assert_eq!(watch.on_trigger(t0), Some(Level::High));
         assert_eq!(watch.deadline(), Some(t0 + CHECK));
         // With a low mark above any possible avg10, calm is immediate but must last CALM.
         assert_eq!(watch.on_deadline(t0 + CHECK), Level::Between);

@@ -103,7 +103,7 @@ impl Watcher {
     fn on_ready(&mut self, ready: Ready, now: Instant) -> Option<Level> {
         match (self, ready) {
             (Watcher::Load(_), _) => None,
-            (Watcher::Pressure(p), Ready::Fired) => Some(p.on_trigger(now)),
+            (Watcher::Pressure(p), Ready::Fired) => p.on_trigger(now),
             (Watcher::Pressure(p), Ready::Gone) => Some(p.on_gone()),
         }
     }
