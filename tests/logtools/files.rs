@@ -257,7 +257,8 @@ fn a_line_longer_than_any_buffer_is_cut_and_costs_little_memory() {
 
 /// The case as it was met: a command under dmon that writes 400 MB without a
 /// newline, logged by dlog as nobody. dlog's peak memory stays small and every
-/// byte reaches the file.
+/// byte reaches the file, the unfinished end of the line too, which dlog holds
+/// when dmon is told to stop.
 #[test]
 fn dlog_under_dmon_stores_a_400_mb_line_in_little_memory() {
     if !is_root() {
@@ -268,7 +269,10 @@ fn dlog_under_dmon_stores_a_400_mb_line_in_little_memory() {
     let file = dir.path("F");
     let status = dir.path("status");
     let len: usize = 400_000_000;
-    let script = format!("head -c {len} /dev/zero; sleep 100");
+    // `written` appears once head has written the whole line: a TERM before
+    // that would end head, and the rest of the line would never be written.
+    let written = dir.path("written");
+    let script = format!("head -c {len} /dev/zero && : > {}; exec sleep 100", written.display());
     let child = dmon()
         .args(["-n", "--memory-max", "32m", "-u", "nobody", "-U", "nobody", "-I"])
         .arg(&status)
@@ -284,7 +288,8 @@ fn dlog_under_dmon_stores_a_400_mb_line_in_little_memory() {
     let expected = (len + pieces + (pieces - 1) * MARK.len()) as u64;
     // All but the last piece, which waits for its newline (or the end).
     let whole = (len / MAX_LINE * (MAX_LINE + 1 + MARK.len()) - MARK.len()) as u64;
-    wait_until(Duration::from_secs(300), || fs::metadata(&file).is_ok_and(|m| m.len() >= whole));
+    wait_until(Duration::from_secs(300), || written.exists() && fs::metadata(&file).is_ok_and(|m| m.len() >= whole));
+    assert!(written.exists(), "head did not write the whole line");
     let running = fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let log = started(&status, "log");
     let peak = log.last().map(|&pid| peak_kib(pid as u32)).unwrap_or(0);

@@ -8,17 +8,24 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use crate::support::*;
 
-/// The fewest descriptors dmon had over a burst of samples: the steady set,
-/// without the ones a spawn holds for a moment.
+/// The descriptors dmon held most often over a burst of samples: the steady
+/// set of a run, without the ones a spawn holds for a moment. (Not the fewest:
+/// a listing taken while dmon opens and closes descriptors can miss some that
+/// were open throughout. A leaked descriptor is in every listing.)
 fn steady_fds(pid: i32) -> std::collections::BTreeMap<i32, String> {
-    (0..40)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(2));
-            fds(pid)
-        })
-        .filter(|f| !f.is_empty())
-        .min_by_key(|f| f.len())
-        .unwrap_or_default()
+    let mut seen: Vec<(std::collections::BTreeMap<i32, String>, usize)> = Vec::new();
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_millis(2));
+        let listing = fds(pid);
+        if listing.is_empty() {
+            continue;
+        }
+        match seen.iter_mut().find(|(set, _)| *set == listing) {
+            Some((_, count)) => *count += 1,
+            None => seen.push((listing, 1)),
+        }
+    }
+    seen.into_iter().max_by_key(|(set, count)| (*count, std::cmp::Reverse(set.len()))).map(|(set, _)| set).unwrap_or_default()
 }
 
 /// The cgroup directories below `dir`.
