@@ -20,16 +20,57 @@ fn policy() -> Policy {
     }
 }
 
-/// A task started and running as pid 100 at `t0`.
-fn running(policy: Policy, t0: Instant) -> Task {
+/// A task asked at `t0` to start: its first spawn is under way.
+fn starting(policy: Policy, t0: Instant) -> Task {
     let mut task = Task::new(policy);
     assert_eq!(task.handle(Event::Start, t0), [Action::Spawn { frozen: false }]);
+    task
+}
+
+/// A task started and running as pid 100 at `t0`.
+fn running(policy: Policy, t0: Instant) -> Task {
+    let mut task = starting(policy, t0);
     assert_eq!(task.handle(Event::Spawned { pid: 100 }, t0), [Action::Report(Status::Start(100))]);
     task
 }
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+/// A task running as pid 100 since `t0`, with `-t` of `timeout` seconds.
+fn timed(timeout: u64, t0: Instant) -> Task {
+    let mut p = policy();
+    p.timeout = Some(secs(timeout));
+    running(p, t0)
+}
+
+/// A task whose leader (pid 100) and its restart (101) both ended at once
+/// with `status`: waiting out the backoff.
+fn failed_twice(policy: Policy, status: i32, t0: Instant) -> Task {
+    let mut task = running(policy, t0);
+    task.handle(Event::Exited { status, tree_empty: true }, t0);
+    task.handle(Event::Spawned { pid: 101 }, t0);
+    task.handle(Event::Exited { status, tree_empty: true }, t0);
+    task
+}
+
+/// A task stopped by `d` at `t0`, its run over: down and idle.
+fn downed(t0: Instant) -> Task {
+    let mut task = running(policy(), t0);
+    task.handle(Event::Down, t0);
+    task.handle(Event::Exited { status: 15, tree_empty: true }, t0);
+    task
+}
+
+/// What a pause of `pid`'s tree for `cause` asks for.
+fn freeze(pid: i32, cause: Cause) -> [Action; 2] {
+    [Action::Report(Status::Pause(pid, cause)), Action::Freeze]
+}
+
+/// What the resume of `pid`'s tree from `cause` asks for.
+fn thaw(pid: i32, cause: Cause) -> [Action; 2] {
+    [Action::Report(Status::Resume(pid, cause)), Action::Thaw]
 }
 
 #[test]
@@ -72,10 +113,7 @@ fn quick_failures_back_off_growing_to_the_cap() {
 #[test]
 fn a_healthy_run_resets_the_backoff() {
     let t0 = Instant::now();
-    let mut task = running(policy(), t0);
-    task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
-    task.handle(Event::Spawned { pid: 101 }, t0);
-    task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
+    let mut task = failed_twice(policy(), EXIT_1, t0);
     assert!(matches!(task.state(), State::Waiting { .. }));
     task.handle(Event::Tick, t0 + secs(1));
     task.handle(Event::Spawned { pid: 102 }, t0 + secs(1));
@@ -130,8 +168,7 @@ fn interval_waits_after_success() {
 #[test]
 fn spawn_failure_backs_off_like_a_quick_exit() {
     let t0 = Instant::now();
-    let mut task = Task::new(policy());
-    task.handle(Event::Start, t0);
+    let mut task = starting(policy(), t0);
     // A first start that fails otherwise than at exec is retried.
     let failed = Event::SpawnFailed { status: 1 << 8, kind: Failure::Other };
     assert_eq!(task.handle(failed, t0), [Action::ReportStartFailure, Action::Spawn { frozen: false }]);
@@ -150,9 +187,7 @@ fn spawn_failure_backs_off_like_a_quick_exit() {
 #[test]
 fn timeout_terminates_then_kills_then_waits_for_an_empty_tree() {
     let t0 = Instant::now();
-    let mut p = policy();
-    p.timeout = Some(secs(10));
-    let mut task = running(p, t0);
+    let mut task = timed(10, t0);
     assert_eq!(task.deadline(), Some(t0 + secs(10)));
     let out = task.handle(Event::Tick, t0 + secs(10));
     assert_eq!(out, [Action::Report(Status::Timeout(100)), Action::Terminate]);
@@ -186,10 +221,7 @@ fn stop_ends_in_done() {
     assert_eq!(task.handle(Event::Stop, t0), [Action::Report(Status::Stop(100)), Action::Terminate]);
     assert_eq!(task.handle(Event::Exited { status: 15, tree_empty: true }, t0).len(), 1);
     assert!(task.is_done());
-    let mut waiting = running(policy(), t0);
-    waiting.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
-    waiting.handle(Event::Spawned { pid: 101 }, t0);
-    waiting.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
+    let mut waiting = failed_twice(policy(), EXIT_1, t0);
     assert_eq!(waiting.handle(Event::Stop, t0), []);
     assert!(waiting.is_done());
 }
@@ -197,9 +229,7 @@ fn stop_ends_in_done() {
 #[test]
 fn stop_during_a_timeout_becomes_a_shutdown() {
     let t0 = Instant::now();
-    let mut p = policy();
-    p.timeout = Some(secs(1));
-    let mut task = running(p, t0);
+    let mut task = timed(1, t0);
     task.handle(Event::Tick, t0 + secs(1));
     task.handle(Event::Stop, t0 + secs(2));
     task.handle(Event::Exited { status: 15, tree_empty: true }, t0 + secs(2));
@@ -209,19 +239,11 @@ fn stop_during_a_timeout_becomes_a_shutdown() {
 #[test]
 fn pause_freezes_and_stops_the_timeout_clock() {
     let t0 = Instant::now();
-    let mut p = policy();
-    p.timeout = Some(secs(10));
-    let mut task = running(p, t0);
-    assert_eq!(
-        task.handle(Event::Pause(Cause::Load), t0 + secs(4)),
-        [Action::Report(Status::Pause(100, Cause::Load)), Action::Freeze]
-    );
+    let mut task = timed(10, t0);
+    assert_eq!(task.handle(Event::Pause(Cause::Load), t0 + secs(4)), freeze(100, Cause::Load));
     assert_eq!(task.handle(Event::Pause(Cause::Load), t0 + secs(5)), []);
     assert_eq!(task.deadline(), None);
-    assert_eq!(
-        task.handle(Event::Resume, t0 + secs(100)),
-        [Action::Report(Status::Resume(100, Cause::Load)), Action::Thaw]
-    );
+    assert_eq!(task.handle(Event::Resume, t0 + secs(100)), thaw(100, Cause::Load));
     assert_eq!(task.deadline(), Some(t0 + secs(106)));
     assert_eq!(task.handle(Event::Resume, t0 + secs(101)), []);
 }
@@ -235,10 +257,7 @@ fn a_respawn_while_paused_starts_frozen() {
     assert_eq!(out.last(), Some(&Action::Spawn { frozen: true }));
     let out = task.handle(Event::Spawned { pid: 101 }, t0 + secs(30));
     assert_eq!(out, [Action::Report(Status::Start(101)), Action::Report(Status::Pause(101, Cause::Load))]);
-    assert_eq!(
-        task.handle(Event::Resume, t0 + secs(31)),
-        [Action::Report(Status::Resume(101, Cause::Load)), Action::Thaw]
-    );
+    assert_eq!(task.handle(Event::Resume, t0 + secs(31)), thaw(101, Cause::Load));
 }
 
 #[test]
@@ -288,8 +307,7 @@ fn a_log_command_that_dies_while_input_is_left_is_restarted() {
 #[test]
 fn a_first_start_that_cannot_exec_ends_dmon() {
     let t0 = Instant::now();
-    let mut task = Task::new(policy());
-    task.handle(Event::Start, t0);
+    let mut task = starting(policy(), t0);
     let failed = Event::SpawnFailed { status: 127 << 8, kind: Failure::Exec };
     assert_eq!(task.handle(failed, t0), [Action::EndDmon { code: 127 }]);
     assert!(task.is_done());
@@ -381,10 +399,7 @@ fn a_finished_run_restarts_at_once_but_true_in_a_loop_backs_off() {
 #[test]
 fn a_log_command_waiting_to_restart_is_started_to_drain_the_rest() {
     let t0 = Instant::now();
-    let mut task = running(Policy::forever(secs(5), secs(60)), t0);
-    task.handle(Event::Exited { status: 9, tree_empty: true }, t0);
-    task.handle(Event::Spawned { pid: 101 }, t0);
-    task.handle(Event::Exited { status: 9, tree_empty: true }, t0);
+    let mut task = failed_twice(Policy::forever(secs(5), secs(60)), 9, t0);
     assert!(matches!(task.state(), State::Waiting { .. }));
     task.handle(Event::Input { left: true, progress: false }, t0);
     assert_eq!(task.handle(Event::Drain, t0), [Action::Spawn { frozen: false }]);
@@ -392,10 +407,7 @@ fn a_log_command_waiting_to_restart_is_started_to_drain_the_rest() {
     assert!(matches!(task.state(), State::Draining { pid: 102, .. }));
 
     // With nothing left in the pipe, a waiting log command is simply done.
-    let mut idle = running(Policy::forever(secs(5), secs(60)), t0);
-    idle.handle(Event::Exited { status: 9, tree_empty: true }, t0);
-    idle.handle(Event::Spawned { pid: 101 }, t0);
-    idle.handle(Event::Exited { status: 9, tree_empty: true }, t0);
+    let mut idle = failed_twice(Policy::forever(secs(5), secs(60)), 9, t0);
     idle.handle(Event::Input { left: false, progress: false }, t0);
     assert_eq!(idle.handle(Event::Drain, t0), []);
     assert!(idle.is_done());

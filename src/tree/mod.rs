@@ -358,32 +358,36 @@ impl Kind {
         }
     }
 
-    fn freeze(&mut self) -> io::Result<()> {
+    /// `in_leaf` on a cgroup's leaf (both cgroup versions share these
+    /// operations), or `in_signals` on a signal tree.
+    fn either(
+        &mut self,
+        in_leaf: fn(&mut Leaf) -> io::Result<()>,
+        in_signals: fn(&mut SignalTree) -> io::Result<()>,
+    ) -> io::Result<()> {
         match self {
-            Kind::Cgroup2(V2 { leaf, .. }) | Kind::Freezer(V1 { leaf, .. }) => leaf.freeze(),
-            Kind::Signals(t) => t.freeze(),
+            Kind::Cgroup2(V2 { leaf, .. }) | Kind::Freezer(V1 { leaf, .. }) => in_leaf(leaf),
+            Kind::Signals(t) => in_signals(t),
         }
+    }
+
+    fn freeze(&mut self) -> io::Result<()> {
+        self.either(Leaf::freeze, |t| t.signal(Signal::SIGSTOP))
     }
 
     fn thaw(&mut self) -> io::Result<()> {
-        match self {
-            Kind::Cgroup2(V2 { leaf, .. }) | Kind::Freezer(V1 { leaf, .. }) => leaf.thaw(),
-            Kind::Signals(t) => t.thaw(),
-        }
+        self.either(Leaf::thaw, |t| t.signal(Signal::SIGCONT))
     }
 
     fn terminate(&mut self) -> io::Result<()> {
-        match self {
-            Kind::Cgroup2(V2 { leaf, .. }) | Kind::Freezer(V1 { leaf, .. }) => leaf.terminate(),
-            Kind::Signals(t) => t.terminate(),
-        }
+        self.either(Leaf::terminate, SignalTree::terminate)
     }
 
     fn kill(&mut self) -> io::Result<()> {
         match self {
             Kind::Cgroup2(t) => t.kill(),
             Kind::Freezer(t) => t.kill(),
-            Kind::Signals(t) => t.kill(),
+            Kind::Signals(t) => t.signal(Signal::SIGKILL),
         }
     }
 

@@ -276,18 +276,6 @@ impl SignalTree {
         })
     }
 
-    pub fn freeze(&mut self) -> io::Result<()> {
-        self.signal(Signal::SIGSTOP)
-    }
-
-    pub fn thaw(&mut self) -> io::Result<()> {
-        self.signal(Signal::SIGCONT)
-    }
-
-    pub fn kill(&mut self) -> io::Result<()> {
-        self.signal(Signal::SIGKILL)
-    }
-
     /// TERM and CONT to every member, once all are stopped: a stopped tree cannot
     /// fork while it is terminated, and every process has its TERM before any
     /// runs again.

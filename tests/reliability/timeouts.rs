@@ -25,7 +25,10 @@ fn steady_fds(pid: i32) -> std::collections::BTreeMap<i32, String> {
             None => seen.push((listing, 1)),
         }
     }
-    seen.into_iter().max_by_key(|(set, count)| (*count, std::cmp::Reverse(set.len()))).map(|(set, _)| set).unwrap_or_default()
+    seen.into_iter()
+        .max_by_key(|(set, count)| (*count, std::cmp::Reverse(set.len())))
+        .map(|(set, _)| set)
+        .unwrap_or_default()
 }
 
 /// The cgroup directories below `dir`.

@@ -8,15 +8,12 @@ fn a_manual_pause_holds_while_the_load_comes_and_goes() {
     let t0 = Instant::now();
     let mut task = running(policy(), t0);
     let hold = task.handle(Event::Hold, t0);
-    assert_eq!(hold, [Action::Report(Status::Pause(100, Cause::Manual)), Action::Freeze]);
+    assert_eq!(hold, freeze(100, Cause::Manual));
     // The load rises and falls: the tree stays frozen, nothing is said.
     assert_eq!(task.handle(Event::Pause(Cause::Load), t0 + secs(1)), []);
     assert_eq!(task.handle(Event::Resume, t0 + secs(2)), []);
     assert!(task.frozen());
-    assert_eq!(
-        task.handle(Event::Release, t0 + secs(3)),
-        [Action::Report(Status::Resume(100, Cause::Manual)), Action::Thaw]
-    );
+    assert_eq!(task.handle(Event::Release, t0 + secs(3)), thaw(100, Cause::Manual));
     assert!(!task.frozen());
 }
 
@@ -24,26 +21,17 @@ fn a_manual_pause_holds_while_the_load_comes_and_goes() {
 fn a_load_pause_held_by_hand_waits_for_the_release() {
     let t0 = Instant::now();
     let mut task = running(policy(), t0);
-    assert_eq!(
-        task.handle(Event::Pause(Cause::Load), t0),
-        [Action::Report(Status::Pause(100, Cause::Load)), Action::Freeze]
-    );
+    assert_eq!(task.handle(Event::Pause(Cause::Load), t0), freeze(100, Cause::Load));
     assert_eq!(task.handle(Event::Hold, t0 + secs(1)), []);
     assert_eq!(task.handle(Event::Resume, t0 + secs(2)), []);
     assert!(task.frozen() && task.held());
-    assert_eq!(
-        task.handle(Event::Release, t0 + secs(3)),
-        [Action::Report(Status::Resume(100, Cause::Manual)), Action::Thaw]
-    );
+    assert_eq!(task.handle(Event::Release, t0 + secs(3)), thaw(100, Cause::Manual));
     // Released while the load is still high: the load's pause goes on.
     let mut busy = running(policy(), t0);
     busy.handle(Event::Pause(Cause::Load), t0);
     busy.handle(Event::Hold, t0);
     assert_eq!(busy.handle(Event::Release, t0 + secs(1)), []);
-    assert_eq!(
-        busy.handle(Event::Resume, t0 + secs(2)),
-        [Action::Report(Status::Resume(100, Cause::Load)), Action::Thaw]
-    );
+    assert_eq!(busy.handle(Event::Resume, t0 + secs(2)), thaw(100, Cause::Load));
 }
 
 #[test]
@@ -59,9 +47,7 @@ fn a_watchers_pause_and_its_resume_name_the_source_that_rose() {
 #[test]
 fn a_manual_pause_stops_the_timeout_clock_and_holds_across_runs() {
     let t0 = Instant::now();
-    let mut p = policy();
-    p.timeout = Some(secs(10));
-    let mut task = running(p, t0);
+    let mut task = timed(10, t0);
     task.handle(Event::Hold, t0 + secs(4));
     assert_eq!(task.deadline(), None);
     let out = task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0 + secs(30));
@@ -101,9 +87,7 @@ fn down_of_a_frozen_tree_thaws_it_to_die() {
 #[test]
 fn up_starts_a_fresh_run_after_down() {
     let t0 = Instant::now();
-    let mut task = running(policy(), t0);
-    task.handle(Event::Down, t0);
-    task.handle(Event::Exited { status: 15, tree_empty: true }, t0);
+    let mut task = downed(t0);
     assert_eq!(task.handle(Event::Up, t0 + secs(1)), [Action::Spawn { frozen: false }]);
     assert!(task.wants_up());
     task.handle(Event::Spawned { pid: 101 }, t0 + secs(1));
@@ -126,17 +110,12 @@ fn up_while_a_down_is_being_stopped_restarts_after_it() {
 #[test]
 fn down_while_waiting_to_restart_cancels_the_restart() {
     let t0 = Instant::now();
-    let mut task = running(policy(), t0);
-    task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
-    task.handle(Event::Spawned { pid: 101 }, t0);
-    task.handle(Event::Exited { status: EXIT_1, tree_empty: true }, t0);
+    let mut task = failed_twice(policy(), EXIT_1, t0);
     assert!(matches!(task.state(), State::Waiting { .. }));
     assert_eq!(task.handle(Event::Down, t0), []);
     assert_eq!(task.state(), &State::Idle);
     // A timeout's stop in progress becomes a down: no restart after it.
-    let mut p = policy();
-    p.timeout = Some(secs(1));
-    let mut timed = running(p, t0);
+    let mut timed = timed(1, t0);
     timed.handle(Event::Tick, t0 + secs(1));
     timed.handle(Event::Down, t0 + secs(2));
     let out = timed.handle(Event::Exited { status: 15, tree_empty: true }, t0 + secs(2));
@@ -147,9 +126,7 @@ fn down_while_waiting_to_restart_cancels_the_restart() {
 #[test]
 fn once_runs_one_more_time_then_stays_down() {
     let t0 = Instant::now();
-    let mut task = running(policy(), t0);
-    task.handle(Event::Down, t0);
-    task.handle(Event::Exited { status: 15, tree_empty: true }, t0);
+    let mut task = downed(t0);
     assert_eq!(task.handle(Event::Once, t0 + secs(1)), [Action::Spawn { frozen: false }]);
     task.handle(Event::Spawned { pid: 101 }, t0 + secs(1));
     assert!(!task.wants_up());
