@@ -13,7 +13,10 @@
 //!   (every millisecond while it waits for FROZEN, at most 100 ms a round);
 //! - v1 has no "populated" notification: the loop learns that the tree is empty
 //!   from SIGCHLD (dmon is a child subreaper, so the last process of the tree
-//!   always dies as dmon's child) and from the task's KILL repeat.
+//!   always dies as dmon's child) and from the task's KILL repeat. A task
+//!   leaves `cgroup.procs` a moment before it becomes a zombie, so a tree whose
+//!   list is empty is empty only once what the kill cycle killed has ended:
+//!   else the run would end before dmon reaped (and counted) its last process.
 
 use std::io;
 use std::sync::Arc;
@@ -25,6 +28,7 @@ use nix::sys::signal::Signal;
 use super::files;
 use super::home::Home;
 use super::leaf::{self, Leaf};
+use super::pidfd;
 
 /// How many freeze–kill–thaw cycles one `kill` runs at most; the task machine
 /// repeats KILL every second while the tree is not empty.
@@ -50,16 +54,21 @@ enum Kill {
 pub struct V1 {
     pub leaf: Leaf,
     kill: Option<(Kill, Instant)>,
+    /// The processes the kill cycle killed (pid and start time): the tree is
+    /// empty once each has ended, not only left `cgroup.procs`, so that dmon
+    /// reaps them, and counts what they used, before the run's end.
+    killed: Vec<(i32, u64)>,
 }
 
 impl V1 {
     pub fn new(home: Arc<Home>, name: &str) -> io::Result<V1> {
-        Ok(V1 { leaf: Leaf::new(home, name, &leaf::V1)?, kill: None })
+        Ok(V1 { leaf: Leaf::new(home, name, &leaf::V1)?, kill: None, killed: Vec::new() })
     }
 
     /// A new child is about to start: the last run's kill cycle ends.
     pub fn child_setup(&mut self, frozen: bool) -> io::Result<super::ChildSetup> {
         self.kill = None;
+        self.killed.clear();
         self.leaf.child_setup(frozen)
     }
 
@@ -95,12 +104,15 @@ impl V1 {
             }
             Kill::Frozen { round, .. } => {
                 let refused = &mut leaf.refused;
+                let killed = &mut self.killed;
                 let mut left = 0;
                 files::with_pidfds(&dir, &files::pids(&dir), |pid, fd| {
                     if fd.send(Some(Signal::SIGKILL)) == Err(Errno::EPERM) {
                         refused.note(pid, fd.ino());
                     } else {
                         left += 1;
+                        // Frozen, it is still the process that had the pid.
+                        killed.extend(pidfd::start_time(pid).map(|start| (pid, start)));
                     }
                 });
                 // The killed processes die as they are thawed.
@@ -116,8 +128,15 @@ impl V1 {
         }
     }
 
-    /// No process is listed but those dmon may not signal (not waited for).
-    pub fn is_empty(&self) -> bool {
+    /// No process is listed but those dmon may not signal (not waited for),
+    /// and every process the kill cycle killed has ended.
+    pub fn is_empty(&mut self) -> bool {
+        self.killed.retain(|&(pid, start)| !pidfd::ended(pid, start));
+        if !self.killed.is_empty() {
+            // One is between leaving the list and its end: the SIGCHLD of the
+            // tree's last end, which dmon always gets, comes after it.
+            return false;
+        }
         let leaf = &self.leaf;
         let pids = files::pids(leaf.dir());
         if leaf.refused.is_empty() || pids.is_empty() {

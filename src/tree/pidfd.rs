@@ -83,10 +83,25 @@ pub fn method() -> (Method, Option<Errno>) {
 /// The start time of `pid` now (field 22 of `/proc/PID/stat`), None once it is
 /// gone.
 pub fn start_time(pid: i32) -> Option<u64> {
+    state_and_start(pid).map(|(_, start)| start)
+}
+
+/// Whether the process that had `pid` at the start time `start` has ended: a
+/// zombie, reaped, or its pid taken by another. (A task leaves its cgroup's
+/// `cgroup.procs` in the kernel's `cgroup_exit`, a moment before `exit_notify`
+/// makes it a zombie and tells its parent.)
+pub fn ended(pid: i32, start: u64) -> bool {
+    state_and_start(pid).is_none_or(|(state, now)| now != start || state == 'Z')
+}
+
+/// The state (field 3 of `/proc/PID/stat`) and start time of `pid` now.
+fn state_and_start(pid: i32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The name (field 2) is in parentheses and may hold any character.
     let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(22 - 4)?.parse().ok()?))
 }
 
 pub struct Pidfd(Handle);
@@ -207,6 +222,26 @@ impl Refused {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process has ended once it is a zombie (before it is reaped), and when
+    /// its pid names a process with another start time; not while it runs.
+    #[test]
+    fn a_process_has_ended_once_it_is_a_zombie() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        let start = start_time(pid).unwrap();
+        assert!(!ended(pid, start));
+        assert!(ended(pid, start + 1));
+        child.kill().unwrap();
+        // SAFETY: waits (without reaping) for our own child; `info` is ours.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let waited = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        assert_eq!(waited, 0);
+        assert_eq!(state_and_start(pid).map(|(state, _)| state), Some('Z'));
+        assert!(ended(pid, start));
+        child.wait().unwrap();
+        assert!(ended(pid, start));
+    }
 
     /// Without pidfds: a signal reaches the process seen, and none reaches a
     /// pid whose start time is another (a later process with that pid).
