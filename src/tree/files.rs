@@ -130,12 +130,12 @@ const PIDFD_BATCH: usize = 256;
 /// but if that process is alive when `f` signals it, it had the pid when the
 /// list was read again, so it is listed, so it is in the cgroup. A pid that left
 /// in between is skipped: no process outside the cgroup is ever signalled.
-pub fn with_pidfds(dir: &Path, pids: &[i32], mut f: impl FnMut(i32, Pidfd)) {
+pub fn with_pidfds(dir: &Path, pids: &[i32], mut f: impl FnMut(i32, &Pidfd)) {
     for batch in pids.chunks(PIDFD_BATCH) {
         let opened: Vec<(i32, Pidfd)> = batch.iter().filter_map(|&pid| Some((pid, Pidfd::open(pid).ok()?))).collect();
         let listed: BTreeSet<i32> = self::pids(dir).into_iter().collect();
-        for (pid, fd) in opened.into_iter().filter(|(pid, _)| listed.contains(pid)) {
-            f(pid, fd);
+        for (pid, fd) in opened.iter().filter(|(pid, _)| listed.contains(pid)) {
+            f(*pid, fd);
         }
     }
 }

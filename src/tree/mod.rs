@@ -420,7 +420,7 @@ impl Tree {
     fn fall_back(&mut self, e: &io::Error) -> bool {
         let Some(dir) = self.kind.leaf().map(|leaf| leaf.dir().to_path_buf()) else { return false };
         let mut signals = SignalTree::new(self.role.orphans());
-        files::with_pidfds(&dir, &files::pids(&dir), |pid, fd| signals.adopt(pid, &fd));
+        files::with_pidfds(&dir, &files::pids(&dir), |pid, fd| signals.adopt(pid, fd));
         tracing::warn!("{}: {}; controlling this tree with signals from now on", dir.display(), crate::io_reason(e));
         self.kind = Kind::Signals(signals);
         true
