@@ -28,6 +28,7 @@ Figures are for one machine; read them as ratios.
 
 import argparse
 import ctypes
+import itertools
 import json
 import os
 import signal
@@ -63,9 +64,11 @@ def stat(pid):
     return text[text.rfind(")") + 2 :].split(" ", 1)[0]
 
 
-def tagged(tag):
-    """Pids of the live members of the tree `tag`: the shells whose command line
-    carries it (not dmon or a peer, whose arguments carry it too)."""
+def tagged(tag, prefix=False):
+    """Pids of the live members of the tree `tag` (or of every tree whose tag
+    starts so): the shells whose command line carries it (not dmon or a peer,
+    whose arguments carry it too)."""
+    want = tag.encode()
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -73,7 +76,7 @@ def tagged(tag):
         try:
             with open(f"/proc/{name}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-            if argv[0] != b"sh" or tag.encode() not in argv:
+            if argv[0] != b"sh" or not any(x == want or prefix and x.startswith(want) for x in argv):
                 continue
         except OSError:
             continue
@@ -216,7 +219,8 @@ class Dmon:
 
 
 def dmon_stop(work, backend, size, kind):
-    tag = f"bc-{os.getpid()}-stop-{backend}-{kind}-{size}"
+    tag = f"bc-{os.getpid()}-stop-{backend}-{kind}-{size}-{next(RUNS)}"
+    settle()
     make_tree(work, size, kind, tag)
     d = Dmon(work, backend, tag, ["-L", "5", "-l", "1"])
     try:
@@ -246,7 +250,8 @@ def dmon_kill(work, backend, size, kind):
     # A timeout that came before the tree was whole would time the death of
     # what is left of it: measured again with a longer limit.
     for limit in limits(size):
-        tag = f"bc-{os.getpid()}-kill-{backend}-{kind}-{size}-{limit}"
+        tag = f"bc-{os.getpid()}-kill-{backend}-{kind}-{size}-{limit}-{next(RUNS)}"
+        settle()
         make_tree(work, size, kind, tag)
         # -m 0: no next run to compete.
         d = Dmon(work, backend, tag, ["-t", str(limit), "-m", "0"])
@@ -266,7 +271,8 @@ def dmon_kill(work, backend, size, kind):
 def peer_kill(work, size, kind):
     """coreutils timeout: TERM to its process group when the time is up."""
     for limit in limits(size):
-        tag = f"bc-{os.getpid()}-peer-{kind}-{size}-{limit}"
+        tag = f"bc-{os.getpid()}-peer-{kind}-{size}-{limit}-{next(RUNS)}"
+        settle()
         make_tree(work, size, kind, tag)
         start = now()
         proc = subprocess.Popen(["timeout", str(limit), "sh", os.path.join(work, "tree.sh"), tag],
@@ -307,7 +313,8 @@ def survivors(pids):
 
 def floor(work, backend, size, kind):
     """The same stop and kill, made by this script itself."""
-    tag = f"bc-{os.getpid()}-floor-{backend}-{kind}-{size}"
+    tag = f"bc-{os.getpid()}-floor-{backend}-{kind}-{size}-{next(RUNS)}"
+    settle()
     make_tree(work, size, kind, tag)
     leaf = None
     if backend in ("cgroup2", "freezer"):
@@ -375,6 +382,37 @@ def floor(work, backend, size, kind):
 
 
 GO = {}
+# Each measurement's tree, status file and FIFO have a name of their own: a
+# status file kept from an earlier run would hold its records ("cmd pause",
+# "cmd timeout") before this run's dmon has written any.
+RUNS = itertools.count()
+
+
+def settle(timeout=120):
+    """Waits until no tree of this benchmark is left and the machine has had
+    at most 2 runnable tasks for a second, so that a measurement does not
+    compete with the end of the one before it."""
+    mine = f"bc-{os.getpid()}-"
+    calm, end = None, now() + timeout
+    while now() < end:
+        if tagged(mine, prefix=True):
+            calm = None
+        elif calm is None:
+            calm = now()
+        elif now() - calm >= 1:
+            return
+        if running() > 3:  # this observer and one other
+            calm = None
+        time.sleep(0.05)
+    print(f"bench-control: the machine did not settle within {timeout} s "
+          f"({len(tagged(mine, prefix=True))} processes of earlier trees, {running()} runnable)", file=sys.stderr)
+
+
+def running():
+    for line in read("/proc/stat").splitlines():
+        if line.startswith("procs_running "):
+            return int(line.split()[1])
+    return 0
 
 
 def make_tree(work, size, kind, tag):
