@@ -42,11 +42,15 @@ V2 = "/sys/fs/cgroup/unified" if os.path.exists("/sys/fs/cgroup/unified/cgroup.p
 FREEZER = "/sys/fs/cgroup/freezer"
 LOOK = 0.0005  # between two looks of the observer
 
-# Every member waits on a FIFO until the observer opens it (so that a tree of
-# 1000 busy processes does not take minutes to fork), then does its work.
-TREE = """i=2; while [ $i -lt {size} ]; do ( read x <{go}; {body} ) & i=$((i+1)); done
-( setsid sh -c 'read x <{go}; {body}' {tag} & ); ( setsid sh -c 'read x <{go}; {body}' {tag} & )
-read x <{go}; {body}
+# Every member waits in a read of one pipe until the observer closes its end
+# (so that a tree of 1000 busy processes does not take minutes to fork). The
+# main shell opens the FIFO once and the members inherit it: a thousand opens
+# of the FIFO itself, let go by one writer's open, left some of them asleep in
+# the open for seconds on Linux 6.18, however often a writer came again.
+TREE = """exec 3<{go}
+i=2; while [ $i -lt {size} ]; do ( read x <&3; {body} ) & i=$((i+1)); done
+( setsid sh -c 'read x <&3; {body}' {tag} & ); ( setsid sh -c 'read x <&3; {body}' {tag} & )
+read x <&3; {body}
 """
 BODY = {"busy": "while :; do :; done", "sleep": "while :; do sleep 1; done"}
 
@@ -86,29 +90,47 @@ def tagged(tag, prefix=False):
 
 
 def wait_tree(tag, size, timeout=120, late=lambda: False):
-    """Waits until the tree has grown, then lets its members go and waits
-    until none waits any more. None once `late()` says the tree's time limit
-    came first."""
-    go = GO[tag]
+    """Waits until the tree has grown and every member waits on the pipe,
+    then lets them all go at once and waits until none waits any more. None
+    once `late()` says the tree's time limit came first.
+
+    Members let go before the rest has reached the pipe would spin while the
+    others still make their way to it, and the last of a busy tree of 1000
+    would then take tens of seconds to get there."""
     end = now() + timeout
+    gate = None
+    pids, waiting = [], 0
+    try:
+        while now() < end:
+            if late():
+                return None
+            if gate is None:
+                try:  # the main shell has the FIFO open for reading
+                    gate = os.open(GO[tag], os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:
+                    pass
+            pids = tagged(tag)
+            waiting = sum(waits(p) for p in pids)
+            if gate is not None and len(pids) >= size and waiting == len(pids):
+                break
+            time.sleep(0.05)
+        else:
+            raise NotStarted(f"the tree {tag} did not grow to {size} waiting members "
+                             f"(has {len(pids)}, {waiting} waiting)")
+    finally:
+        if gate is not None:
+            os.close(gate)  # the readers get EOF: the tree starts
     while now() < end:
-        if late():
-            return None
-        pids = tagged(tag)
-        if len(pids) >= size:
-            break
-        time.sleep(0.05)
-    else:
-        raise NotStarted(f"the tree {tag} did not grow to {size} (has {len(tagged(tag))})")
-    while now() < end:
-        # Readers blocked in open() get EOF once this writer closes.
-        os.close(os.open(go, os.O_WRONLY | os.O_NONBLOCK))
         time.sleep(0.2)
-        if not any(read(f"/proc/{p}/wchan") == "wait_for_partner" for p in pids):
+        if not any(waits(p) for p in pids):
             time.sleep(0.5)  # busy members are all running now
             return None if late() else pids
-    waiting = sum(read(f"/proc/{p}/wchan") == "wait_for_partner" for p in pids)
+    waiting = sum(waits(p) for p in pids)
     raise NotStarted(f"the tree {tag} did not start: {waiting} of {len(pids)} members still wait to be let go")
+
+
+def waits(pid):
+    return read(f"/proc/{pid}/wchan") in ("pipe_read", "anon_pipe_read")
 
 
 class NotStarted(Exception):
@@ -239,7 +261,7 @@ def dmon_stop(work, backend, size, kind):
 def limits(size):
     """Time limits for a tree of `size`: long enough for it to grow first, and
     longer ones for a machine too loaded to grow it in time."""
-    limit = 5 if size < 500 else 20
+    limit = 5 if size < 500 else 10
     while limit <= 160:
         yield limit
         limit *= 2
