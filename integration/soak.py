@@ -5,6 +5,7 @@ of the log pipe is lost, and every TERM ends dmon.
     sudo integration/soak.py                  # the full soak, some minutes
     sudo integration/soak.py --quick          # small counts, about 30 s
     sudo integration/soak.py --cases a,d --dmon target/release/dmon
+    sudo integration/soak.py --cases a,b --tree freezer    # the v1 freezer's leaves
 
 a. restarts: `dmon -n -m N --backoff-max 0 false` crashes N times (10,000);
    every N/10 restarts (counted from dmon's -I records) dmon's open
@@ -91,17 +92,28 @@ def until(pred, timeout):
     return pred()
 
 
-def cgroup_of(pid):
+FREEZER = "/sys/fs/cgroup/freezer"
+# The backend cases a and b give dmon (--tree): its own cgroups are looked for
+# in that hierarchy, v2's or the v1 freezer's.
+TREE_BACKEND = "auto"
+
+
+def cgroup_of(pid, v1=False):
+    """The cgroup directory of `pid` in v2, or with `v1` in the v1 freezer."""
     for line in (read(f"/proc/{pid}/cgroup") or "").splitlines():
-        if line.startswith("0::"):
-            return V2 + line[3:].rstrip("/")
+        num, controllers, path = line.split(":", 2)
+        if not v1 and num == "0" and controllers == "":
+            return V2 + path.rstrip("/")
+        if v1 and "freezer" in controllers.split(","):
+            return FREEZER + path.rstrip("/")
     return None
 
 
 def own_cgroup(pid):
     """dmon's own cgroup directory (dmon.PID): the parent of the `supervisor`
-    leaf it moves into once it has made it; None before."""
-    path = cgroup_of(pid)
+    leaf it moves into once it has made it; None before. In the v1 freezer's
+    hierarchy under `--tree freezer`."""
+    path = cgroup_of(pid, v1=TREE_BACKEND == "freezer")
     return os.path.dirname(path) if path and os.path.basename(path) == "supervisor" else None
 
 
@@ -201,7 +213,7 @@ def stop(proc):
 
 def restarts(work, dmon, count):
     status = os.path.join(work, "a.status")
-    proc = subprocess.Popen([dmon, "-n", "-m", str(count), "--backoff-max", "0", "-I", status, "false"],
+    proc = subprocess.Popen([dmon, "-n", "--tree", TREE_BACKEND, "-m", str(count), "--backoff-max", "0", "-I", status, "false"],
                             start_new_session=True, **QUIET)
     watch, step, samples, home = Status(status), max(count // 10, 1), [], None
     starts = [0]
@@ -238,7 +250,7 @@ TREE = ("exec nice -n 19 sh -c 'i=1; while [ $i -lt {size} ]; do (while :; do :;
 def pauses(work, dmon, cycles, size=100):
     svc = os.path.join(work, "b.svc")
     os.makedirs(svc)
-    proc = subprocess.Popen([dmon, "-n", "--control", svc, "sh", "-c", TREE.format(size=size)],
+    proc = subprocess.Popen([dmon, "-n", "--tree", TREE_BACKEND, "--control", svc, "sh", "-c", TREE.format(size=size)],
                             start_new_session=True, **QUIET)
     control = os.path.join(svc, "supervise", "control")
     samples, failed, step = [], [], max(cycles // 10, 1)
@@ -261,17 +273,25 @@ def pauses(work, dmon, cycles, size=100):
             finally:
                 os.close(fd)
 
+        v1 = TREE_BACKEND == "freezer"
+        # Where a frozen process sleeps: v2 stops it in get_signal, the v1
+        # freezer in __refrigerator.
+        stopped_in = "__refrigerator" if v1 else "get_signal"
+
+        def says(frozen):
+            if v1:
+                return (read(os.path.join(leaf, "freezer.state")) or "").strip() == ("FROZEN" if frozen else "THAWED")
+            return f"frozen {int(frozen)}" in (read(os.path.join(leaf, "cgroup.events")) or "")
+
         def frozen():
-            events = read(os.path.join(leaf, "cgroup.events")) or ""
-            if "frozen 1" not in events:
+            if not says(True):
                 return False
             ps = pids()
-            return len(ps) == size and all(state(p) == "S" and read(f"/proc/{p}/wchan") == "get_signal" for p in ps)
+            return len(ps) == size and all(state(p) in "SD" and read(f"/proc/{p}/wchan") == stopped_in for p in ps)
 
         def running():
-            events = read(os.path.join(leaf, "cgroup.events")) or ""
             ps = pids()
-            return "frozen 0" in events and len(ps) == size and all(state(p) == "R" for p in ps)
+            return says(False) and len(ps) == size and all(state(p) == "R" for p in ps)
 
         for cycle in range(1, cycles + 1):
             letter(b"p")
@@ -463,7 +483,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small counts, about 30 s")
     ap.add_argument("--cases", default="a,b,c,d", help="which cases, of a,b,c,d")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--tree", default="auto", choices=("auto", "cgroup2", "freezer"),
+                    help="dmon's --tree in cases a and b (auto: cgroup2 where it can be had)")
     a = ap.parse_args()
+    global TREE_BACKEND
+    TREE_BACKEND = a.tree
     cases = a.cases.split(",")
     if not set(cases) <= {"a", "b", "c", "d"}:
         ap.error(f"--cases: not among a,b,c,d: {a.cases}")

@@ -5,6 +5,14 @@
 //! each (docs/benchmarks.md, "Memory per service"). RELRO and immediate binding
 //! stay; the price is that dmon's own code and data sit at fixed addresses
 //! (libraries, heap and stack are still placed at random).
+//!
+//! The unwinder (`_Unwind_*`, which std's backtraces call) comes from gcc's
+//! static `libgcc_eh` instead of `libgcc_s.so`: linked before std asks for
+//! `-lgcc_s`, it leaves that library unneeded (`--as-needed`), and a library
+//! less to load is one less set of relocated pages in every dmon.
 fn main() {
     println!("cargo:rustc-link-arg-bins=-no-pie");
+    if std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu") {
+        println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
+    }
 }

@@ -31,8 +31,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1)
     };
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let options = match cli::parse(&args, std::env::var_os("DMON_OPTIONS").as_deref()) {
+    let options = match parse() {
         Ok(Parsed::Run(options)) => options,
         Ok(Parsed::Print(text)) => {
             print!("{text}");
@@ -53,6 +52,16 @@ fn main() -> ExitCode {
     // Detached and not yet ready, this reaches the shell that started dmon.
     daemon::fail(code, &message);
     ExitCode::from(code)
+}
+
+/// The command line and `DMON_OPTIONS`, parsed in a frame of its own: one
+/// inlined into `main` would stay on the stack, with every other start-up
+/// local, for as long as dmon supervises (docs/benchmarks.md, "Memory per
+/// service").
+#[inline(never)]
+fn parse() -> Result<Parsed, cli::UsageError> {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    cli::parse(&args, std::env::var_os("DMON_OPTIONS").as_deref())
 }
 
 enum Failure {
@@ -186,7 +195,23 @@ fn prepare(opts: &Options) -> Result<Prepared, Failure> {
     Ok(Prepared { cmd_creds, log_creds, pid_file, status, watchers, control })
 }
 
-fn run(mut opts: Options) -> Result<i32, Failure> {
+fn run(opts: Options) -> Result<i32, Failure> {
+    let (supervisor, pid_file) = start(opts)?;
+    let code = (*supervisor).run().map_err(|(code, message)| match code {
+        1 => Failure::Runtime(message),
+        code => Failure::Fatal(code, message),
+    })?;
+    if let Some(pid_file) = pid_file {
+        pid_file.remove();
+    }
+    Ok(code)
+}
+
+/// Everything up to the supervision: checked, opened, detached, the pid file
+/// written. Not inlined into [`run`], so that its locals leave the stack
+/// before the loop starts.
+#[inline(never)]
+fn start(mut opts: Options) -> Result<(Box<Supervisor>, Option<PidFile>), Failure> {
     let usage = Failure::Usage;
     let Prepared { cmd_creds, log_creds, mut pid_file, mut status, watchers, control } = prepare(&opts)?;
     // As PID 1 dmon runs as with -n: it stays, and keeps its directory.
@@ -247,14 +272,7 @@ fn run(mut opts: Options) -> Result<i32, Failure> {
         Supervisor::new(cmd, log, status, &opts, tty, usage).map_err(|e| Failure::Runtime(dmon::io_reason(&e)))?;
     supervisor.watch = Watch::new(watchers);
     supervisor.control = control;
-    let code = supervisor.run().map_err(|(code, message)| match code {
-        1 => Failure::Runtime(message),
-        code => Failure::Fatal(code, message),
-    })?;
-    if let Some(pid_file) = pid_file {
-        pid_file.remove();
-    }
-    Ok(code)
+    Ok((Box::new(supervisor), pid_file))
 }
 
 /// The command's and the log command's trees; says how they are controlled

@@ -155,15 +155,10 @@ impl Supervisor {
         }
         self.start.child_nice = crate::child::raise_priority();
         self.first_starts();
+        // What parsing, resolving and the first starts mapped and allocated is
+        // done with by now: hand its pages back before waiting, perhaps for months.
         let released = idle::release_start_up_pages();
         tracing::debug!("unmapped {released} KiB of start-up pages");
-        // What parsing, resolving and the first starts allocated is freed by now:
-        // hand its pages back to the kernel before waiting, perhaps for months.
-        // SAFETY: malloc_trim has no preconditions.
-        #[cfg(target_env = "gnu")]
-        unsafe {
-            libc::malloc_trim(0)
-        };
         while !self.finished() {
             self.publish_control();
             let (cmd, log, typing) = (&self.cmd, self.log.as_ref(), self.start.typing);
@@ -183,7 +178,13 @@ impl Supervisor {
             for which in control {
                 self.on_control(which);
             }
+            let watched = self.watch.deadline().is_some_and(|at| at <= Instant::now());
             self.after_wake(&triggered);
+            // A watch's last look (the settling look of a pressure trigger, the
+            // end of a calm) ran code the idle wait does not: unmapped again too.
+            if watched && self.watch.deadline().is_none() && self.release_at.is_none() {
+                self.release_at = Some(Instant::now() + RELEASE_AFTER);
+            }
             self.release_after_control();
         }
         self.publish_control();

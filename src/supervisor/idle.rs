@@ -9,8 +9,8 @@
 //! private, read-only mapping of a file that holds no anonymous (copied)
 //! page, so that what goes is a clean copy of the file, still in the page
 //! cache, faulted back as it was (exactly as after the kernel reclaimed it)
-//! when the loop runs that code again. Data, relocated tables (RELRO), the
-//! heap and the stack are never touched. A pause or resume maps a good part
+//! when the loop runs that code again. Data and relocated tables (RELRO) are
+//! never touched; of the heap, only the pages no allocation holds go back. A pause or resume maps a good part
 //! back (a thaw runs on a thread: ld.so's and libc's thread code), so the loop
 //! calls this again a second after one, once no freezer write is running.
 //!
@@ -20,23 +20,32 @@
 //! all but [`STACK_KEPT`] below the current frame: a call that goes deeper
 //! again gets fresh zeroed pages from the kernel, as a stack always does.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 
 /// How much of the stack below the caller's frame stays mapped: what the
 /// loop's own calls use while idle (a wake-up, a restart).
 const STACK_KEPT: usize = 8 << 10;
 
-/// Unmaps the clean file pages and the stack's unused pages; returns how many
-/// KiB were mapped in them. Any failure leaves the pages as they are.
+/// Unmaps the clean file pages and the stack's unused pages, and gives the
+/// heap's free pages back; returns how many KiB were mapped in them. Any
+/// failure leaves the pages as they are.
+///
+/// `/proc/self/smaps` is read a line at a time: read whole, its text (64 KiB
+/// for dmon) would be the heap's largest allocation, and its pages would stay.
 pub fn release_start_up_pages() -> usize {
-    let mut smaps = String::new();
-    if std::fs::File::open("/proc/self/smaps").and_then(|mut f| f.read_to_string(&mut smaps)).is_err() {
+    let Ok(file) = std::fs::File::open("/proc/self/smaps") else {
         return 0;
-    }
+    };
+    let mut smaps = BufReader::with_capacity(4096, file);
+    let mut line = String::new();
     let mut released = 0;
     // The current mapping: (start, end, clean file mapping, Rss KiB).
     let mut current: Option<(usize, usize, bool, usize)> = None;
-    for line in smaps.lines() {
+    while {
+        line.clear();
+        smaps.read_line(&mut line).is_ok_and(|n| n > 0)
+    } {
+        let line = line.trim_end();
         if let Some(range) = header(line) {
             current = Some(range);
             if line.ends_with("[stack]") {
@@ -62,7 +71,19 @@ pub fn release_start_up_pages() -> usize {
             }
         }
     }
+    drop((smaps, line));
+    trim_heap();
     released
+}
+
+/// Gives the kernel the heap's wholly free pages (the start-up's, and the
+/// buffer above), which glibc keeps below its trim threshold otherwise.
+fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases memory that no allocation holds.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// A mapping's first line: `start-end perms offset dev inode path`, as
