@@ -471,7 +471,9 @@ class Suite:
                 else:
                     procs[t] = self.supervise(t, f"exec {sleep} 100000", extra)
                     pids[t] = procs[t].pid
-            time.sleep(2)
+            # Past the start-up of each: a pressure trigger's settling look
+            # (psi::SETTLE, 5 s) and the release of the pages it mapped 1 s later.
+            time.sleep(8)
             before = {t: switches(pid) for t, pid in pids.items()}
             time.sleep(seconds)
             for t, pid in pids.items():
@@ -991,7 +993,7 @@ def report(suite, m, figures, command):
         add(f"Measured at commit {m['commit']} on {m['date']} (`{command}`).")
         add(f"Each supervisor runs `sleep`, all side by side; wake-ups are the supervisor's context")
         add(f"switches (`voluntary_ctxt_switches` + `nonvoluntary_ctxt_switches` in /proc/PID/status)")
-        add(f"over {i['seconds']} s, per minute. Memory, in KiB, from /proc/PID/status and smaps: RSS is")
+        add(f"over {i['seconds']} s from 8 s after the start, per minute. Memory, in KiB, from /proc/PID/status and smaps: RSS is")
         add("VmRSS at the end of the idle time, and again 2 s after the command was killed and")
         add("restarted (code the idle wait does not run); Pss alone is the proportional set size with")
         add("the supervisor's own executable counted whole, as for the only process running that")

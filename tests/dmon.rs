@@ -557,3 +557,40 @@ fn signals_ignored_by_whoever_started_dmon_still_work() {
     signal(child.id() as i32, libc::SIGTERM);
     assert!(finish(child, Duration::from_secs(15)).success(), "dmon did not end on TERM");
 }
+
+/// The shared objects a process maps, by file name.
+fn mapped_libraries(pid: u32) -> Vec<String> {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut names: Vec<String> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| path.contains(".so"))
+        .filter_map(|path| Some(Path::new(path).file_name()?.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A supervising dmon loads glibc and nothing else: the unwinder std calls for
+/// backtraces is linked from gcc's static libgcc_eh (src/build.rs), so no
+/// dmon holds libgcc_s's relocated pages (docs/benchmarks.md, "Memory per
+/// service").
+#[test]
+fn a_supervising_dmon_maps_no_shared_library_but_glibc() {
+    let child = dmon().args(["-n", "sleep", "1000"]).spawn().unwrap();
+    let _stopper = Stopper::of(&child);
+    let pid = child.id();
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    // Supervising: its command has started (and so every library dmon loads is in).
+    assert!(wait_until(Duration::from_secs(10), || {
+        fs::read_to_string(&children).unwrap_or_default().split_whitespace().any(|child| {
+            fs::read_link(format!("/proc/{child}/exe")).is_ok_and(|exe| exe.ends_with("sleep"))
+        })
+    }));
+    let libraries = mapped_libraries(pid);
+    assert!(libraries.iter().any(|name| name.starts_with("libc.so")), "{libraries:?}");
+    let others: Vec<&String> =
+        libraries.iter().filter(|name| !name.starts_with("libc.so") && !name.starts_with("ld-linux")).collect();
+    assert!(others.is_empty(), "dmon maps {others:?} besides glibc");
+}
