@@ -579,16 +579,21 @@ fn mapped_libraries(pid: u32) -> Vec<String> {
 #[test]
 fn a_supervising_dmon_maps_no_shared_library_but_glibc() {
     let child = dmon().args(["-n", "sleep", "1000"]).spawn().unwrap();
-    let _stopper = Stopper::of(&child);
+    let stopper = Stopper::of(&child);
     let pid = child.id();
     let children = format!("/proc/{pid}/task/{pid}/children");
     // Supervising: its command has started (and so every library dmon loads is in).
-    assert!(wait_until(Duration::from_secs(10), || {
-        fs::read_to_string(&children).unwrap_or_default().split_whitespace().any(|child| {
-            fs::read_link(format!("/proc/{child}/exe")).is_ok_and(|exe| exe.ends_with("sleep"))
-        })
-    }));
+    let supervising = wait_until(Duration::from_secs(10), || {
+        let children = fs::read_to_string(&children).unwrap_or_default();
+        children
+            .split_whitespace()
+            .any(|child| fs::read_link(format!("/proc/{child}/exe")).is_ok_and(|exe| exe.ends_with("sleep")))
+    });
     let libraries = mapped_libraries(pid);
+    signal(pid as i32, libc::SIGTERM);
+    assert!(finish(child, Duration::from_secs(15)).success());
+    drop(stopper);
+    assert!(supervising, "dmon did not start its command");
     assert!(libraries.iter().any(|name| name.starts_with("libc.so")), "{libraries:?}");
     let others: Vec<&String> =
         libraries.iter().filter(|name| !name.starts_with("libc.so") && !name.starts_with("ld-linux")).collect();
