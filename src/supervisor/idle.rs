@@ -10,9 +10,10 @@
 //! page, so that what goes is a clean copy of the file, still in the page
 //! cache, faulted back as it was (exactly as after the kernel reclaimed it)
 //! when the loop runs that code again. Data and relocated tables (RELRO) are
-//! never touched; of the heap, only the pages no allocation holds go back. A pause or resume maps a good part
-//! back (a thaw runs on a thread: ld.so's and libc's thread code), so the loop
-//! calls this again a second after one, once no freezer write is running.
+//! never touched; of the heap, only the pages no allocation holds go back. A
+//! pause or resume maps a good part back (a thaw runs on a thread: ld.so's and
+//! libc's thread code), so the loop calls this again a second after one, once
+//! no freezer write is running.
 //!
 //! The stack is the other thing the start-up leaves behind: its deep calls
 //! (option parsing, user look-ups) dirtied tens of KiB below the frames the
@@ -31,7 +32,7 @@ const STACK_KEPT: usize = 8 << 10;
 /// failure leaves the pages as they are.
 ///
 /// `/proc/self/smaps` is read a line at a time: read whole, its text (64 KiB
-/// for dmon) would be the heap's largest allocation, and its pages would stay.
+/// for dmon) would be the heap's largest allocation, touched at every release.
 pub fn release_start_up_pages() -> usize {
     let Ok(file) = std::fs::File::open("/proc/self/smaps") else {
         return 0;
