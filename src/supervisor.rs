@@ -254,10 +254,11 @@ impl Supervisor {
         self.cmd.task.is_done() && self.log.as_ref().is_none_or(|l| l.task.is_done())
     }
 
-    /// A while after a pause or resume, once no freezer write is running: the
-    /// code they ran (a thaw's thread, the freeze and signal paths) is unmapped
-    /// again, as after the start-up ([`idle`]), so that a dmon that paused once
-    /// is as small when idle as one that never did.
+    /// A while after a pause or resume, or a watch's last look, once no freezer
+    /// write is running: the code they ran (a thaw's thread, the freeze and
+    /// signal paths, the look) is unmapped again, as after the start-up
+    /// ([`idle`]), so that a dmon that paused once is as small when idle as one
+    /// that never did.
     fn release_after_control(&mut self) {
         let now = Instant::now();
         if self.release_at.is_none_or(|at| at > now) {
@@ -270,7 +271,7 @@ impl Supervisor {
         }
         self.release_at = None;
         let released = idle::release_start_up_pages();
-        tracing::debug!("unmapped {released} KiB of pages the pause or resume used");
+        tracing::debug!("unmapped {released} KiB of pages a pause, a resume or a watch's look used");
     }
 
     fn deadline(&self) -> Option<Instant> {
